@@ -1,0 +1,182 @@
+"""Persistent, content-addressed embedding cache in SQLite (WAL mode).
+
+A row is keyed by (model fingerprint, modality, content key): the fingerprint changes with the
+weights, architecture and preprocessing, the content key is a hash of an image file's bytes, of
+decoded pixels, of a dataset item's stable key, or of the exact text. Each encoded batch is one
+transaction, so a killed process loses at most the batch in flight, and concurrent writers
+(two papermill runs) serialize on SQLite's lock instead of corrupting anything.
+
+The same database remembers (path, size, mtime) -> content hash, so a warm pass over many files
+only stats them.
+
+    python -m lab cache info      # entries and bytes per model
+    python -m lab cache clear     # prune (optionally --model FINGERPRINT_OR_NAME)
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+DB_NAME = "embeddings.sqlite3"
+_CHUNK = 4000  # keys per IN (...) query; SQLite's default limit is 32766 variables
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS embeddings (
+    fingerprint TEXT NOT NULL, modality TEXT NOT NULL, key TEXT NOT NULL, vector BLOB NOT NULL,
+    PRIMARY KEY (fingerprint, modality, key)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS models (
+    fingerprint TEXT PRIMARY KEY, name TEXT NOT NULL, dim INTEGER NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS file_digests (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, digest TEXT NOT NULL);
+"""
+
+
+def default_cache_dir() -> Path:
+    """$LAB_CACHE_DIR, else the per-user cache directory (~/.cache/clip-lab on Linux)."""
+    if os.environ.get("LAB_CACHE_DIR"):
+        return Path(os.environ["LAB_CACHE_DIR"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "clip-lab"
+
+
+def sha256_file(path: str, bufsize: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(bufsize):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _chunks(seq: Sequence, n: int = _CHUNK):
+    for i in range(0, len(seq), n):
+        yield seq[i:i + n]
+
+
+class EmbeddingCache:
+    """One SQLite database; safe to share between threads of one process and between processes."""
+
+    def __init__(self, directory: str | os.PathLike | None = None):
+        self.directory = Path(directory).expanduser() if directory else default_cache_dir()
+        self.path = self.directory / DB_NAME
+        self._conn: sqlite3.Connection | None = None
+        self._pid = None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None or self._pid != os.getpid():  # a forked child opens its own
+            self.directory.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=120, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: committed data survives a killed process
+            conn.executescript(_SCHEMA)
+            self._conn, self._pid = conn, os.getpid()
+        return self._conn
+
+    def _write(self, sql: str, rows: Iterable[tuple]):
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(sql, rows)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    # -- embeddings ---------------------------------------------------------------------------
+    def get(self, fingerprint: str, modality: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """The cached vectors among `keys`, as {key: float32 vector}."""
+        found: dict[str, np.ndarray] = {}
+        unique = list(dict.fromkeys(keys))
+        for chunk in _chunks(unique):
+            marks = ",".join("?" * len(chunk))
+            rows = self.conn.execute(
+                f"SELECT key, vector FROM embeddings WHERE fingerprint=? AND modality=? AND key IN ({marks})",
+                (fingerprint, modality, *chunk))
+            for key, blob in rows:
+                found[key] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put(self, fingerprint: str, modality: str, keys: Sequence[str], vectors: np.ndarray):
+        """Store one batch in one transaction (existing keys are left as they are)."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self._write("INSERT OR IGNORE INTO embeddings VALUES (?,?,?,?)",
+                    ((fingerprint, modality, k, v.tobytes()) for k, v in zip(keys, vectors)))
+
+    def register_model(self, fingerprint: str, name: str, dim: int):
+        self._write("INSERT OR IGNORE INTO models VALUES (?,?,?,?)", [(fingerprint, name, dim, time.time())])
+
+    # -- file content hashes ------------------------------------------------------------------
+    def file_digests(self, stats: dict[str, tuple[int, int]]) -> dict[str, str]:
+        """{path: digest} for the paths whose remembered (size, mtime_ns) still match."""
+        out: dict[str, str] = {}
+        paths = list(stats)
+        for chunk in _chunks(paths):
+            marks = ",".join("?" * len(chunk))
+            for path, size, mtime, digest in self.conn.execute(
+                    f"SELECT path, size, mtime_ns, digest FROM file_digests WHERE path IN ({marks})", chunk):
+                if stats[path] == (size, mtime):
+                    out[path] = digest
+        return out
+
+    def put_file_digests(self, rows: Iterable[tuple[str, int, int, str]]):
+        rows = list(rows)
+        if rows:
+            self._write("INSERT OR REPLACE INTO file_digests VALUES (?,?,?,?)", rows)
+
+    def file_digest(self, path: str) -> str:
+        """sha256 of a file's bytes, memoized by (path, size, mtime): a re-load of a 1.7 GB
+        checkpoint only stats it."""
+        path = os.path.abspath(path)
+        st = os.stat(path)
+        stat = (st.st_size, st.st_mtime_ns)
+        known = self.file_digests({path: stat})
+        if path in known:
+            return known[path]
+        digest = sha256_file(path)
+        self.put_file_digests([(path, *stat, digest)])
+        return digest
+
+    # -- maintenance --------------------------------------------------------------------------
+    def info(self) -> list[dict]:
+        """Entries and bytes per (model, modality)."""
+        rows = self.conn.execute(
+            "SELECT e.fingerprint, COALESCE(m.name, '?'), e.modality, COUNT(*), SUM(LENGTH(e.vector)) "
+            "FROM embeddings e LEFT JOIN models m ON m.fingerprint = e.fingerprint "
+            "GROUP BY e.fingerprint, e.modality ORDER BY 2, 3").fetchall()
+        return [dict(fingerprint=f, model=n, modality=mod, entries=c, bytes=b) for f, n, mod, c, b in rows]
+
+    def clear(self, model: str | None = None) -> int:
+        """Delete the embeddings of one model (fingerprint, fingerprint prefix or name), or all.
+        Returns the number of rows deleted."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if model is None:
+                n = conn.execute("DELETE FROM embeddings").rowcount
+                conn.execute("DELETE FROM models")
+                conn.execute("DELETE FROM file_digests")
+            else:
+                fps = [r[0] for r in conn.execute(
+                    "SELECT fingerprint FROM models WHERE name=? OR fingerprint LIKE ?", (model, model + "%"))]
+                n = 0
+                for fp in fps:
+                    n += conn.execute("DELETE FROM embeddings WHERE fingerprint=?", (fp,)).rowcount
+                    conn.execute("DELETE FROM models WHERE fingerprint=?", (fp,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        if model is None:
+            conn.execute("VACUUM")
+        return n
+
+    def close(self):
+        if self._conn is not None and self._pid == os.getpid():
+            self._conn.close()
+        self._conn = None

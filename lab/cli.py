@@ -1,0 +1,137 @@
+"""Command line: `python -m lab <command>`.
+
+    python -m lab models [--available]
+    python -m lab encode FOLDER|FILE.txt|IMAGE... --model NAME [--pretrained TAG] --out emb.npy
+    python -m lab encode --texts prompts.txt --model NAME --out text_emb.npy
+    python -m lab cache info
+    python -m lab cache clear [--model NAME_OR_FINGERPRINT]
+
+`encode` writes an (N, D) float32 .npy and an index CSV beside it (`emb.index.csv`: row, item,
+ok, error); rows of items that failed are NaN. Errors print one line, no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from .cache import EmbeddingCache
+from .errors import LabError
+from .data.folder import IMAGE_EXTENSIONS, list_images
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+
+
+def _image_sources(sources: list[str]) -> list[str]:
+    paths: list[str] = []
+    for s in sources:
+        p = Path(s)
+        if p.is_dir():
+            found = list_images(p)
+            if not found:
+                raise LabError(f"{p} contains no image files ({', '.join(IMAGE_EXTENSIONS)})")
+            paths += found
+        elif p.suffix.lower() == ".txt" and p.is_file():
+            base = p.parent
+            paths += [str(base / line.strip()) for line in p.read_text().splitlines() if line.strip()]
+        else:
+            paths.append(s)  # a missing file is reported per item by the encoder
+    return paths
+
+
+def cmd_models(args) -> int:
+    from .registry import list_models
+    for name in list_models(available=args.available):
+        print(name)
+    return 0
+
+
+def cmd_encode(args) -> int:
+    from .models import load_model
+    if not args.sources and not args.texts:
+        raise LabError("nothing to encode: pass image folders/files, a .txt list of paths, or --texts FILE")
+    model = load_model(args.model, pretrained=args.pretrained, device=args.device, cache=args.cache_dir,
+                       trust_checkpoint=args.trust_checkpoint)
+    if args.texts:
+        items = Path(args.texts).read_text().splitlines()
+        emb, failures = model.encode_texts(items, batch_size=args.batch_size, strict=args.strict,
+                                           return_failures=True)
+    else:
+        items = _image_sources(args.sources)
+        emb, failures = model.encode_images(items, batch_size=args.batch_size, strict=args.strict,
+                                            return_failures=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, emb)
+    index = out.with_suffix(".index.csv")
+    errors = {f.index: f.reason for f in failures}
+    with open(index, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["row", "item", "ok", "error"])
+        for i, item in enumerate(items):
+            w.writerow([i, item, int(i not in errors), errors.get(i, "")])
+    print(f"{model.name} [{model.fingerprint[:12]}]: {len(items) - len(errors)} of {len(items)} encoded "
+          f"-> {out} {emb.shape}, index {index}")
+    return 1 if errors else 0
+
+
+def cmd_cache(args) -> int:
+    cache = EmbeddingCache(args.cache_dir)
+    if args.action == "info":
+        rows = cache.info()
+        print(f"cache: {cache.path}")
+        for r in rows:
+            print(f"  {r['model']:<40} {r['fingerprint'][:12]}  {r['modality']:<5} {r['entries']:>9,} entries "
+                  f"{_human(r['bytes']):>10}")
+        size = sum(os.path.getsize(p) for p in cache.directory.glob(cache.path.name + "*"))
+        print(f"  total {sum(r['entries'] for r in rows):,} entries, {_human(size)} on disk")
+    else:
+        n = cache.clear(args.model)
+        print(f"removed {n:,} embeddings" + (f" of {args.model}" if args.model else ""))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m lab", description="CLIP Lab command line")
+    p.add_argument("--cache-dir", default=None, help="embedding cache folder (default $LAB_CACHE_DIR or per-user)")
+    sub = p.add_subparsers(dest="command", required=True)
+    m = sub.add_parser("models", help="list model names")
+    m.add_argument("--available", action="store_true", help="only those that load now without network")
+    m.set_defaults(func=cmd_models)
+    e = sub.add_parser("encode", help="encode images or texts to an .npy plus an index CSV")
+    e.add_argument("sources", nargs="*", help="image folders, image files, or .txt files listing paths")
+    e.add_argument("--texts", help="a text file, one text per line, instead of images")
+    e.add_argument("--model", required=True, help="model name, 'arch:tag', hub id or checkpoint path")
+    e.add_argument("--pretrained", default=None, help="open_clip pretrained tag or checkpoint file")
+    e.add_argument("--out", required=True, help="output .npy path")
+    e.add_argument("--batch-size", type=int, default=None)
+    e.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
+    e.add_argument("--strict", action="store_true", help="stop at the first bad item")
+    e.add_argument("--trust-checkpoint", action="store_true", help="allow full unpickling (runs code from the file)")
+    e.set_defaults(func=cmd_encode)
+    c = sub.add_parser("cache", help="inspect or prune the embedding cache")
+    c.add_argument("action", choices=["info", "clear"])
+    c.add_argument("--model", default=None, help="clear only this model (name or fingerprint prefix)")
+    c.set_defaults(func=cmd_cache)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            return args.func(args)
+    except LabError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2

@@ -1,0 +1,224 @@
+"""Batch encoding through the cache: the engine behind ClipModel.encode_images / encode_texts.
+
+Images: content keys are resolved cheaply first (dataset keys, remembered file hashes), cache
+hits are filled in, and only the misses go through a DataLoader whose workers read, hash,
+decode and preprocess in parallel with the forward pass. Every batch is written to the cache
+as it completes. A bad item is skipped and reported (its row stays NaN) unless strict=True.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from .errors import BadInput
+from .images import MAX_PIXELS, as_rgb_image, decode_bytes, describe, file_key, pixel_key
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An input item that could not be encoded."""
+    index: int
+    item: str
+    reason: str
+
+    def __str__(self):
+        return f"[{self.index}] {self.item}: {self.reason}"
+
+
+def _report(failures: list[Failure], n: int, what: str):
+    if failures:
+        shown = "; ".join(map(str, failures[:5])) + (" ..." if len(failures) > 5 else "")
+        warnings.warn(f"{len(failures)} of {n} {what} could not be encoded and were skipped (their rows are NaN): "
+                      f"{shown}. Pass return_failures=True to get the list, strict=True to stop at the first.",
+                      stacklevel=4)
+
+
+def _fail(failures: list, strict: bool, index: int, item, reason: str, what: str):
+    failure = Failure(index, describe(item), reason)
+    if strict:
+        raise BadInput(f"{what} {failure}")
+    failures.append(failure)
+
+
+def _dataset_key(key: str) -> str:
+    return "ds:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class _Pending(torch.utils.data.Dataset):
+    """The items to compute; __getitem__ runs in DataLoader workers."""
+
+    def __init__(self, entries, preprocess, max_pixels):
+        self.entries, self.preprocess, self.max_pixels = entries, preprocess, max_pixels
+
+    def __len__(self):
+        return len(self.entries)
+
+    def __getitem__(self, j):
+        index, item, key = self.entries[j]
+        out = {"index": index, "key": key, "tensor": None, "error": None, "stat": None}
+        try:
+            if isinstance(item, tuple):  # (dataset, i)
+                item = item[0].source(item[1])
+            if isinstance(item, (str, os.PathLike)):
+                path = os.path.abspath(item)
+                st = os.stat(path)
+                with open(path, "rb") as f:
+                    data = f.read()
+                digest = hashlib.sha256(data).hexdigest()
+                out["stat"] = (path, st.st_size, st.st_mtime_ns, digest)
+                out["key"] = out["key"] or file_key(digest)
+                img = decode_bytes(data, self.max_pixels)
+            else:
+                img = as_rgb_image(item, self.max_pixels)
+                out["key"] = out["key"] or pixel_key(img)
+            out["tensor"] = self.preprocess(img)
+        except Exception as e:  # reported per item, never fatal to the run
+            out["error"] = str(e) if isinstance(e, (ValueError, OSError, TypeError)) else f"{type(e).__name__}: {e}"
+        return out
+
+
+def _item_at(images, i):
+    return images.source(i) if hasattr(images, "source") else images[i]
+
+
+def _worker_init(_):
+    torch.set_num_threads(1)
+
+
+def _resolve_image_keys(model, images, failures, strict):
+    """-> list of (index, item, key or None) still to look at; records failures of missing files."""
+    entries, stats = [], {}
+    if hasattr(images, "source") and hasattr(images, "content_key"):  # a lab dataset
+        for i in range(len(images)):
+            k = images.content_key(i)
+            entries.append((i, (images, i), _dataset_key(k) if k is not None else None))
+        return entries
+    for i, item in enumerate(images):
+        if isinstance(item, (str, os.PathLike)):
+            path = os.path.abspath(item)
+            try:
+                st = os.stat(path)
+            except OSError:
+                _fail(failures, strict, i, item, "file not found; check the path", "image")
+                continue
+            if not os.path.isfile(path):
+                _fail(failures, strict, i, item, "is a folder, not an image file; use lab.data.list_images(folder)", "image")
+                continue
+            stats[path] = (st.st_size, st.st_mtime_ns)
+            entries.append((i, path, None))
+        elif isinstance(item, (Image.Image, np.ndarray)):
+            try:
+                img = as_rgb_image(item, model.max_image_pixels)
+            except (ValueError, TypeError) as e:
+                _fail(failures, strict, i, item, str(e), "image")
+                continue
+            entries.append((i, img, pixel_key(img)))
+        else:
+            _fail(failures, strict, i, item, f"is a {type(item).__name__}; pass a path, a PIL image or a numpy array", "image")
+    if stats:
+        digests = model.cache.file_digests(stats)
+        entries = [(i, it, file_key(digests[it]) if isinstance(it, str) and it in digests else k)
+                   for i, it, k in entries]
+    return entries
+
+
+def encode_images(model, images, batch_size=None, cache=True, strict=False, progress=True,
+                  num_workers=None, return_failures=False):
+    n = len(images)
+    out = np.full((n, model.embed_dim), np.nan, dtype=np.float32)
+    failures: list[Failure] = []
+    if n == 0:
+        warnings.warn("encode_images got no images; returning an empty (0, D) array", stacklevel=3)
+        return (out, failures) if return_failures else out
+    entries = _resolve_image_keys(model, images, failures, strict)
+    if cache:
+        hits = model.cache.get(model.fingerprint, "image", [k for _, _, k in entries if k])
+        for i, _, k in entries:
+            if k in hits:
+                out[i] = hits[k]
+        entries = [e for e in entries if e[2] not in hits]
+    batch_size = batch_size or model.default_batch_size
+    if entries:
+        if num_workers is None:
+            num_workers = 0 if len(entries) <= batch_size else min(4, os.cpu_count() or 1)
+        loader = torch.utils.data.DataLoader(
+            _Pending(entries, model.preprocess, model.max_image_pixels), batch_size=batch_size,
+            num_workers=num_workers, collate_fn=list, worker_init_fn=_worker_init,
+            prefetch_factor=4 if num_workers else None)
+        bar = tqdm(total=len(entries), desc=f"encode images ({model.name})", unit="img", disable=not progress)
+        for batch in loader:
+            good = []
+            for r in batch:
+                if r["error"] is None:
+                    good.append(r)
+                else:
+                    _fail(failures, strict, r["index"], _item_at(images, r["index"]), r["error"], "image")
+            if cache and good:  # keys first learned in the worker may be cached already
+                late = model.cache.get(model.fingerprint, "image", [r["key"] for r in good])
+                for r in good:
+                    if r["key"] in late:
+                        out[r["index"]] = late[r["key"]]
+                good = [r for r in good if r["key"] not in late]
+            if good:
+                vecs = model.embed_image_tensors(torch.stack([r["tensor"] for r in good]))
+                out[[r["index"] for r in good]] = vecs
+                if cache:
+                    model.cache.put(model.fingerprint, "image", [r["key"] for r in good], vecs)
+            if cache:
+                model.cache.put_file_digests(r["stat"] for r in batch if r["stat"])
+            bar.update(len(batch))
+        bar.close()
+    failures.sort(key=lambda f: f.index)
+    _report(failures, n, "images")
+    return (out, failures) if return_failures else out
+
+
+def encode_texts(model, texts, batch_size=None, cache=True, strict=False, progress=True, return_failures=False):
+    if isinstance(texts, str):
+        texts = [texts]
+    n = len(texts)
+    out = np.full((n, model.embed_dim), np.nan, dtype=np.float32)
+    failures: list[Failure] = []
+    if n == 0:
+        warnings.warn("encode_texts got no texts; returning an empty (0, D) array", stacklevel=3)
+        return (out, failures) if return_failures else out
+    todo: dict[str, list[int]] = {}  # key -> positions (duplicates computed once)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            _fail(failures, strict, i, repr(t)[:60], f"is a {type(t).__name__}, not a string", "text")
+            continue
+        todo.setdefault(text_key(t), []).append(i)
+    if cache and todo:
+        for k, v in model.cache.get(model.fingerprint, "text", list(todo)).items():
+            out[todo.pop(k)] = v
+    keys = list(todo)
+    batch_size = batch_size or 256
+    truncated = 0
+    with tqdm(total=len(keys), desc=f"encode texts ({model.name})", unit="text",
+              disable=not progress or len(keys) <= batch_size) as bar:
+        for s in range(0, len(keys), batch_size):
+            chunk = keys[s:s + batch_size]
+            strings = [texts[todo[k][0]] for k in chunk]
+            truncated += model.count_truncated(strings)
+            vecs = model.embed_texts(strings)
+            for k, v in zip(chunk, vecs):
+                out[todo[k]] = v
+            if cache:
+                model.cache.put(model.fingerprint, "text", chunk, vecs)
+            bar.update(len(chunk))
+    if truncated:
+        warnings.warn(f"{truncated} of {n} texts are longer than the model's context of {model.context_length} "
+                      "tokens and were truncated", stacklevel=3)
+    _report(failures, n, "texts")
+    return (out, failures) if return_failures else out

@@ -1,0 +1,17 @@
+"""Exceptions lab raises. Each message names the item at fault and how to fix it."""
+
+
+class LabError(Exception):
+    """Base class of every error lab raises on purpose."""
+
+
+class ModelNotAvailable(LabError):
+    """A model could not be resolved or loaded (offline, unknown name, missing file)."""
+
+
+class UnsafeCheckpoint(LabError):
+    """A checkpoint needs arbitrary-code unpickling and the user did not opt in."""
+
+
+class BadInput(LabError, ValueError):
+    """An image or text could not be used; the message names the item."""

@@ -1,0 +1,1 @@
+"""ipywidgets tools of CLIP Lab (thin shells over lab functions)."""

@@ -9,7 +9,7 @@ from .cache import EmbeddingCache, default_cache_dir
 from .encoding import Failure
 from .errors import BadInput, LabError, ModelNotAvailable, UnsafeCheckpoint
 from .models import ClipModel, load_model
-from .registry import list_models, list_pretrained
+from .registry import list_models, list_pretrained, model_info
 
-__all__ = ["load_model", "list_models", "list_pretrained", "ClipModel", "EmbeddingCache", "default_cache_dir",
+__all__ = ["load_model", "list_models", "list_pretrained", "model_info", "ClipModel", "EmbeddingCache", "default_cache_dir",
            "Failure", "LabError", "BadInput", "ModelNotAvailable", "UnsafeCheckpoint"]

@@ -64,6 +64,19 @@ def cached_pretrained_file(arch: str, tag: str, cache_dir: str | None = None) ->
     return None
 
 
+def model_info(name: str, pretrained: str | None = None) -> dict:
+    """What a name resolves to, without loading weights: architecture, tag, input resolution,
+    embedding size, and whether the weights need QuickGELU."""
+    arch, tag = split_name(name, pretrained)
+    cfg = open_clip.get_model_config(arch)
+    if cfg is None:
+        raise KeyError(f"unknown model {name!r}; see lab.list_models()")
+    size = cfg["vision_cfg"].get("image_size", 224)
+    quick_gelu = bool(cfg.get("quick_gelu") or (tag and open_clip.get_pretrained_cfg(arch, tag).get("quick_gelu")))
+    return {"arch": arch, "pretrained": tag, "image_size": size if isinstance(size, int) else size[0],
+            "embed_dim": cfg["embed_dim"], "quick_gelu": quick_gelu}
+
+
 def list_pretrained() -> list[str]:
     """Every open_clip 'architecture:tag' pair."""
     return open_clip.list_pretrained(as_str=True)

@@ -1,0 +1,145 @@
+"""The embedding cache: hits and misses, growth, model separation, stat memo, concurrent
+writers and SIGKILL safety with real processes, info and clear."""
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lab
+
+from conftest import NANO, count_forward, write_images
+
+ROOT = Path(__file__).parent.parent
+WORKER = """
+import sys, open_clip, lab
+open_clip.add_model_config('tests/model_configs')
+paths = open(sys.argv[1]).read().split()
+model = lab.load_model('{model}', pretrained='random', cache=sys.argv[2])
+model.encode_images(paths, batch_size=int(sys.argv[3]), progress=False, num_workers=0)
+print('done', flush=True)
+"""
+
+
+def _worker(tmp_path, paths, cache_dir, batch_size) -> subprocess.Popen:
+    lst = tmp_path / f"list{len(list(tmp_path.glob('list*')))}.txt"
+    lst.write_text("\n".join(paths))
+    return subprocess.Popen([sys.executable, "-c", WORKER.format(model=NANO), str(lst), str(cache_dir),
+                             str(batch_size)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _rows(cache_dir, fingerprint):
+    with sqlite3.connect(Path(cache_dir) / "embeddings.sqlite3") as c:
+        return c.execute("SELECT COUNT(*) FROM embeddings WHERE fingerprint=? AND modality='image'",
+                         (fingerprint,)).fetchone()[0]
+
+
+def test_second_pass_computes_nothing_and_growth_only_new(nano, tmp_path):
+    paths = write_images(tmp_path / "imgs", 12)
+    seen = count_forward(nano)
+    first = nano.encode_images(paths[:8], progress=False, batch_size=4)
+    assert seen["images"] == 8
+    again = nano.encode_images(paths[:8], progress=False)
+    assert seen["images"] == 8
+    np.testing.assert_array_equal(first, again)
+    grown = nano.encode_images(paths, progress=False)
+    assert seen["images"] == 12
+    np.testing.assert_array_equal(grown[:8], first)
+    texts = ["a red circle", "a blue square"]
+    nano.encode_texts(texts)
+    nano.encode_texts(texts + ["a green star", "a red circle"])
+    assert seen["texts"] == 3
+
+
+def test_models_do_not_collide(cache, tmp_path):
+    paths = write_images(tmp_path / "imgs", 3)
+    a = lab.load_model(NANO, pretrained="random", cache=cache)
+    b = lab.load_model(NANO, pretrained="random", cache=cache, quick_gelu=True)
+    ea, eb = a.encode_images(paths, progress=False), b.encode_images(paths, progress=False)
+    assert a.fingerprint != b.fingerprint and np.abs(ea - eb).max() > 1e-4
+    assert {r["model"] for r in cache.info()} == {a.name}  # same display name, two fingerprints
+    assert len(cache.info()) == 2
+
+
+def test_warm_pass_trusts_stat_not_bytes(nano, tmp_path):
+    path = Path(write_images(tmp_path, 1)[0])
+    first = nano.encode_images([str(path)], progress=False)
+    st = os.stat(path)
+    other = Path(write_images(tmp_path / "o", 1, seed=9)[0]).read_bytes()
+    if len(other) == st.st_size:
+        path.write_bytes(other)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        np.testing.assert_array_equal(nano.encode_images([str(path)], progress=False), first)  # bytes not re-read
+    path.write_bytes(other)  # new mtime (and maybe size): re-hashed and re-encoded
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    assert np.abs(nano.encode_images([str(path)], progress=False) - first).max() > 1e-4
+
+
+def test_two_processes_overlapping_inputs(nano, tmp_path):
+    paths = write_images(tmp_path / "imgs", 60)
+    cache_dir = tmp_path / "shared-cache"
+    procs = [_worker(tmp_path, paths[:40], cache_dir, 2), _worker(tmp_path, paths[20:], cache_dir, 2)]
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    assert _rows(cache_dir, nano.fingerprint) == 60
+    with sqlite3.connect(cache_dir / "embeddings.sqlite3") as c:
+        assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    shared = lab.load_model(NANO, pretrained="random", cache=cache_dir)
+    seen = count_forward(shared)
+    cached = shared.encode_images(paths, progress=False)
+    assert seen["images"] == 0
+    np.testing.assert_allclose(cached, nano.encode_images(paths, cache=False, progress=False), atol=1e-6)
+
+
+def test_sigkill_mid_run_keeps_committed_batches(nano, tmp_path):
+    paths = write_images(tmp_path / "imgs", 400, size=(64, 64))
+    cache_dir = tmp_path / "kill-cache"
+    proc = _worker(tmp_path, paths, cache_dir, 4)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if (cache_dir / "embeddings.sqlite3").exists():
+            try:
+                if _rows(cache_dir, nano.fingerprint) >= 8:
+                    break
+            except sqlite3.OperationalError:
+                pass
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = _rows(cache_dir, nano.fingerprint)
+    assert 8 <= done < 400 and done % 4 == 0  # whole batches only
+    with sqlite3.connect(cache_dir / "embeddings.sqlite3") as c:
+        assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    resumed = lab.load_model(NANO, pretrained="random", cache=cache_dir)
+    seen = count_forward(resumed)
+    emb = resumed.encode_images(paths, progress=False)
+    assert seen["images"] == 400 - done
+    np.testing.assert_allclose(emb, nano.encode_images(paths, cache=False, progress=False), atol=1e-6)
+
+
+def test_cache_location_info_and_clear(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path / "env-cache"))
+    assert lab.EmbeddingCache().directory == tmp_path / "env-cache"
+    model = lab.load_model(NANO, pretrained="random")
+    model.encode_texts(["a", "b", "c"])
+    info = lab.EmbeddingCache().info()
+    assert info == [dict(fingerprint=model.fingerprint, model=model.name, modality="text", entries=3,
+                         bytes=3 * model.embed_dim * 4)]
+    assert lab.EmbeddingCache().clear(model=model.name) == 3
+    assert lab.EmbeddingCache().info() == []
+
+
+def test_reading_many_vectors_is_exact(cache):
+    rng = np.random.default_rng(0)
+    vecs = rng.standard_normal((5000, 16)).astype(np.float32)
+    keys = [f"k{i}" for i in range(5000)]
+    cache.put("fp", "image", keys, vecs)
+    got = cache.get("fp", "image", keys[::-1] + ["missing"])
+    assert len(got) == 5000
+    np.testing.assert_array_equal(np.stack([got[k] for k in keys]), vecs)

@@ -92,6 +92,15 @@ def _item_at(images, i):
     return images.source(i) if hasattr(images, "source") else images[i]
 
 
+def _collate(records):
+    """Stack the good items' pixels in the worker: (B, 3, H, W), pinned later on CUDA."""
+    good = [r for r in records if r["error"] is None]
+    pixels = torch.stack([r.pop("tensor") for r in good]) if good else None
+    for r in records:
+        r.pop("tensor", None)
+    return {"records": records, "pixels": pixels}
+
+
 def _worker_init(_):
     torch.set_num_threads(1)
 
@@ -154,30 +163,31 @@ def encode_images(model, images, batch_size=None, cache=True, strict=False, prog
             num_workers = 0 if len(entries) <= batch_size else min(4, os.cpu_count() or 1)
         loader = torch.utils.data.DataLoader(
             _Pending(entries, model.preprocess, model.max_image_pixels), batch_size=batch_size,
-            num_workers=num_workers, collate_fn=list, worker_init_fn=_worker_init,
-            prefetch_factor=4 if num_workers else None)
+            num_workers=num_workers, collate_fn=_collate, worker_init_fn=_worker_init,
+            pin_memory=model.device.type == "cuda", prefetch_factor=4 if num_workers else None)
         bar = tqdm(total=len(entries), desc=f"encode images ({model.name})", unit="img", disable=not progress)
         for batch in loader:
-            good = []
-            for r in batch:
-                if r["error"] is None:
-                    good.append(r)
-                else:
+            records, pixels = batch["records"], batch["pixels"]
+            good = [r for r in records if r["error"] is None]
+            for r in records:
+                if r["error"] is not None:
                     _fail(failures, strict, r["index"], _item_at(images, r["index"]), r["error"], "image")
             if cache and good:  # keys first learned in the worker may be cached already
                 late = model.cache.get(model.fingerprint, "image", [r["key"] for r in good])
-                for r in good:
-                    if r["key"] in late:
-                        out[r["index"]] = late[r["key"]]
-                good = [r for r in good if r["key"] not in late]
+                if late:
+                    for r in good:
+                        if r["key"] in late:
+                            out[r["index"]] = late[r["key"]]
+                    keep = [j for j, r in enumerate(good) if r["key"] not in late]
+                    good, pixels = [good[j] for j in keep], pixels[keep] if keep else None
             if good:
-                vecs = model.embed_image_tensors(torch.stack([r["tensor"] for r in good]))
+                vecs = model.embed_image_tensors(pixels)
                 out[[r["index"] for r in good]] = vecs
                 if cache:
                     model.cache.put(model.fingerprint, "image", [r["key"] for r in good], vecs)
             if cache:
-                model.cache.put_file_digests(r["stat"] for r in batch if r["stat"])
-            bar.update(len(batch))
+                model.cache.put_file_digests(r["stat"] for r in records if r["stat"])
+            bar.update(len(records))
         bar.close()
     failures.sort(key=lambda f: f.index)
     _report(failures, n, "images")

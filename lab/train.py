@@ -1,0 +1,236 @@
+"""Contrastive (CLIP) training for any open_clip architecture, on ShapeWorld or your own pairs.
+
+Symmetric InfoNCE over image-text pairs with a learnable temperature (initialised to 1/0.07,
+logit scale clamped at 100), AdamW with linear warmup and cosine decay, autocast on GPU,
+gradient accumulation, checkpoint + resume, a progress bar, and a per-epoch log of loss and
+zero-shot accuracy on a validation split. The output is a lab checkpoint: load it with
+lab.load_model(path).
+
+    python -m lab.train --arch lab-vit-tiny --steps 2500 --out lab/checkpoints/lab-vit-tiny.pt
+    python -m lab.train --arch RN50 --data pairs.csv --steps 10000 --batch-size 256 --out my.pt
+
+ShapeWorld batches hold each (shape, colour) pair at most once: two identical captions in one
+batch would be false negatives for InfoNCE. A CSV/JSONL of `path,caption` trains on your data.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import open_clip
+import torch
+import torch.nn.functional as F
+from open_clip.transform import PreprocessCfg, image_transform_v2
+from tqdm.auto import tqdm
+
+from .checkpoints import LAB_FORMAT
+from .data import world
+from .images import decode_bytes
+from .models import _build, pick_device
+from . import registry  # noqa: F401  (registers lab's model configs with open_clip)
+
+
+@dataclass
+class TrainConfig:
+    arch: str = "lab-vit-tiny"
+    data: str = "world"            # "world" or a CSV/JSONL file of path,caption
+    steps: int = 2500
+    batch_size: int = 80
+    accum: int = 1                 # gradient accumulation steps per optimizer step
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    warmup: int = 150
+    epoch_steps: int = 250         # log + checkpoint every this many steps
+    val_n: int = 400
+    seed: int = 0
+    device: str | None = None
+    out: str = "runs/train/model.pt"
+    model_cfg: dict = field(default_factory=dict)
+
+
+class WorldPairs:
+    """ShapeWorld training batches: a random permutation of (shape, colour) pairs per batch,
+    so no two captions in a batch describe the same object class."""
+
+    def __init__(self, image_size: int = 64):
+        self.image_size = image_size
+        self.combos = [(s, c) for s in world.SHAPES for c in world.COLOURS]
+
+    def batch(self, step: int, size: int):
+        rng = world.item_rng(world.SPLIT_SEEDS["train"], step)
+        picks = [self.combos[k] for k in rng.permutation(len(self.combos))[:size]]
+        if size > len(self.combos):
+            raise ValueError(f"ShapeWorld batches hold each of {len(self.combos)} (shape, colour) pairs at most once; "
+                             f"use --batch-size <= {len(self.combos)} and --accum for larger effective batches")
+        images, captions = [], []
+        for j, (shape, colour) in enumerate(picks):
+            r = world.item_rng(world.SPLIT_SEEDS["train"], step, j)
+            sample = world.make_sample(world.draw_scene(r, shape=shape, colour=colour), r, self.image_size)
+            images.append(sample.image)
+            captions.append(sample.caption)
+        return images, captions
+
+
+class FilePairs:
+    """Image-caption pairs from a CSV (columns path, caption) or JSONL file; relative paths are
+    resolved against the file's folder. Unreadable images are skipped with a count."""
+
+    def __init__(self, path: str):
+        import pandas as pd
+        df = pd.read_json(path, lines=True) if path.endswith((".jsonl", ".json")) else pd.read_csv(path)
+        missing = {"path", "caption"} - set(df.columns)
+        if missing:
+            raise ValueError(f"{path} lacks columns {sorted(missing)}; expected path,caption")
+        base = os.path.dirname(os.path.abspath(path))
+        self.paths = [p if os.path.isabs(p) else os.path.join(base, p) for p in df["path"]]
+        self.captions = df["caption"].astype(str).tolist()
+        self.skipped = 0
+
+    def batch(self, step: int, size: int):
+        rng = np.random.default_rng([7, step])
+        images, captions = [], []
+        for k in rng.choice(len(self.paths), size=min(size, len(self.paths)), replace=False):
+            try:
+                with open(self.paths[k], "rb") as f:
+                    images.append(decode_bytes(f.read()))
+                captions.append(self.captions[k])
+            except (OSError, ValueError):
+                self.skipped += 1
+        return images, captions
+
+
+def clip_loss(image_feats, text_feats, logit_scale):
+    """Symmetric InfoNCE: (B, D) x (B, D), matching rows are the positives."""
+    logits = logit_scale.exp() * F.normalize(image_feats, dim=-1) @ F.normalize(text_feats, dim=-1).T  # (B, B)
+    target = torch.arange(logits.shape[0], device=logits.device)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    t = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * 0.5 * (1 + math.cos(math.pi * t))
+
+
+@torch.no_grad()
+def zero_shot_accuracy(module, tokenizer, preprocess, dataset, tasks=("shape", "colour"), device="cpu") -> dict:
+    """Zero-shot top-1 per task on a ShapeWorld split, with the world's prompt ensembles."""
+    module.eval()
+    pixels = torch.stack([preprocess(dataset.source(i)) for i in range(len(dataset))]).to(device)
+    img = F.normalize(torch.cat([module.encode_image(b) for b in pixels.split(256)]), dim=-1)
+    out = {}
+    for task in tasks:
+        prompts = world.task_prompts(task)
+        heads = []
+        for cls in prompts:
+            t = F.normalize(module.encode_text(tokenizer(prompts[cls]).to(device)), dim=-1).mean(0)
+            heads.append(F.normalize(t, dim=0))
+        pred = (img @ torch.stack(heads).T).argmax(1).cpu().numpy()
+        truth = dataset.labels[task].map(lambda v: list(prompts).index(
+            world.COUNTS[v - 1] if task == "count" else v) if (task != "position" or v in prompts) else -1).to_numpy()
+        keep = truth >= 0
+        out[task] = float((pred[keep] == truth[keep]).mean())
+    module.train()
+    return out
+
+
+def _param_groups(module, weight_decay):
+    decay, no_decay = [], []
+    for name, p in module.named_parameters():
+        (no_decay if p.ndim < 2 or "logit_scale" in name or "embedding" in name else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _save(path, module, cfg, model_cfg, preprocess_cfg, log, step, optimizer=None, half=False):
+    state = {k: (v.half() if half and v.is_floating_point() else v).cpu() for k, v in module.state_dict().items()}
+    payload = {"format": LAB_FORMAT, "arch": cfg.arch, "model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg,
+               "state_dict": state, "train_cfg": asdict(cfg), "log": log, "step": step}
+    if optimizer is not None:
+        payload["optimizer"] = optimizer.state_dict()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    torch.save(payload, path + ".tmp")
+    os.replace(path + ".tmp", path)  # a crash mid-save never leaves a broken checkpoint
+
+
+def train(cfg: TrainConfig, progress: bool = True) -> list[dict]:
+    """Train; returns the per-epoch log. Resumes from `cfg.out + '.resume'` when present."""
+    torch.manual_seed(cfg.seed)
+    device = pick_device(cfg.device)
+    model_cfg = copy.deepcopy(cfg.model_cfg or open_clip.get_model_config(cfg.arch))
+    if model_cfg is None:
+        raise KeyError(f"unknown architecture {cfg.arch!r}")
+    module = _build(model_cfg).to(device)
+    module.logit_scale.data.fill_(math.log(1 / 0.07))
+    size = module.visual.image_size
+    size = size if isinstance(size, int) else size[0]
+    preprocess_cfg = asdict(PreprocessCfg(size=size))
+    preprocess = image_transform_v2(PreprocessCfg(size=size), is_train=False)
+    tokenizer = open_clip.get_tokenizer(cfg.arch, context_length=model_cfg["text_cfg"]["context_length"])
+    pairs = WorldPairs() if cfg.data == "world" else FilePairs(cfg.data)
+    val = world.WorldDataset("val", n=cfg.val_n) if cfg.data == "world" else None
+    optimizer = torch.optim.AdamW(_param_groups(module, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+    log, start = [], 0
+    resume = cfg.out + ".resume"
+    if os.path.exists(resume):
+        ckpt = torch.load(resume, map_location="cpu", weights_only=True)
+        module.load_state_dict(ckpt["state_dict"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        log, start = ckpt["log"], ckpt["step"]
+    autocast = torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
+    module.train()
+    t0, losses = time.time(), []
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"train {cfg.arch}", disable=not progress)
+    for step in bar:
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        for micro in range(cfg.accum):
+            images, captions = pairs.batch(step * cfg.accum + micro, cfg.batch_size)
+            x = torch.stack([preprocess(im) for im in images]).to(device)
+            t = tokenizer(captions).to(device)
+            with autocast:
+                loss = clip_loss(module.encode_image(x), module.encode_text(t), module.logit_scale)
+            scaler.scale(loss / cfg.accum).backward()
+            losses.append(loss.item())
+        scaler.step(optimizer)
+        scaler.update()
+        optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            module.logit_scale.clamp_(0, math.log(100))
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}", scale=f"{module.logit_scale.exp().item():.1f}")
+        if (step + 1) % cfg.epoch_steps == 0 or step + 1 == cfg.steps:
+            row = {"step": step + 1, "loss": float(np.mean(losses)), "minutes": (time.time() - t0) / 60,
+                   "logit_scale": module.logit_scale.exp().item()}
+            if val is not None:
+                row.update({f"val_{k}": v for k, v in zero_shot_accuracy(
+                    module, tokenizer, preprocess, val, device=device).items()})
+            log.append(row)
+            losses = []
+            tqdm.write(json.dumps(row))
+            _save(resume, module, cfg, model_cfg, preprocess_cfg, log, step + 1, optimizer)
+    _save(cfg.out, module, cfg, model_cfg, preprocess_cfg, log, cfg.steps, half=True)
+    if os.path.exists(resume):
+        os.remove(resume)
+    return log
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m lab.train", description=__doc__.split("\n")[0])
+    for f in TrainConfig.__dataclass_fields__.values():
+        if f.name == "model_cfg":
+            continue
+        kind = {"int": int, "float": float}.get(str(f.type), str)
+        p.add_argument("--" + f.name.replace("_", "-"), type=kind, default=f.default)
+    args = vars(p.parse_args(argv))
+    train(TrainConfig(**args))
+
+
+if __name__ == "__main__":
+    main()

@@ -18,7 +18,7 @@ setup: $(VENV)/.installed
 
 demo: setup
 	$(PY) -m lab models --available
-	$(PY) -m lab encode benchmarks/sample_images --model RN50 --pretrained random --out runs/demo/sample.npy
+	$(PY) -m lab encode --world test:200 --model lab-vit-tiny --out runs/demo/world-test.npy
 	$(PY) -m lab cache info
 
 test: setup

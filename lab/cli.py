@@ -3,6 +3,7 @@
     python -m lab models [--available]
     python -m lab encode FOLDER|FILE.txt|IMAGE... --model NAME [--pretrained TAG] --out emb.npy
     python -m lab encode --texts prompts.txt --model NAME --out text_emb.npy
+    python -m lab encode --world test:200 --model lab-vit-tiny --out runs/world.npy   # built-in images
     python -m lab cache info
     python -m lab cache clear [--model NAME_OR_FINGERPRINT]
 
@@ -58,14 +59,21 @@ def cmd_models(args) -> int:
 
 def cmd_encode(args) -> int:
     from .models import load_model
-    if not args.sources and not args.texts:
-        raise LabError("nothing to encode: pass image folders/files, a .txt list of paths, or --texts FILE")
+    if not args.sources and not args.texts and not args.world:
+        raise LabError("nothing to encode: pass image folders/files, a .txt list of paths, --texts FILE or --world SPLIT")
     model = load_model(args.model, pretrained=args.pretrained, device=args.device, cache=args.cache_dir,
                        trust_checkpoint=args.trust_checkpoint)
     if args.texts:
         items = Path(args.texts).read_text().splitlines()
         emb, failures = model.encode_texts(items, batch_size=args.batch_size, strict=args.strict,
                                            return_failures=True)
+    elif args.world:
+        from .data.world import WorldDataset
+        split, _, n = args.world.partition(":")
+        dataset = WorldDataset(split, n=int(n or 200))
+        items = [dataset.content_key(i) for i in range(len(dataset))]
+        emb, failures = model.encode_images(dataset, batch_size=args.batch_size, strict=args.strict,
+                                            return_failures=True)
     else:
         items = _image_sources(args.sources)
         emb, failures = model.encode_images(items, batch_size=args.batch_size, strict=args.strict,
@@ -111,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("encode", help="encode images or texts to an .npy plus an index CSV")
     e.add_argument("sources", nargs="*", help="image folders, image files, or .txt files listing paths")
     e.add_argument("--texts", help="a text file, one text per line, instead of images")
+    e.add_argument("--world", help="ShapeWorld images instead: SPLIT[:N], e.g. test:200")
     e.add_argument("--model", required=True, help="model name, 'arch:tag', hub id or checkpoint path")
     e.add_argument("--pretrained", default=None, help="open_clip pretrained tag or checkpoint file")
     e.add_argument("--out", required=True, help="output .npy path")

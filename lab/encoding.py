@@ -11,6 +11,7 @@ import hashlib
 import os
 import warnings
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -32,12 +33,24 @@ class Failure:
         return f"[{self.index}] {self.item}: {self.reason}"
 
 
-def _report(failures: list[Failure], n: int, what: str):
+_USER = 5  # warning stacklevel of the user's call: _run <- encode_* <- ClipModel.encode_* <- user
+
+
+def _run(model, n: int, what: str, fill, return_failures: bool):
+    """Allocate the (n, D) NaN output, let `fill(out, failures)` compute into it, report failures."""
+    out = np.full((n, model.embed_dim), np.nan, dtype=np.float32)
+    failures: list[Failure] = []
+    if n == 0:
+        warnings.warn(f"got no {what}; returning an empty (0, D) array", stacklevel=_USER - 1)
+    else:
+        fill(out, failures)
+    failures.sort(key=lambda f: f.index)
     if failures:
         shown = "; ".join(map(str, failures[:5])) + (" ..." if len(failures) > 5 else "")
         warnings.warn(f"{len(failures)} of {n} {what} could not be encoded and were skipped (their rows are NaN): "
                       f"{shown}. Pass return_failures=True to get the list, strict=True to stop at the first.",
-                      stacklevel=4)
+                      stacklevel=_USER - 1)
+    return (out, failures) if return_failures else out
 
 
 def _fail(failures: list, strict: bool, index: int, item, reason: str, what: str):
@@ -89,7 +102,10 @@ class _Pending(torch.utils.data.Dataset):
 
 
 def _item_at(images, i):
-    return images.source(i) if hasattr(images, "source") else images[i]
+    """What to call item i in a message: its path, its dataset key, or the item itself."""
+    if hasattr(images, "source"):
+        return images.content_key(i) or images.source(i)
+    return images[i]
 
 
 def _collate(records):
@@ -105,16 +121,26 @@ def _worker_init(_):
     torch.set_num_threads(1)
 
 
+def _items(images):
+    """(index, item, dataset key or None): a dataset item with a stable key is rendered or read
+    only if its embedding is missing; other items are the paths / images themselves."""
+    if not (hasattr(images, "source") and hasattr(images, "content_key")):
+        return [(i, item, None) for i, item in enumerate(images)]
+    out = []
+    for i in range(len(images)):
+        k = images.content_key(i)
+        out.append((i, (images, i), _dataset_key(k)) if k is not None else (i, images.source(i), None))
+    return out
+
+
 def _resolve_image_keys(model, images, failures, strict):
-    """-> list of (index, item, key or None) still to look at; records failures of missing files."""
+    """-> list of (index, item, key or None) still to look at. Paths get their key from the
+    remembered (size, mtime) -> hash when possible; missing files are failures right away."""
     entries, stats = [], {}
-    if hasattr(images, "source") and hasattr(images, "content_key"):  # a lab dataset
-        for i in range(len(images)):
-            k = images.content_key(i)
-            entries.append((i, (images, i), _dataset_key(k) if k is not None else None))
-        return entries
-    for i, item in enumerate(images):
-        if isinstance(item, (str, os.PathLike)):
+    for i, item, key in _items(images):
+        if key is not None:
+            entries.append((i, item, key))
+        elif isinstance(item, (str, os.PathLike)):
             path = os.path.abspath(item)
             try:
                 st = os.stat(path)
@@ -144,12 +170,12 @@ def _resolve_image_keys(model, images, failures, strict):
 
 def encode_images(model, images, batch_size=None, cache=True, strict=False, progress=True,
                   num_workers=None, return_failures=False):
-    n = len(images)
-    out = np.full((n, model.embed_dim), np.nan, dtype=np.float32)
-    failures: list[Failure] = []
-    if n == 0:
-        warnings.warn("encode_images got no images; returning an empty (0, D) array", stacklevel=3)
-        return (out, failures) if return_failures else out
+    fill = partial(_encode_images, model, images, batch_size=batch_size, cache=cache, strict=strict,
+                   progress=progress, num_workers=num_workers)
+    return _run(model, len(images), "images", fill, return_failures)
+
+
+def _encode_images(model, images, out, failures, *, batch_size, cache, strict, progress, num_workers):
     entries = _resolve_image_keys(model, images, failures, strict)
     if cache:
         hits = model.cache.get(model.fingerprint, "image", [k for _, _, k in entries if k])
@@ -189,20 +215,16 @@ def encode_images(model, images, batch_size=None, cache=True, strict=False, prog
                 model.cache.put_file_digests(r["stat"] for r in records if r["stat"])
             bar.update(len(records))
         bar.close()
-    failures.sort(key=lambda f: f.index)
-    _report(failures, n, "images")
-    return (out, failures) if return_failures else out
 
 
 def encode_texts(model, texts, batch_size=None, cache=True, strict=False, progress=True, return_failures=False):
-    if isinstance(texts, str):
-        texts = [texts]
+    texts = [texts] if isinstance(texts, str) else texts
+    fill = partial(_encode_texts, model, texts, batch_size=batch_size, cache=cache, strict=strict, progress=progress)
+    return _run(model, len(texts), "texts", fill, return_failures)
+
+
+def _encode_texts(model, texts, out, failures, *, batch_size, cache, strict, progress):
     n = len(texts)
-    out = np.full((n, model.embed_dim), np.nan, dtype=np.float32)
-    failures: list[Failure] = []
-    if n == 0:
-        warnings.warn("encode_texts got no texts; returning an empty (0, D) array", stacklevel=3)
-        return (out, failures) if return_failures else out
     todo: dict[str, list[int]] = {}  # key -> positions (duplicates computed once)
     for i, t in enumerate(texts):
         if not isinstance(t, str):
@@ -229,6 +251,4 @@ def encode_texts(model, texts, batch_size=None, cache=True, strict=False, progre
             bar.update(len(chunk))
     if truncated:
         warnings.warn(f"{truncated} of {n} texts are longer than the model's context of {model.context_length} "
-                      "tokens and were truncated", stacklevel=3)
-    _report(failures, n, "texts")
-    return (out, failures) if return_failures else out
+                      "tokens and were truncated", stacklevel=_USER)

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from open_clip.transform import PreprocessCfg, image_transform_v2
 from tqdm.auto import tqdm
 
+from . import zeroshot
 from .checkpoints import LAB_FORMAT
 from .data import world
 from .images import decode_bytes
@@ -40,14 +41,15 @@ from . import registry  # noqa: F401  (registers lab's model configs with open_c
 class TrainConfig:
     arch: str = "lab-vit-tiny"
     data: str = "world"            # "world" or a CSV/JSONL file of path,caption
-    steps: int = 2500
+    steps: int = 3200
     batch_size: int = 80
     accum: int = 1                 # gradient accumulation steps per optimizer step
     lr: float = 1e-3
     weight_decay: float = 0.1
-    warmup: int = 150
+    warmup: int = 200
     epoch_steps: int = 250         # log + checkpoint every this many steps
     val_n: int = 400
+    workers: int = 1               # DataLoader workers that render and preprocess batches
     seed: int = 0
     device: str | None = None
     out: str = "runs/train/model.pt"
@@ -63,18 +65,32 @@ class WorldPairs:
         self.combos = [(s, c) for s in world.SHAPES for c in world.COLOURS]
 
     def batch(self, step: int, size: int):
-        rng = world.item_rng(world.SPLIT_SEEDS["train"], step)
-        picks = [self.combos[k] for k in rng.permutation(len(self.combos))[:size]]
         if size > len(self.combos):
             raise ValueError(f"ShapeWorld batches hold each of {len(self.combos)} (shape, colour) pairs at most once; "
                              f"use --batch-size <= {len(self.combos)} and --accum for larger effective batches")
+        rng = world.item_rng(world.SPLIT_SEEDS["train"], step)
         images, captions = [], []
-        for j, (shape, colour) in enumerate(picks):
+        for j, k in enumerate(rng.permutation(len(self.combos))[:size]):
             r = world.item_rng(world.SPLIT_SEEDS["train"], step, j)
-            sample = world.make_sample(world.draw_scene(r, shape=shape, colour=colour), r, self.image_size)
-            images.append(sample.image)
-            captions.append(sample.caption)
+            scene = world.draw_scene(r, *self.combos[k])
+            images.append(world.render(scene, self.image_size, with_masks=False)[0])
+            captions.append(world.caption(scene, r))
         return images, captions
+
+
+class _Batches(torch.utils.data.Dataset):
+    """Batch k of a pair source, preprocessed; built in a DataLoader worker while the model trains."""
+
+    def __init__(self, pairs, preprocess, tokenizer, batch_size, start):
+        self.pairs, self.preprocess, self.tokenizer = pairs, preprocess, tokenizer
+        self.batch_size, self.start = batch_size, start
+
+    def __len__(self):
+        return 1 << 30
+
+    def __getitem__(self, k):
+        images, captions = self.pairs.batch(self.start + k, self.batch_size)
+        return torch.stack([self.preprocess(im) for im in images]), self.tokenizer(captions)  # (B, 3, H, W), (B, L)
 
 
 class FilePairs:
@@ -124,19 +140,12 @@ def zero_shot_accuracy(module, tokenizer, preprocess, dataset, tasks=("shape", "
     """Zero-shot top-1 per task on a ShapeWorld split, with the world's prompt ensembles."""
     module.eval()
     pixels = torch.stack([preprocess(dataset.source(i)) for i in range(len(dataset))]).to(device)
-    img = F.normalize(torch.cat([module.encode_image(b) for b in pixels.split(256)]), dim=-1)
+    img = F.normalize(torch.cat([module.encode_image(b) for b in pixels.split(256)]).float(), dim=-1).cpu().numpy()
     out = {}
     for task in tasks:
-        prompts = world.task_prompts(task)
-        heads = []
-        for cls in prompts:
-            t = F.normalize(module.encode_text(tokenizer(prompts[cls]).to(device)), dim=-1).mean(0)
-            heads.append(F.normalize(t, dim=0))
-        pred = (img @ torch.stack(heads).T).argmax(1).cpu().numpy()
-        truth = dataset.labels[task].map(lambda v: list(prompts).index(
-            world.COUNTS[v - 1] if task == "count" else v) if (task != "position" or v in prompts) else -1).to_numpy()
-        keep = truth >= 0
-        out[task] = float((pred[keep] == truth[keep]).mean())
+        weights = np.stack([zeroshot.ensemble(module.encode_text(tokenizer(p).to(device)).float().cpu().numpy())
+                            for p in world.task_prompts(task).values()])
+        out[task] = zeroshot.accuracy(img, weights, dataset.task_labels(task))
     module.train()
     return out
 
@@ -188,13 +197,14 @@ def train(cfg: TrainConfig, progress: bool = True) -> list[dict]:
     module.train()
     t0, losses = time.time(), []
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"train {cfg.arch}", disable=not progress)
+    batches = iter(torch.utils.data.DataLoader(
+        _Batches(pairs, preprocess, tokenizer, cfg.batch_size, start * cfg.accum), batch_size=None,
+        num_workers=cfg.workers, prefetch_factor=4 if cfg.workers else None, pin_memory=device.type == "cuda"))
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
-        for micro in range(cfg.accum):
-            images, captions = pairs.batch(step * cfg.accum + micro, cfg.batch_size)
-            x = torch.stack([preprocess(im) for im in images]).to(device)
-            t = tokenizer(captions).to(device)
+        for _ in range(cfg.accum):
+            x, t = (v.to(device, non_blocking=True) for v in next(batches))
             with autocast:
                 loss = clip_loss(module.encode_image(x), module.encode_text(t), module.logit_scale)
             scaler.scale(loss / cfg.accum).backward()

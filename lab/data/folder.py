@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import BadInput
+from ._protocol import FileList
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
@@ -21,7 +22,7 @@ def list_images(root: str | os.PathLike, recursive: bool = True) -> list[str]:
     return sorted(str(p) for p in root.glob(pattern) if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
 
 
-class ImageFolder:
+class ImageFolder(FileList):
     """Images in one sub-folder per class. `class_names` maps folder names (e.g. WNIDs) to
     readable names; classes are sorted by folder name."""
 
@@ -40,16 +41,7 @@ class ImageFolder:
         if not rows:
             raise BadInput(f"{self.root} has class folders but no image files ({', '.join(IMAGE_EXTENSIONS)})")
         self._labels = pd.DataFrame(rows, columns=["path", "label", "folder"])
-        self.paths = self._labels["path"].tolist()
-
-    def __len__(self):
-        return len(self.paths)
-
-    def source(self, i: int) -> str:
-        return self.paths[i]
-
-    def content_key(self, i: int) -> None:
-        return None
+        super().__init__(self._labels["path"].tolist())
 
     @property
     def labels(self) -> pd.DataFrame:

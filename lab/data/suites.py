@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .world import SPLIT_SEEDS, Scene, draw_scene, item_rng
+from .world import SIZES, SPLIT_SEEDS, Scene, draw_scene, item_rng
 
 SUBSET = ["circle", "square", "triangle", "star", "heart", "arrow"]
 ADVERSARIAL_FILE = Path(__file__).parent / "adversarial.json"
@@ -71,7 +71,7 @@ def scene_for(split: str, i: int, suite: str | None = None, corruption: str | No
         if rng.random() < 0.5:  # occlude about a third of the first object
             row, col = divmod(scene.cells[0], 3)
             cx, cy = (col + 0.5) / 3 + scene.jitter[0][0], (row + 0.5) / 3 + scene.jitter[0][1]
-            r = {"small": 0.095, "medium": 0.14, "large": 0.19}[scene.size]
+            r = SIZES[scene.size]
             side = rng.integers(4)
             x0, y0, x1, y1 = cx - r, cy - r, cx + r, cy + r
             if side == 0:
@@ -87,7 +87,8 @@ def scene_for(split: str, i: int, suite: str | None = None, corruption: str | No
     raise KeyError(suite)
 
 
-def suite_datasets(n: int, split: str = "test", image_size: int = 64, corruptions=None, severities=range(1, 6)):
+def suite_datasets(n: int, split: str = "test", image_size: int = 64, corruptions=None, severities=range(1, 6),
+                   corruption_n: int | None = None):
     """{relative folder: WorldDataset} for the clean split and every shift suite, in the folder
     layout of their real counterparts (corruptions/<type>/<severity>/ as in ImageNet-C)."""
     from .corruptions import CORRUPTIONS
@@ -97,7 +98,8 @@ def suite_datasets(n: int, split: str = "test", image_size: int = 64, corruption
         if suite == "corruptions":
             for c in corruptions or CORRUPTIONS:
                 for s in severities:
-                    out[f"corruptions/{c}/{s}"] = WorldDataset(split, n, image_size, suite=suite, corruption=c, severity=s)
+                    out[f"corruptions/{c}/{s}"] = WorldDataset(split, corruption_n or n, image_size, suite=suite,
+                                                               corruption=c, severity=s)
         elif suite == "adversarial":
             out[suite] = WorldDataset(split, min(n, len(adversarial_indices())), image_size, suite=suite)
         else:

@@ -15,7 +15,6 @@ v2, sketch, rendition, adversarial, objectnet, and corruptions (ImageNet-C style
 """
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 
@@ -23,7 +22,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFilter
 
-VERSION = "shapeworld-1"
+VERSION = "shapeworld-1"  # part of every cache key: bump it whenever rendering changes
 SS = 2  # supersampling factor for anti-aliased edges
 
 SHAPES = ["circle", "square", "triangle", "star", "cross", "heart", "diamond", "crescent", "ring", "arrow"]
@@ -33,7 +32,7 @@ COLOURS = {
     "orange": (245, 135, 25), "purple": (140, 55, 190), "pink": (245, 125, 190), "cyan": (30, 195, 210),
 }
 COLOUR_SYNONYMS = {"purple": "violet", "cyan": "turquoise"}
-SIZES = {"small": 0.095, "medium": 0.14, "large": 0.19}  # radius as a fraction of the image side
+SIZES = {"small": 0.12, "medium": 0.165, "large": 0.21}  # radius as a fraction of the image side
 SIZE_SYNONYMS = {"small": "little", "large": "big"}
 POSITIONS = ["top left", "top center", "top right", "middle left", "center", "middle right",
              "bottom left", "bottom center", "bottom right"]
@@ -181,8 +180,9 @@ def _fill(scene: Scene, size: int, rng: np.random.Generator) -> np.ndarray:
     return np.broadcast_to(colour, (size, size, 3))
 
 
-def render(scene: Scene, image_size: int = 64) -> tuple[Image.Image, list[np.ndarray], list[tuple]]:
-    """-> (RGB image, per-object boolean masks (H, W), per-object boxes (x0, y0, x1, y1))."""
+def render(scene: Scene, image_size: int = 64, with_masks: bool = True):
+    """-> (RGB image, per-object boolean masks (H, W), per-object boxes (x0, y0, x1, y1));
+    with_masks=False skips the masks and boxes (training only needs pixels)."""
     S = image_size * SS
     rng = np.random.default_rng(scene.background["seed"] + 1)
     canvas = _background(scene, S)
@@ -207,6 +207,11 @@ def render(scene: Scene, image_size: int = 64) -> tuple[Image.Image, list[np.nda
     for (x0, y0, x1, y1, shade) in scene.occluders:  # fractions of the side
         canvas[int(y0 * S):int(y1 * S), int(x0 * S):int(x1 * S)] = shade
     img = Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8)).resize((image_size, image_size), Image.BOX)
+    if scene.corruption:
+        from .corruptions import corrupt
+        img = corrupt(img, *scene.corruption, seed=scene.background["seed"])
+    if not with_masks:
+        return img, [], []
     occluded = np.zeros((S, S), bool)
     for (x0, y0, x1, y1, _) in scene.occluders:
         occluded[int(y0 * S):int(y1 * S), int(x0 * S):int(x1 * S)] = True
@@ -220,9 +225,6 @@ def render(scene: Scene, image_size: int = 64) -> tuple[Image.Image, list[np.nda
         masks.append(small)
         ys, xs = np.nonzero(small)
         boxes.append((int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1) if len(xs) else (0, 0, 0, 0))
-    if scene.corruption:
-        from .corruptions import corrupt
-        img = corrupt(img, *scene.corruption, seed=scene.background["seed"])
     return img, masks, boxes
 
 
@@ -328,8 +330,7 @@ class WorldDataset:
         self._scenes = [self.scene(i) for i in range(n)]
         self._labels = pd.DataFrame([labels_of(s) for s in self._scenes])
         self.classes = self.task_classes(task, self.suite)
-        self._labels["label"] = [self.classes.index(self._task_value(s)) if self._task_value(s) in self.classes else -1
-                                 for s in self._scenes]
+        self._labels["label"] = self.task_labels(task)
 
     @staticmethod
     def task_classes(task: str, suite: str | None = None) -> list[str]:
@@ -338,12 +339,14 @@ class WorldDataset:
             return list(SUITES[suite].get("shapes", SHAPES)) if suite else list(SHAPES)
         return {"colour": list(COLOURS), "size": list(SIZES), "count": COUNTS, "position": POSITIONS}[task]
 
-    def _task_value(self, scene: Scene) -> str:
-        if self.task == "count":
-            return COUNTS[scene.count - 1]
-        if self.task == "position":
-            return POSITIONS[scene.cells[0]] if scene.count == 1 else "several"
-        return getattr(scene, self.task)
+    def task_labels(self, task: str) -> np.ndarray:
+        """Class index of every item for a task (-1 where it does not apply, e.g. the position
+        of a scene with several objects or a shape outside the suite's class subset)."""
+        classes = self.task_classes(task, self.suite)
+        values = [COUNTS[s.count - 1] if task == "count" else
+                  (POSITIONS[s.cells[0]] if s.count == 1 else None) if task == "position" else
+                  getattr(s, task) for s in self._scenes]
+        return np.array([classes.index(v) if v in classes else -1 for v in values])
 
     def scene(self, i: int) -> Scene:
         return self._scene_for(self.split, i, self.suite, self.corruption, self.severity)
@@ -355,7 +358,7 @@ class WorldDataset:
         return make_sample(self._scenes[i], item_rng(SPLIT_SEEDS[self.split], i, 7), self.image_size)
 
     def source(self, i: int) -> Image.Image:
-        return render(self._scenes[i], self.image_size)[0]
+        return render(self._scenes[i], self.image_size, with_masks=False)[0]
 
     def content_key(self, i: int) -> str:
         return f"{self.name}/{self.image_size}/{i}"
@@ -363,6 +366,3 @@ class WorldDataset:
     @property
     def labels(self) -> pd.DataFrame:
         return self._labels
-
-    def fingerprint(self) -> str:
-        return hashlib.sha256(f"{self.name}/{self.image_size}/{self.n}".encode()).hexdigest()[:16]

@@ -1,0 +1,88 @@
+"""The contrastive trainer (micro-runs on CPU, resume after a kill, user CSV data) and the
+built-in tiny models it produced."""
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import lab
+from lab import zeroshot
+from lab.data import world
+from lab.train import TrainConfig, clip_loss, train
+
+from conftest import NANO
+
+ROOT = Path(__file__).parent.parent
+
+
+def test_clip_loss_is_symmetric_infonce():
+    a = torch.eye(4)
+    scale = torch.tensor(np.log(10.0))
+    perfect = clip_loss(a, a, scale)
+    shuffled = clip_loss(a, a[[1, 0, 3, 2]], scale)
+    expected = -torch.log_softmax(10 * torch.eye(4), 1).diag().mean()  # hand computed
+    assert torch.isclose(perfect, expected) and shuffled > perfect
+
+
+def test_micro_run_loss_falls_and_checkpoint_loads(tmp_path):
+    out = tmp_path / "nano.pt"
+    log = train(TrainConfig(arch=NANO, steps=40, batch_size=40, epoch_steps=10, val_n=40, warmup=4, lr=2e-3,
+                            workers=0, out=str(out)), progress=False)
+    assert [r["step"] for r in log] == [10, 20, 30, 40]
+    assert log[-1]["loss"] < log[0]["loss"] - 0.3
+    model = lab.load_model(out)
+    assert model.embed_dim == 32 and model.image_size == 32
+    assert not Path(str(out) + ".resume").exists()
+
+
+def test_resume_after_kill(tmp_path):
+    out = tmp_path / "nano.pt"
+    code = ("import open_clip, sys; open_clip.add_model_config('tests/model_configs');"
+            "from lab.train import TrainConfig, train;"
+            f"train(TrainConfig(arch='{NANO}', steps=400, batch_size=16, epoch_steps=5, val_n=16, warmup=2, "
+            f"workers=0, out=sys.argv[1]), progress=False)")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(out)], cwd=ROOT)
+    resume = Path(str(out) + ".resume")
+    deadline = time.time() + 120
+    while not resume.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved = torch.load(resume, weights_only=True)["step"]
+    assert 5 <= saved < 400
+    log = train(TrainConfig(arch=NANO, steps=saved + 10, batch_size=16, epoch_steps=5, val_n=16, warmup=2,
+                            workers=0, out=str(out)), progress=False)
+    steps = [r["step"] for r in log]
+    assert steps == list(range(5, saved + 11, 5))  # continued where the checkpoint left off
+
+
+def test_trains_on_user_csv(tmp_path):
+    ds = world.WorldDataset("val", n=24)
+    rows = ["path,caption"]
+    for i in range(24):
+        ds.source(i).save(tmp_path / f"{i}.png")
+        rows.append(f"{i}.png,{ds.sample(i).caption}")
+    rows.append("missing.png,a photo of nothing.")
+    (tmp_path / "pairs.csv").write_text("\n".join(rows))
+    log = train(TrainConfig(arch=NANO, data=str(tmp_path / "pairs.csv"), steps=6, batch_size=8, epoch_steps=3,
+                            warmup=1, workers=0, out=str(tmp_path / "csv.pt")), progress=False)
+    assert len(log) == 2 and all(np.isfinite(r["loss"]) for r in log)
+
+
+@pytest.mark.parametrize("name", ["lab-vit-tiny", "lab-rn-tiny"])
+def test_builtin_models_load_offline_and_know_the_world(name):
+    assert name in lab.list_models(available=True)
+    model = lab.load_model(name)
+    test = world.WorldDataset("test", n=300)
+    emb = model.encode_images(test, progress=False)
+    for task, floor in (("shape", 0.8), ("colour", 0.9)):
+        weights = zeroshot.class_weights(model, world.task_prompts(task))
+        assert zeroshot.accuracy(emb, weights, test.task_labels(task)) >= floor, task
+    card = lab.registry.builtin_models()[name].with_suffix(".md").read_text()
+    assert "python -m lab.train" in card and "Training time" in card

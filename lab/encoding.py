@@ -19,7 +19,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .errors import BadInput
-from .images import MAX_PIXELS, as_rgb_image, decode_bytes, describe, file_key, pixel_key
+from .images import as_rgb_image, decode_bytes, describe, file_key, pixel_key
 
 
 @dataclass(frozen=True)

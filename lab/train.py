@@ -195,7 +195,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> list[dict]:
     autocast = torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     module.train()
-    t0, losses = time.time(), []
+    t0, losses = time.time() - 60 * (log[-1]["minutes"] if log else 0), []  # minutes count across resumes
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"train {cfg.arch}", disable=not progress)
     batches = iter(torch.utils.data.DataLoader(
         _Batches(pairs, preprocess, tokenizer, cfg.batch_size, start * cfg.accum), batch_size=None,
@@ -203,7 +203,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> list[dict]:
     for step in bar:
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
-        for _ in range(cfg.accum):
+        for _ in range(cfg.accum):  # accumulation averages micro-batch losses; negatives stay within a micro-batch
             x, t = (v.to(device, non_blocking=True) for v in next(batches))
             with autocast:
                 loss = clip_loss(module.encode_image(x), module.encode_text(t), module.logit_scale)

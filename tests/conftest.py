@@ -1,5 +1,4 @@
 """Shared fixtures: a fresh cache per test, seeded random CLIPs saved as users' files would be."""
-import os
 from pathlib import Path
 
 import numpy as np

@@ -16,10 +16,8 @@ Each recipe changes the clean generator in one documented way:
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
-import numpy as np
 
 from .world import SIZES, SPLIT_SEEDS, Scene, draw_scene, item_rng
 
@@ -122,6 +120,26 @@ def materialize(dataset, folder: str | Path) -> Path:
     return folder
 
 
+def contact_sheet(n: int = 8, scale: int = 2):
+    """One row of `n` test images per suite (a corruption row at severity 3), labelled: a PIL image."""
+    from PIL import Image, ImageDraw
+    from .world import WorldDataset
+    rows = {"clean": WorldDataset("test", n)}
+    for suite in SUITES:
+        if suite == "corruptions":
+            rows["gaussian noise 3"] = WorldDataset("test", n, suite=suite, corruption="gaussian_noise", severity=3)
+        else:
+            rows[suite] = WorldDataset("test", n, suite=suite)
+    side, label_w = 64 * scale, 130
+    sheet = Image.new("RGB", (label_w + n * (side + 4), len(rows) * (side + 4)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for r, (name, ds) in enumerate(rows.items()):
+        draw.text((6, r * (side + 4) + side // 2 - 6), name, fill="black")
+        for i in range(n):
+            sheet.paste(ds.source(i).resize((side, side), Image.NEAREST), (label_w + i * (side + 4), r * (side + 4)))
+    return sheet
+
+
 def main(argv=None):
     import argparse
     from tqdm.auto import tqdm
@@ -131,6 +149,8 @@ def main(argv=None):
     m.add_argument("--out", required=True)
     m.add_argument("--n", type=int, default=200, help="images per suite")
     m.add_argument("--split", default="test")
+    c = sub.add_parser("sheet", help="save a contact sheet: a row of images per suite")
+    c.add_argument("--out", required=True)
     b = sub.add_parser("build-adversarial", help="re-select the adversarial suite with a supervised CNN")
     b.add_argument("--candidates", type=int, default=6000)
     args = p.parse_args(argv)
@@ -138,6 +158,8 @@ def main(argv=None):
         for rel, ds in tqdm(suite_datasets(args.n, args.split).items(), desc="suites"):
             materialize(ds, Path(args.out) / rel)
         print(f"wrote {args.out}")
+    elif args.cmd == "sheet":
+        contact_sheet().save(args.out)
     else:
         from .adversarial import build_adversarial
         build_adversarial(args.candidates)

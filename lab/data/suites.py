@@ -6,8 +6,8 @@ Each recipe changes the clean generator in one documented way:
 - sketch (ImageNet-Sketch): black outlines on white, no colour or texture. Same classes.
 - rendition (ImageNet-R): cartoon (black outline, flat fill), painting (mottled strokes) and
   pattern (striped fill) renderings, on a 6-class subset.
-- adversarial (ImageNet-A): clean-generator draws on a 6-class subset, kept only where a
-  supervised CNN trained on the clean training split is wrong. The kept indices ship in
+- adversarial (ImageNet-A): natural draws (the v2 drift) on a 6-class subset, kept only where
+  a supervised CNN trained on the clean training split is wrong. The kept indices ship in
   adversarial.json; `python -m lab.data.suites build-adversarial` rebuilds them.
 - objectnet (ObjectNet): controlled rotations (any angle), cluttered dark backgrounds and
   grey occluders over part of the object.
@@ -43,7 +43,7 @@ def scene_for(split: str, i: int, suite: str | None = None, corruption: str | No
               severity: int | None = None) -> Scene:
     seed = SPLIT_SEEDS[split] + (SUITES[suite]["offset"] if suite else 0)
     if suite == "adversarial":
-        return draw_scene(item_rng(seed, adversarial_indices()[i]), shapes=SUBSET)
+        return draw_scene(item_rng(seed, adversarial_indices()[i]), shapes=SUBSET, drift=1.0)
     rng = item_rng(seed, i)
     if suite is None or suite == "corruptions":
         scene = draw_scene(rng)
@@ -152,7 +152,7 @@ def main(argv=None):
     c = sub.add_parser("sheet", help="save a contact sheet: a row of images per suite")
     c.add_argument("--out", required=True)
     b = sub.add_parser("build-adversarial", help="re-select the adversarial suite with a supervised CNN")
-    b.add_argument("--candidates", type=int, default=6000)
+    b.add_argument("--candidates", type=int, default=12000)
     args = p.parse_args(argv)
     if args.cmd == "materialize":
         for rel, ds in tqdm(suite_datasets(args.n, args.split).items(), desc="suites"):

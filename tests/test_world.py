@@ -22,7 +22,7 @@ def test_same_seed_same_bytes_and_splits_differ():
 
 def test_attribute_coverage():
     labels = WorldDataset("test", n=600).labels
-    assert set(labels.shape) == set(SHAPES) and len(SHAPES) >= 10
+    assert set(labels["shape"]) == set(SHAPES) and len(SHAPES) >= 10
     assert set(labels.colour) == set(COLOURS) and len(COLOURS) >= 8
     assert set(labels["count"]) == {1, 2, 3, 4} and set(labels["size"]) == {"small", "medium", "large"}
     assert set(labels.position) - {"several"} == set(world.POSITIONS)
@@ -68,9 +68,9 @@ def test_shift_suites_differ_as_documented():
         px = np.asarray(sketch.source(i), int)
         assert (px.max(2) - px.min(2)).max() <= 2  # black strokes on white: no colour
         assert (px.min(2) > 250).mean() > 0.7
-        assert sketch.labels.shape[i] == clean.labels.shape[i]  # same scene, drawn as a sketch
+        assert sketch.labels["shape"][i] == clean.labels["shape"][i]  # same scene, drawn as a sketch
     rendition = WorldDataset("test", n=60, suite="rendition")
-    assert set(rendition.labels.shape) <= set(SUBSET) and set(rendition.labels.render) == {"cartoon", "painting", "pattern"}
+    assert set(rendition.labels["shape"]) <= set(SUBSET) and set(rendition.labels.render) == {"cartoon", "painting", "pattern"}
     assert rendition.classes == SUBSET
     objectnet = [scene_for("test", i, "objectnet") for i in range(60)]
     assert max(abs(a) for s in objectnet for a in s.angles) > np.radians(90)
@@ -78,7 +78,7 @@ def test_shift_suites_differ_as_documented():
     v2 = WorldDataset("test", n=40, suite="v2")
     assert all(v2.source(i).tobytes() != clean.source(i).tobytes() for i in range(40))
     adv = WorldDataset("test", n=20, suite="adversarial")
-    assert set(adv.labels.shape) <= set(SUBSET)
+    assert set(adv.labels["shape"]) <= set(SUBSET)
 
 
 @pytest.mark.parametrize("name", CORRUPTIONS)
@@ -97,7 +97,7 @@ def test_materialized_layout_reads_back(tmp_path, nano):
     folder = ImageFolder(root)
     assert set(folder.classes) <= set(SUBSET) and len(folder) == 30
     by_name = {p.split("/")[-1]: folder.classes[l] for p, l in zip(folder.paths, folder.labels.label)}
-    assert all(by_name[f"{i:06d}.png"] == ds.labels.shape[i] for i in range(30))
+    assert all(by_name[f"{i:06d}.png"] == ds.labels["shape"][i] for i in range(30))
     on_disk = nano.encode_images(folder, progress=False)
     order = [int(p.split("/")[-1][:6]) for p in folder.paths]
     np.testing.assert_allclose(on_disk, nano.encode_images(ds, progress=False)[order], atol=1e-6)

@@ -108,13 +108,20 @@ def _item_at(images, i):
     return images[i]
 
 
-def _collate(records):
-    """Stack the good items' pixels in the worker: (B, 3, H, W), pinned later on CUDA."""
-    good = [r for r in records if r["error"] is None]
-    pixels = torch.stack([r.pop("tensor") for r in good]) if good else None
-    for r in records:
-        r.pop("tensor", None)
-    return {"records": records, "pixels": pixels}
+class _Collate:
+    """Runs in the worker: stack the good items' pixels (B, 3, H, W) uint8; with a tower (CPU
+    runs), also run the forward pass there, so each core encodes its own batches end to end."""
+
+    def __init__(self, tower=None):
+        self.tower = tower
+
+    def __call__(self, records):
+        good = [r for r in records if r["error"] is None]
+        pixels = torch.stack([r.pop("tensor") for r in good]) if good else None
+        for r in records:
+            r.pop("tensor", None)
+        vectors = self.tower(pixels) if self.tower is not None and pixels is not None else None
+        return {"records": records, "pixels": None if vectors is not None else pixels, "vectors": vectors}
 
 
 def _worker_init(_):
@@ -187,13 +194,17 @@ def _encode_images(model, images, out, failures, *, batch_size, cache, strict, p
     if entries:
         if num_workers is None:
             num_workers = 0 if len(entries) <= batch_size else min(4, os.cpu_count() or 1)
+        # On CPU the workers run the forward pass too (one thread each): data parallel over cores
+        # beats decoding beside a multi-threaded forward when both compete for the same cores.
+        in_workers = num_workers > 0 and model.device.type == "cpu"
         loader = torch.utils.data.DataLoader(
-            _Pending(entries, model.preprocess, model.max_image_pixels), batch_size=batch_size,
-            num_workers=num_workers, collate_fn=_collate, worker_init_fn=_worker_init,
+            _Pending(entries, model.preprocess_image, model.max_image_pixels), batch_size=batch_size,
+            num_workers=num_workers, collate_fn=_Collate(model.image_tower if in_workers else None),
+            worker_init_fn=_worker_init,
             pin_memory=model.device.type == "cuda", prefetch_factor=4 if num_workers else None)
         bar = tqdm(total=len(entries), desc=f"encode images ({model.name})", unit="img", disable=not progress)
         for batch in loader:
-            records, pixels = batch["records"], batch["pixels"]
+            records, pixels, vectors = batch["records"], batch["pixels"], batch["vectors"]
             good = [r for r in records if r["error"] is None]
             for r in records:
                 if r["error"] is not None:
@@ -205,9 +216,10 @@ def _encode_images(model, images, out, failures, *, batch_size, cache, strict, p
                         if r["key"] in late:
                             out[r["index"]] = late[r["key"]]
                     keep = [j for j, r in enumerate(good) if r["key"] not in late]
-                    good, pixels = [good[j] for j in keep], pixels[keep] if keep else None
+                    good = [good[j] for j in keep]
+                    pixels, vectors = (None if t is None else t[keep] for t in (pixels, vectors))
             if good:
-                vecs = model.embed_image_tensors(pixels)
+                vecs = vectors if vectors is not None else model.embed_image_tensors(pixels)
                 out[[r["index"] for r in good]] = vecs
                 if cache:
                     model.cache.put(model.fingerprint, "image", [r["key"] for r in good], vecs)

@@ -66,6 +66,60 @@ def tensor_digest(state: dict) -> str:
     return h.hexdigest()
 
 
+class _PilToUint8:
+    """The PIL part of a preprocessing pipeline, returning a (3, H, W) uint8 tensor."""
+
+    def __init__(self, pil_ops):
+        self.pil_ops = pil_ops
+
+    def __call__(self, img):
+        return torch.from_numpy(np.array(self.pil_ops(img), dtype=np.uint8, copy=True)).permute(2, 0, 1)
+
+
+class _BatchNormalize:
+    """ToTensor + Normalize for a whole (B, 3, H, W) uint8 batch, elementwise as torchvision does."""
+
+    def __init__(self, mean, std):
+        self.mean = torch.tensor(mean).view(1, -1, 1, 1)
+        self.std = torch.tensor(std).view(1, -1, 1, 1)
+
+    def __call__(self, x):
+        x = x.float().div(255)
+        return x.sub_(self.mean.to(x.device)).div_(self.std.to(x.device))
+
+
+def autocast(device: torch.device, precision: str):
+    dtype = PRECISIONS[precision]
+    return torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext()
+
+
+class ImageTower:
+    """Preprocessed pixels (B, 3, H, W), float or uint8 -> L2-normalized float32 (B, D).
+    Picklable, so CPU DataLoader workers can run it on their own batches."""
+
+    def __init__(self, module, normalize_batch, device: torch.device, precision: str):
+        self.module, self.normalize_batch, self.device, self.precision = module, normalize_batch, device, precision
+
+    def __call__(self, pixels: torch.Tensor) -> np.ndarray:
+        pixels = pixels.to(self.device, non_blocking=True)
+        if pixels.dtype == torch.uint8:
+            pixels = self.normalize_batch(pixels)
+        with torch.inference_mode(), autocast(self.device, self.precision):
+            feats = self.module.encode_image(pixels)
+        return F.normalize(feats.float(), dim=-1).cpu().numpy()
+
+
+def split_preprocess(preprocess):
+    """open_clip's eval transform ends in ToTensor + Normalize. Split it: PIL ops per image (in
+    DataLoader workers, shipped as uint8, 4x smaller) and the tensor ops once per batch, with
+    results identical to the whole transform. -> (per_image, per_batch)."""
+    from torchvision.transforms import Compose, Normalize
+    ts = getattr(preprocess, "transforms", [])
+    if len(ts) >= 2 and isinstance(ts[-1], Normalize) and type(ts[-2]).__name__ in ("ToTensor", "MaybeToTensor"):
+        return _PilToUint8(Compose(ts[:-2])), _BatchNormalize(ts[-1].mean, ts[-1].std)
+    return preprocess, None
+
+
 class ClipModel:
     """A CLIP model ready to encode, with its identity (`fingerprint`) and its cache."""
 
@@ -75,6 +129,8 @@ class ClipModel:
         self.name, self.model_cfg, self.source = name, model_cfg, source
         self.preprocess_cfg = preprocess_cfg
         self.preprocess = image_transform_v2(PreprocessCfg(**preprocess_cfg), is_train=False)
+        self.preprocess_image, normalize_batch = split_preprocess(self.preprocess)
+        self.image_tower = ImageTower(self.module, normalize_batch, device, precision)
         self.tokenizer = tokenizer
         self.device, self.precision, self.cache = device, precision, cache
         self.max_image_pixels = MAX_PIXELS
@@ -106,20 +162,15 @@ class ClipModel:
     def default_batch_size(self) -> int:
         return 256 if self.device.type == "cuda" else 32
 
-    def _autocast(self):
-        dtype = PRECISIONS[self.precision]
-        return torch.autocast(self.device.type, dtype=dtype) if dtype else contextlib.nullcontext()
-
     def embed_image_tensors(self, pixels: torch.Tensor) -> np.ndarray:
-        """Forward preprocessed pixels (B, 3, H, W) -> normalized float32 (B, D). No cache."""
-        with torch.inference_mode(), self._autocast():
-            feats = self.module.encode_image(pixels.to(self.device, non_blocking=True))
-        return F.normalize(feats.float(), dim=-1).cpu().numpy()
+        """Forward preprocessed pixels (B, 3, H, W) -> normalized float32 (B, D). No cache.
+        Takes the output of `preprocess`, or uint8 batches of `preprocess_image`."""
+        return self.image_tower(pixels)
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         """Forward a batch of strings -> normalized float32 (B, D). No cache."""
         tokens = self.tokenizer(texts).to(self.device)
-        with torch.inference_mode(), self._autocast():
+        with torch.inference_mode(), autocast(self.device, self.precision):
             feats = self.module.encode_text(tokens)
         return F.normalize(feats.float(), dim=-1).cpu().numpy()
 

@@ -40,13 +40,13 @@ def _rows(cache_dir, fingerprint):
 
 def test_second_pass_computes_nothing_and_growth_only_new(nano, tmp_path):
     paths = write_images(tmp_path / "imgs", 12)
-    seen = count_forward(nano)
-    first = nano.encode_images(paths[:8], progress=False, batch_size=4)
+    seen = count_forward(nano)  # in-process runs (num_workers=0), so the counter sees every forward
+    first = nano.encode_images(paths[:8], progress=False, batch_size=4, num_workers=0)
     assert seen["images"] == 8
-    again = nano.encode_images(paths[:8], progress=False)
+    again = nano.encode_images(paths[:8], progress=False, num_workers=0)
     assert seen["images"] == 8
     np.testing.assert_array_equal(first, again)
-    grown = nano.encode_images(paths, progress=False)
+    grown = nano.encode_images(paths, progress=False, num_workers=0)
     assert seen["images"] == 12
     np.testing.assert_array_equal(grown[:8], first)
     texts = ["a red circle", "a blue square"]
@@ -91,7 +91,7 @@ def test_two_processes_overlapping_inputs(nano, tmp_path):
         assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     shared = lab.load_model(NANO, pretrained="random", cache=cache_dir)
     seen = count_forward(shared)
-    cached = shared.encode_images(paths, progress=False)
+    cached = shared.encode_images(paths, progress=False, num_workers=0)
     assert seen["images"] == 0
     np.testing.assert_allclose(cached, nano.encode_images(paths, cache=False, progress=False), atol=1e-6)
 
@@ -119,7 +119,7 @@ def test_sigkill_mid_run_keeps_committed_batches(tmp_path):
         assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     resumed = lab.load_model("RN50", pretrained="random", cache=cache_dir)
     seen = count_forward(resumed)
-    emb = resumed.encode_images(paths, progress=False)
+    emb = resumed.encode_images(paths, progress=False, num_workers=0)
     assert seen["images"] == 60 - done
     np.testing.assert_allclose(emb, reference.encode_images(paths, progress=False), atol=1e-5)
 

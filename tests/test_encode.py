@@ -1,6 +1,7 @@
 """Encoding: input kinds, order, every kind of bad input, strict mode, the dataset protocol."""
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import lab
@@ -26,6 +27,15 @@ def test_paths_pil_arrays_agree_and_keep_order(nano, tmp_path):
     assert np.abs(emb[3] - emb[0]).max() > 1e-3
     alone = nano.encode_images([other], cache=False, progress=False)
     np.testing.assert_allclose(alone[0], emb[3], atol=1e-6)
+
+
+def test_worker_forward_matches_in_process(nano, tmp_path):
+    paths = write_images(tmp_path, 40)
+    in_workers = nano.encode_images(paths, batch_size=8, num_workers=2, cache=False, progress=False)
+    in_process = nano.encode_images(paths, batch_size=8, num_workers=0, cache=False, progress=False)
+    full = nano.embed_image_tensors(torch.stack([nano.preprocess(Image.open(p)) for p in paths]))
+    np.testing.assert_allclose(in_workers, in_process, atol=1e-6)
+    np.testing.assert_allclose(in_process, full, atol=1e-6)  # split preprocessing == open_clip's transform
 
 
 def test_modes_convert_to_rgb(nano, tmp_path):

@@ -28,8 +28,8 @@ _CHUNK = 4000  # keys per IN (...) query; SQLite's default limit is 32766 variab
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS embeddings (
-    fingerprint TEXT NOT NULL, modality TEXT NOT NULL, key TEXT NOT NULL, vector BLOB NOT NULL,
-    PRIMARY KEY (fingerprint, modality, key)) WITHOUT ROWID;
+    fingerprint TEXT NOT NULL, modality TEXT NOT NULL, key TEXT NOT NULL, vector BLOB NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS embeddings_key ON embeddings (fingerprint, modality, key);
 CREATE TABLE IF NOT EXISTS models (
     fingerprint TEXT PRIMARY KEY, name TEXT NOT NULL, dim INTEGER NOT NULL, created REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS file_digests (
@@ -72,6 +72,7 @@ class EmbeddingCache:
         if self._conn is None or self._pid != os.getpid():  # a forked child opens its own
             self.directory.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=120, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA page_size=16384")  # vectors are 2-4 KB: big pages halve read time (new files only)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: committed data survives a killed process
             conn.executescript(_SCHEMA)

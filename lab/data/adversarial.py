@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from .suites import ADVERSARIAL_FILE, SPLIT_SEEDS, SUBSET, SUITES
+from .suites import ADVERSARIAL_FILE, SPLIT_SEEDS, SUBSET, SUITES, adversarial_indices
 from .world import SHAPES, draw_scene, item_rng, render
 
 
@@ -24,6 +24,7 @@ def build_adversarial(candidates: int = 12000, cnn_steps: int = 150) -> list[int
     pred = predict(model, [render(s)[0] for s in scenes])
     kept = [i for i, (s, p) in enumerate(zip(scenes, pred)) if SHAPES[p] != s.shape]
     accuracy = 1 - len(kept) / candidates
+    adversarial_indices.cache_clear()
     ADVERSARIAL_FILE.write_text(json.dumps({
         "recipe": f"drifted draws (drift=1.0) on {SUBSET}, kept where a SmallCNN (lab.supervised.train_cnn, "
                   f"{cnn_steps} steps, seed 0) trained on the clean training split is wrong",

@@ -15,6 +15,7 @@ Each recipe changes the clean generator in one documented way:
 """
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -33,7 +34,9 @@ SUITES = {
 }
 
 
+@functools.lru_cache(maxsize=1)
 def adversarial_indices() -> list[int]:
+    """Generator indices of the kept candidates (selected on the test split's seed stream)."""
     if not ADVERSARIAL_FILE.exists():
         raise FileNotFoundError(f"{ADVERSARIAL_FILE} is missing; run `python -m lab.data.suites build-adversarial`")
     return json.loads(ADVERSARIAL_FILE.read_text())["indices"]
@@ -43,7 +46,10 @@ def scene_for(split: str, i: int, suite: str | None = None, corruption: str | No
               severity: int | None = None) -> Scene:
     seed = SPLIT_SEEDS[split] + (SUITES[suite]["offset"] if suite else 0)
     if suite == "adversarial":
-        return draw_scene(item_rng(seed, adversarial_indices()[i]), shapes=SUBSET, drift=1.0)
+        kept = adversarial_indices()
+        if split != "test" or i >= len(kept):
+            raise IndexError(f"the adversarial suite is {len(kept)} images of the test split; asked for {split} item {i}")
+        return draw_scene(item_rng(seed, kept[i]), shapes=SUBSET, drift=1.0)
     rng = item_rng(seed, i)
     if suite is None or suite == "corruptions":
         scene = draw_scene(rng)

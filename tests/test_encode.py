@@ -97,10 +97,12 @@ def test_strict_raises_on_first_bad_item_naming_it(nano, tmp_path):
 def test_decompression_bomb_refused(nano, tmp_path):
     bomb = tmp_path / "bomb.png"
     Image.new("1", (20000, 20000)).save(bomb)  # 400 Mpx, a few KB on disk
-    emb, failures = nano.encode_images([str(bomb)], progress=False, return_failures=True)
+    with pytest.warns(UserWarning, match="1 of 1 images could not be encoded"):
+        emb, failures = nano.encode_images([str(bomb)], progress=False, return_failures=True)
     assert len(failures) == 1 and "max_image_pixels" in failures[0].reason
     nano.max_image_pixels = 1000
-    _, failures = nano.encode_images([_rgb()], progress=False, return_failures=True)
+    with pytest.warns(UserWarning, match="1 of 1 images could not be encoded"):
+        _, failures = nano.encode_images([_rgb()], progress=False, return_failures=True)
     assert "decompression-bomb" in failures[0].reason
 
 
@@ -113,7 +115,7 @@ def test_empty_inputs(nano):
 
 def test_texts_truncate_with_warning_and_reject_non_strings(nano):
     long = "a photo of " + "a very " * 100 + "long cat"
-    with pytest.warns(UserWarning, match="1 of 3 texts are longer"):
+    with pytest.warns(UserWarning, match="1 of 3 texts are longer"), pytest.warns(UserWarning, match="is a int, not a string"):
         emb, failures = nano.encode_texts(["a cat", long, 7], return_failures=True)
     assert [f.index for f in failures] == [2] and "int" in failures[0].reason
     assert np.isfinite(emb[:2]).all() and np.isnan(emb[2]).all()

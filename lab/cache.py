@@ -6,8 +6,9 @@ decoded pixels, of a dataset item's stable key, or of the exact text. Each encod
 transaction, so a killed process loses at most the batch in flight, and concurrent writers
 (two papermill runs) serialize on SQLite's lock instead of corrupting anything.
 
-The same database remembers (path, size, mtime) -> content hash, so a warm pass over many files
-only stats them.
+The same database remembers (path, size, mtime, ctime) -> content hash, so a warm pass over many
+files only stats them. ctime cannot be set by copies that preserve times (cp -p, rsync -a, tar),
+so a rewritten file is hashed again.
 
     python -m lab cache info      # entries and bytes per model
     python -m lab cache clear     # prune (optionally --model FINGERPRINT_OR_NAME)
@@ -17,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -24,7 +26,8 @@ from typing import Iterable, Sequence
 import numpy as np
 
 DB_NAME = "embeddings.sqlite3"
-_CHUNK = 4000  # keys per IN (...) query; SQLite's default limit is 32766 variables
+_CHUNK = 4000 if sqlite3.sqlite_version_info >= (3, 32) else 900  # variables per query: 32766 (older: 999)
+_INHERITED: list = []  # connections a forked child inherited: kept alive, never used or closed there
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS embeddings (
@@ -32,8 +35,9 @@ CREATE TABLE IF NOT EXISTS embeddings (
 CREATE UNIQUE INDEX IF NOT EXISTS embeddings_key ON embeddings (fingerprint, modality, key);
 CREATE TABLE IF NOT EXISTS models (
     fingerprint TEXT PRIMARY KEY, name TEXT NOT NULL, dim INTEGER NOT NULL, created REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS file_digests (
-    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, digest TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS file_hashes (
+    path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
+    digest TEXT NOT NULL);
 """
 
 
@@ -58,18 +62,28 @@ def _chunks(seq: Sequence, n: int = _CHUNK):
         yield seq[i:i + n]
 
 
+def stat_key(st: os.stat_result) -> tuple[int, int, int]:
+    """What must be unchanged for a remembered file hash to hold."""
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
 class EmbeddingCache:
-    """One SQLite database; safe to share between threads of one process and between processes."""
+    """One SQLite database; safe to share between threads (one lock per cache object) and
+    between processes (SQLite's locking)."""
 
     def __init__(self, directory: str | os.PathLike | None = None):
         self.directory = Path(directory).expanduser() if directory else default_cache_dir()
         self.path = self.directory / DB_NAME
         self._conn: sqlite3.Connection | None = None
         self._pid = None
+        self._lock = threading.RLock()
 
     @property
     def conn(self) -> sqlite3.Connection:
-        if self._conn is None or self._pid != os.getpid():  # a forked child opens its own
+        if self._conn is not None and self._pid != os.getpid():
+            _INHERITED.append(self._conn)  # closing the parent's handle in a child can corrupt the file
+            self._conn = None
+        if self._conn is None:
             self.directory.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, timeout=120, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA page_size=16384")  # vectors are 2-4 KB: big pages halve read time (new files only)
@@ -80,14 +94,19 @@ class EmbeddingCache:
         return self._conn
 
     def _write(self, sql: str, rows: Iterable[tuple]):
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany(sql, rows)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        with self._lock:
+            conn = self.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(sql, rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def _read(self, sql: str, args) -> list:
+        with self._lock:
+            return self.conn.execute(sql, args).fetchall()
 
     # -- embeddings ---------------------------------------------------------------------------
     def get(self, fingerprint: str, modality: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
@@ -96,7 +115,7 @@ class EmbeddingCache:
         unique = list(dict.fromkeys(keys))
         for chunk in _chunks(unique):
             marks = ",".join("?" * len(chunk))
-            rows = self.conn.execute(
+            rows = self._read(
                 f"SELECT key, vector FROM embeddings WHERE fingerprint=? AND modality=? AND key IN ({marks})",
                 (fingerprint, modality, *chunk))
             for key, blob in rows:
@@ -113,29 +132,28 @@ class EmbeddingCache:
         self._write("INSERT OR IGNORE INTO models VALUES (?,?,?,?)", [(fingerprint, name, dim, time.time())])
 
     # -- file content hashes ------------------------------------------------------------------
-    def file_digests(self, stats: dict[str, tuple[int, int]]) -> dict[str, str]:
-        """{path: digest} for the paths whose remembered (size, mtime_ns) still match."""
+    def file_digests(self, stats: dict[str, tuple[int, int, int]]) -> dict[str, str]:
+        """{path: digest} for the paths whose remembered `stat_key` still matches."""
         out: dict[str, str] = {}
-        paths = list(stats)
-        for chunk in _chunks(paths):
+        for chunk in _chunks(list(stats)):
             marks = ",".join("?" * len(chunk))
-            for path, size, mtime, digest in self.conn.execute(
-                    f"SELECT path, size, mtime_ns, digest FROM file_digests WHERE path IN ({marks})", chunk):
-                if stats[path] == (size, mtime):
+            for path, size, mtime, ctime, digest in self._read(
+                    f"SELECT path, size, mtime_ns, ctime_ns, digest FROM file_hashes WHERE path IN ({marks})", chunk):
+                if stats[path] == (size, mtime, ctime):
                     out[path] = digest
         return out
 
-    def put_file_digests(self, rows: Iterable[tuple[str, int, int, str]]):
+    def put_file_digests(self, rows: Iterable[tuple[str, int, int, int, str]]):
+        """Remember (path, size, mtime_ns, ctime_ns, digest) rows."""
         rows = list(rows)
         if rows:
-            self._write("INSERT OR REPLACE INTO file_digests VALUES (?,?,?,?)", rows)
+            self._write("INSERT OR REPLACE INTO file_hashes VALUES (?,?,?,?,?)", rows)
 
     def file_digest(self, path: str) -> str:
-        """sha256 of a file's bytes, memoized by (path, size, mtime): a re-load of a 1.7 GB
-        checkpoint only stats it."""
+        """sha256 of a file's bytes, memoized by its stat: a re-load of a 1.7 GB checkpoint
+        only stats it."""
         path = os.path.abspath(path)
-        st = os.stat(path)
-        stat = (st.st_size, st.st_mtime_ns)
+        stat = stat_key(os.stat(path))
         known = self.file_digests({path: stat})
         if path in known:
             return known[path]
@@ -146,35 +164,39 @@ class EmbeddingCache:
     # -- maintenance --------------------------------------------------------------------------
     def info(self) -> list[dict]:
         """Entries and bytes per (model, modality)."""
-        rows = self.conn.execute(
+        rows = self._read(
             "SELECT e.fingerprint, COALESCE(m.name, '?'), e.modality, COUNT(*), SUM(LENGTH(e.vector)) "
             "FROM embeddings e LEFT JOIN models m ON m.fingerprint = e.fingerprint "
-            "GROUP BY e.fingerprint, e.modality ORDER BY 2, 3").fetchall()
+            "GROUP BY e.fingerprint, e.modality ORDER BY 2, 3", ())
         return [dict(fingerprint=f, model=n, modality=mod, entries=c, bytes=b) for f, n, mod, c, b in rows]
 
     def clear(self, model: str | None = None) -> int:
-        """Delete the embeddings of one model (fingerprint, fingerprint prefix or name), or all.
+        """Delete the embeddings of one model (its name, or a fingerprint prefix), or all.
         Returns the number of rows deleted."""
-        conn = self.conn
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        if model is not None and not model.strip():
+            raise ValueError("clear(model=...) needs a model name or fingerprint prefix; clear() empties all")
+        with self._lock:
+            conn = self.conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if model is None:
+                    n = conn.execute("DELETE FROM embeddings").rowcount
+                    conn.execute("DELETE FROM models")
+                    conn.execute("DELETE FROM file_hashes")
+                else:
+                    fps = [r[0] for r in conn.execute(
+                        "SELECT fingerprint FROM models WHERE name=? OR substr(fingerprint, 1, ?)=?",
+                        (model, len(model), model))]
+                    n = 0
+                    for fp in fps:
+                        n += conn.execute("DELETE FROM embeddings WHERE fingerprint=?", (fp,)).rowcount
+                        conn.execute("DELETE FROM models WHERE fingerprint=?", (fp,))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
             if model is None:
-                n = conn.execute("DELETE FROM embeddings").rowcount
-                conn.execute("DELETE FROM models")
-                conn.execute("DELETE FROM file_digests")
-            else:
-                fps = [r[0] for r in conn.execute(
-                    "SELECT fingerprint FROM models WHERE name=? OR fingerprint LIKE ?", (model, model + "%"))]
-                n = 0
-                for fp in fps:
-                    n += conn.execute("DELETE FROM embeddings WHERE fingerprint=?", (fp,)).rowcount
-                    conn.execute("DELETE FROM models WHERE fingerprint=?", (fp,))
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        if model is None:
-            conn.execute("VACUUM")
+                conn.execute("VACUUM")
         return n
 
     def close(self):

@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from .cache import stat_key
 from .errors import BadInput
 from .images import as_rgb_image, decode_bytes, describe, file_key, pixel_key
 
@@ -89,7 +90,7 @@ class _Pending(torch.utils.data.Dataset):
                 with open(path, "rb") as f:
                     data = f.read()
                 digest = hashlib.sha256(data).hexdigest()
-                out["stat"] = (path, st.st_size, st.st_mtime_ns, digest)
+                out["stat"] = (path, *stat_key(st), digest)
                 out["key"] = out["key"] or file_key(digest)
                 img = decode_bytes(data, self.max_pixels)
             else:
@@ -157,7 +158,7 @@ def _resolve_image_keys(model, images, failures, strict):
             if not os.path.isfile(path):
                 _fail(failures, strict, i, item, "is a folder, not an image file; use lab.data.list_images(folder)", "image")
                 continue
-            stats[path] = (st.st_size, st.st_mtime_ns)
+            stats[path] = stat_key(st)
             entries.append((i, path, None))
         elif isinstance(item, (Image.Image, np.ndarray)):
             try:
@@ -177,6 +178,8 @@ def _resolve_image_keys(model, images, failures, strict):
 
 def encode_images(model, images, batch_size=None, cache=True, strict=False, progress=True,
                   num_workers=None, return_failures=False):
+    if isinstance(images, (str, os.PathLike, Image.Image)) or (isinstance(images, np.ndarray) and images.ndim in (2, 3)):
+        images = [images]  # one image, not a sequence of them
     fill = partial(_encode_images, model, images, batch_size=batch_size, cache=cache, strict=strict,
                    progress=progress, num_workers=num_workers)
     return _run(model, len(images), "images", fill, return_failures)
@@ -203,30 +206,38 @@ def _encode_images(model, images, out, failures, *, batch_size, cache, strict, p
             worker_init_fn=_worker_init,
             pin_memory=model.device.type == "cuda", prefetch_factor=4 if num_workers else None)
         bar = tqdm(total=len(entries), desc=f"encode images ({model.name})", unit="img", disable=not progress)
-        for batch in loader:
-            records, pixels, vectors = batch["records"], batch["pixels"], batch["vectors"]
-            good = [r for r in records if r["error"] is None]
-            for r in records:
-                if r["error"] is not None:
-                    _fail(failures, strict, r["index"], _item_at(images, r["index"]), r["error"], "image")
-            if cache and good:  # keys first learned in the worker may be cached already
-                late = model.cache.get(model.fingerprint, "image", [r["key"] for r in good])
-                if late:
-                    for r in good:
-                        if r["key"] in late:
-                            out[r["index"]] = late[r["key"]]
-                    keep = [j for j, r in enumerate(good) if r["key"] not in late]
-                    good = [good[j] for j in keep]
-                    pixels, vectors = (None if t is None else t[keep] for t in (pixels, vectors))
-            if good:
-                vecs = vectors if vectors is not None else model.embed_image_tensors(pixels)
-                out[[r["index"] for r in good]] = vecs
-                if cache:
-                    model.cache.put(model.fingerprint, "image", [r["key"] for r in good], vecs)
-            if cache:
-                model.cache.put_file_digests(r["stat"] for r in records if r["stat"])
-            bar.update(len(records))
-        bar.close()
+        with bar:
+            _run_loader(model, images, loader, bar, out, failures, cache, strict)
+
+
+def _run_loader(model, images, loader, bar, out, failures, cache, strict):
+    for batch in loader:
+        records, pixels, vectors = batch["records"], batch["pixels"], batch["vectors"]
+        bad = [(r, r["error"]) for r in records if r["error"] is not None]
+        good = [r for r in records if r["error"] is None]
+        if cache and good:  # keys first learned in the worker may be cached already
+            late = model.cache.get(model.fingerprint, "image", [r["key"] for r in good])
+            if late:
+                for r in good:
+                    if r["key"] in late:
+                        out[r["index"]] = late[r["key"]]
+                keep = [j for j, r in enumerate(good) if r["key"] not in late]
+                good = [good[j] for j in keep]
+                pixels, vectors = (None if t is None else t[keep] for t in (pixels, vectors))
+        if good:
+            vecs = vectors if vectors is not None else model.embed_image_tensors(pixels)
+            finite = np.isfinite(vecs).all(1)  # an fp16 overflow must never reach the cache
+            bad += [(r, "the model produced a non-finite embedding (fp16 overflow? try precision='fp32')")
+                    for r, ok in zip(good, finite) if not ok]
+            good, vecs = [r for r, ok in zip(good, finite) if ok], vecs[finite]
+            out[[r["index"] for r in good]] = vecs
+            if cache and good:
+                model.cache.put(model.fingerprint, "image", [r["key"] for r in good], vecs)
+        if cache:
+            model.cache.put_file_digests(r["stat"] for r in records if r["stat"])
+        bar.update(len(records))
+        for r, reason in bad:  # after the good part of the batch is stored: strict loses nothing
+            _fail(failures, strict, r["index"], _item_at(images, r["index"]), reason, "image")
 
 
 def encode_texts(model, texts, batch_size=None, cache=True, strict=False, progress=True, return_failures=False):

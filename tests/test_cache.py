@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 import lab
+import lab.encoding
 
 from conftest import NANO, count_forward, write_images
 
@@ -65,18 +66,26 @@ def test_models_do_not_collide(cache, tmp_path):
     assert len(cache.info()) == 2
 
 
-def test_warm_pass_trusts_stat_not_bytes(nano, tmp_path):
-    path = Path(write_images(tmp_path, 1)[0])
-    first = nano.encode_images([str(path)], progress=False)
+def test_warm_pass_only_stats_and_rewrites_are_seen(nano, tmp_path, monkeypatch):
+    paths = write_images(tmp_path, 3)
+    first = nano.encode_images(paths, progress=False)
+    loads = {"n": 0}
+    original = lab.encoding._Pending.__getitem__
+
+    def counted(self, j):
+        loads["n"] += 1
+        return original(self, j)
+    monkeypatch.setattr(lab.encoding._Pending, "__getitem__", counted)
+    np.testing.assert_array_equal(nano.encode_images(paths, progress=False, num_workers=0), first)
+    assert loads["n"] == 0  # every key came from the (size, mtime, ctime) memo: no file was opened
+    path = Path(paths[0])
     st = os.stat(path)
     other = Path(write_images(tmp_path / "o", 1, seed=9)[0]).read_bytes()
-    if len(other) == st.st_size:
-        path.write_bytes(other)
-        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
-        np.testing.assert_array_equal(nano.encode_images([str(path)], progress=False), first)  # bytes not re-read
-    path.write_bytes(other)  # new mtime (and maybe size): re-hashed and re-encoded
-    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-    assert np.abs(nano.encode_images([str(path)], progress=False) - first).max() > 1e-4
+    path.write_bytes(other)  # new bytes with the old mtime restored, as `cp -p` or `rsync -a` would leave
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    again = nano.encode_images(paths, progress=False, num_workers=0)
+    assert loads["n"] == 1 and np.abs(again[0] - first[0]).max() > 1e-4  # ctime changed: re-hashed
+    np.testing.assert_array_equal(again[1:], first[1:])
 
 
 def test_two_processes_overlapping_inputs(nano, tmp_path):

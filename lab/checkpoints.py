@@ -100,28 +100,45 @@ def read_torchscript_tensors(path: str) -> dict[str, torch.Tensor]:
     return out
 
 
+def _is_pickle_or_zip(path: str) -> bool:
+    with open(path, "rb") as f:
+        head = f.read(2)
+    return zipfile.is_zipfile(path) or head[:1] == b"\x80"  # pickle PROTO opcode
+
+
+def _trusted_load(path: str):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise ModelNotAvailable(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from None
+
+
 def read_checkpoint(path: str, trust: bool = False) -> tuple[dict, dict]:
     """Read a checkpoint file -> (state_dict, metadata). Metadata records the source format and,
     for lab checkpoints, the model and preprocessing configs."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ModelNotAvailable(f"checkpoint file not found: {path}")
-    if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
-        return load_file(path), {"source": "safetensors"}
-    if is_torchscript_archive(path):
-        return read_torchscript_tensors(path), {"source": "torchscript"}
     try:
+        if path.endswith(".safetensors"):
+            from safetensors.torch import load_file
+            return load_file(path), {"source": "safetensors"}
+        if is_torchscript_archive(path):
+            return read_torchscript_tensors(path), {"source": "torchscript"}
         payload = torch.load(path, map_location="cpu", weights_only=True)
+    except UnsafeCheckpoint:
+        raise
     except pickle.UnpicklingError as e:
+        reason = str(e).strip().splitlines()[0][:200]
+        if not _is_pickle_or_zip(path):  # e.g. an image renamed .pt: not unsafe, just not a checkpoint
+            raise ModelNotAvailable(f"{path} is not a checkpoint (neither a torch.save zip nor a pickle)") from None
         if not trust:
-            reason = str(e).strip().splitlines()[0][:200]
             raise UnsafeCheckpoint(
                 f"{path} is a pickle that needs more than tensors to load ({reason}). Loading it "
                 "would run code from the file. If you trust where it came from, pass "
                 "trust_checkpoint=True (CLI: --trust-checkpoint).") from None
-        payload = torch.load(path, map_location="cpu", weights_only=False)
-    except (RuntimeError, EOFError, zipfile.BadZipFile) as e:
+        payload = _trusted_load(path)
+    except Exception as e:
         raise ModelNotAvailable(f"{path} is not a readable checkpoint ({type(e).__name__}: {e})") from None
     if not isinstance(payload, dict):
         raise ModelNotAvailable(f"{path} holds a {type(payload).__name__}, not a state dict")

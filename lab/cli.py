@@ -64,12 +64,16 @@ def cmd_encode(args) -> int:
     model = load_model(args.model, pretrained=args.pretrained, device=args.device, cache=args.cache_dir,
                        trust_checkpoint=args.trust_checkpoint)
     if args.texts:
+        if not Path(args.texts).is_file():
+            raise LabError(f"--texts {args.texts}: no such file")
         items = Path(args.texts).read_text().splitlines()
         emb, failures = model.encode_texts(items, batch_size=args.batch_size, strict=args.strict,
                                            return_failures=True)
     elif args.world:
-        from .data.world import WorldDataset
+        from .data.world import SPLIT_SEEDS, WorldDataset
         split, _, n = args.world.partition(":")
+        if split not in SPLIT_SEEDS or not (n or "200").isdigit():
+            raise LabError(f"--world takes SPLIT[:N] with SPLIT one of {list(SPLIT_SEEDS)}; got {args.world!r}")
         dataset = WorldDataset(split, n=int(n or 200))
         items = [dataset.content_key(i) for i in range(len(dataset))]
         emb, failures = model.encode_images(dataset, batch_size=args.batch_size, strict=args.strict,
@@ -79,9 +83,10 @@ def cmd_encode(args) -> int:
         emb, failures = model.encode_images(items, batch_size=args.batch_size, strict=args.strict,
                                             return_failures=True)
     out = Path(args.out)
+    out = out if out.suffix == ".npy" else out.with_name(out.name + ".npy")  # as np.save names it
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, emb)
-    index = out.with_suffix(".index.csv")
+    index = out.with_name(out.stem + ".index.csv")
     errors = {f.index: f.reason for f in failures}
     with open(index, "w", newline="") as fh:
         w = csv.writer(fh)
@@ -141,6 +146,6 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
             return args.func(args)
-    except LabError as e:
+    except (LabError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -53,22 +53,23 @@ def check_size(width: int, height: int, max_pixels: int = MAX_PIXELS):
     if width * height > max_pixels:
         raise ValueError(
             f"image is {width}x{height} = {width * height:,} px, over the limit of {max_pixels:,} px "
-            "(decompression-bomb guard); pass max_image_pixels=... to allow larger images")
+            "(decompression-bomb guard); set model.max_image_pixels higher to allow larger images")
 
 
 def decode_bytes(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode image file bytes to RGB; the size is checked from the header before decoding."""
     if not data:
         raise ValueError("file is empty")
+    pil_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # check_size applies our limit
+    try:
+        img = Image.open(io.BytesIO(data))
+    except Exception as e:
+        raise ValueError(f"not a readable image ({type(e).__name__}: {e})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = pil_limit
+    check_size(img.width, img.height, max_pixels)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            img = Image.open(io.BytesIO(data))
-        except Image.DecompressionBombError as e:
-            raise ValueError(f"{e}; pass max_image_pixels=... to allow larger images") from None
-        except Exception as e:
-            raise ValueError(f"not a readable image ({type(e).__name__}: {e})") from None
-        check_size(img.width, img.height, max_pixels)
         try:
             img.load()
         except Exception as e:

@@ -60,8 +60,8 @@ def tensor_digest(state: dict) -> str:
     """sha256 over a state dict's names, dtypes, shapes and bytes."""
     h = hashlib.sha256()
     for k in sorted(state):
+        h.update(f"{k}:{state[k].dtype}:{tuple(state[k].shape)}".encode())
         t = state[k].detach().cpu().contiguous().reshape(-1)
-        h.update(f"{k}:{t.dtype}:{tuple(t.shape)}".encode())
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
 
@@ -135,7 +135,7 @@ class ClipModel:
         self.device, self.precision, self.cache = device, precision, cache
         self.max_image_pixels = MAX_PIXELS
         identity = {"model_cfg": model_cfg, "preprocess": preprocess_cfg, "weights": weights_digest,
-                    "tokenizer": [type(tokenizer).__name__, self.context_length]}
+                    "tokenizer": [type(tokenizer).__name__, self.context_length], "precision": precision}
         self.fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True, default=list).encode()).hexdigest()
         with torch.inference_mode():
             self.embed_dim = int(self.module.encode_text(self.tokenizer(["a"]).to(device)).shape[-1])

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -95,7 +96,7 @@ class _Batches(torch.utils.data.Dataset):
 
 class FilePairs:
     """Image-caption pairs from a CSV (columns path, caption) or JSONL file; relative paths are
-    resolved against the file's folder. Unreadable images are skipped with a count."""
+    resolved against the file's folder. Unreadable images are skipped with a warning."""
 
     def __init__(self, path: str):
         import pandas as pd
@@ -106,18 +107,24 @@ class FilePairs:
         base = os.path.dirname(os.path.abspath(path))
         self.paths = [p if os.path.isabs(p) else os.path.join(base, p) for p in df["path"]]
         self.captions = df["caption"].astype(str).tolist()
-        self.skipped = 0
 
     def batch(self, step: int, size: int):
-        rng = np.random.default_rng([7, step])
-        images, captions = [], []
-        for k in rng.choice(len(self.paths), size=min(size, len(self.paths)), replace=False):
-            try:
-                with open(self.paths[k], "rb") as f:
-                    images.append(decode_bytes(f.read()))
-                captions.append(self.captions[k])
-            except (OSError, ValueError):
-                self.skipped += 1
+        images, captions, bad = [], [], []
+        for attempt in range(10):  # redraw while a whole batch is unreadable
+            rng = np.random.default_rng([7, step, attempt])
+            for k in rng.choice(len(self.paths), size=min(size, len(self.paths)), replace=False):
+                try:
+                    with open(self.paths[k], "rb") as f:
+                        images.append(decode_bytes(f.read()))
+                    captions.append(self.captions[k])
+                except (OSError, ValueError) as e:
+                    bad.append(f"{self.paths[k]}: {e}")
+            if images:
+                break
+        if bad:
+            warnings.warn(f"skipped {len(bad)} unreadable images, e.g. {bad[0]}")
+        if not images:
+            raise ValueError(f"no readable images in {len(bad)} tries; check the paths in the pairs file")
         return images, captions
 
 
@@ -157,12 +164,12 @@ def _param_groups(module, weight_decay):
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _save(path, module, cfg, model_cfg, preprocess_cfg, log, step, optimizer=None, half=False):
+def _save(path, module, cfg, model_cfg, preprocess_cfg, log, step, optimizer=None, scaler=None, half=False):
     state = {k: (v.half() if half and v.is_floating_point() else v).cpu() for k, v in module.state_dict().items()}
     payload = {"format": LAB_FORMAT, "arch": cfg.arch, "model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg,
                "state_dict": state, "train_cfg": asdict(cfg), "log": log, "step": step}
     if optimizer is not None:
-        payload["optimizer"] = optimizer.state_dict()
+        payload["optimizer"], payload["scaler"] = optimizer.state_dict(), scaler.state_dict()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     torch.save(payload, path + ".tmp")
     os.replace(path + ".tmp", path)  # a crash mid-save never leaves a broken checkpoint
@@ -185,15 +192,16 @@ def train(cfg: TrainConfig, progress: bool = True) -> list[dict]:
     pairs = WorldPairs() if cfg.data == "world" else FilePairs(cfg.data)
     val = world.WorldDataset("val", n=cfg.val_n) if cfg.data == "world" else None
     optimizer = torch.optim.AdamW(_param_groups(module, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     log, start = [], 0
     resume = cfg.out + ".resume"
     if os.path.exists(resume):
         ckpt = torch.load(resume, map_location="cpu", weights_only=True)
         module.load_state_dict(ckpt["state_dict"])
         optimizer.load_state_dict(ckpt["optimizer"])
+        scaler.load_state_dict(ckpt["scaler"])
         log, start = ckpt["log"], ckpt["step"]
     autocast = torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
-    scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")
     module.train()
     t0, losses = time.time() - 60 * (log[-1]["minutes"] if log else 0), []  # minutes count across resumes
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"train {cfg.arch}", disable=not progress)
@@ -224,7 +232,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> list[dict]:
             log.append(row)
             losses = []
             tqdm.write(json.dumps(row))
-            _save(resume, module, cfg, model_cfg, preprocess_cfg, log, step + 1, optimizer)
+            _save(resume, module, cfg, model_cfg, preprocess_cfg, log, step + 1, optimizer, scaler)
     _save(cfg.out, module, cfg, model_cfg, preprocess_cfg, log, cfg.steps, half=True)
     if os.path.exists(resume):
         os.remove(resume)

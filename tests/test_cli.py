@@ -48,3 +48,6 @@ def test_encode_texts_and_errors_are_one_line(tmp_path):
     bad = run("encode", str(tmp_path), "--model", "no-such-model", "--out", str(tmp_path / "x.npy"),
               cache_dir=tmp_path / "c")
     assert bad.returncode == 2 and bad.stderr.startswith("error: unknown model") and "Traceback" not in bad.stderr
+    world = run("encode", "--world", "tst:10", "--model", "lab-vit-tiny", "--out", str(tmp_path / "w"),
+                cache_dir=tmp_path / "c")
+    assert world.returncode == 2 and "SPLIT[:N]" in world.stderr and "Traceback" not in world.stderr

@@ -27,6 +27,8 @@ def test_paths_pil_arrays_agree_and_keep_order(nano, tmp_path):
     assert np.abs(emb[3] - emb[0]).max() > 1e-3
     alone = nano.encode_images([other], cache=False, progress=False)
     np.testing.assert_allclose(alone[0], emb[3], atol=1e-6)
+    for single in (str(path), Image.fromarray(arr), arr):  # one image, not a sequence of rows or characters
+        np.testing.assert_allclose(nano.encode_images(single, progress=False), emb[:1], atol=1e-6)
 
 
 def test_worker_forward_matches_in_process(nano, tmp_path):
@@ -125,6 +127,8 @@ def test_texts_truncate_with_warning_and_reject_non_strings(nano):
 def test_image_folder_and_file_list_protocol(nano, tmp_path):
     for cls in ("cat", "dog"):
         write_images(tmp_path / "ds" / cls, 3, seed=len(cls) + ord(cls[0]))
+    write_images(tmp_path / "ds" / ".ipynb_checkpoints", 2)  # hidden folders are not classes
+    (tmp_path / "ds" / "cat" / "._img0000.png").write_bytes(b"AppleDouble")
     ds = ImageFolder(tmp_path / "ds", class_names={"cat": "tabby cat"})
     assert isinstance(ds, lab.data.Dataset) and ds.classes == ["tabby cat", "dog"]
     assert list(ds.labels["label"]) == [0, 0, 0, 1, 1, 1]

@@ -120,6 +120,16 @@ def test_checkpoint_code_never_runs_without_opt_in(tmp_path, cache, monkeypatch)
     assert not marker.exists()
 
 
+def test_non_checkpoints_get_a_plain_error(tmp_path, cache):
+    png = tmp_path / "photo.pt"
+    Image.new("RGB", (4, 4)).save(png, format="PNG")
+    text = tmp_path / "notes.pt"
+    text.write_text("hello world")
+    for path in (png, text):
+        with pytest.raises(lab.ModelNotAvailable, match="not a"):
+            lab.load_model(path, cache=cache)
+
+
 def test_legacy_pickle_loads_with_trust_flag(tmp_path, cache, nano):
     path = tmp_path / "legacy.pt"
     torch.save({"state_dict": nano.module.state_dict(), "args": argparse.Namespace(lr=1e-3)}, path)

@@ -16,11 +16,11 @@ CORRUPTIONS = ["gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", 
 
 
 def _motion(img: Image.Image, length: int) -> Image.Image:
+    """Horizontal box blur of `length` px; edges extended, not wrapped."""
     a = np.asarray(img, float)
-    out = np.zeros_like(a)
-    for k in range(length):
-        out += np.roll(a, k - length // 2, axis=1)
-    return Image.fromarray(np.clip(out / length, 0, 255).astype(np.uint8))
+    pad = np.pad(a, ((0, 0), (length // 2, length - 1 - length // 2), (0, 0)), mode="edge")
+    out = sum(pad[:, k:k + a.shape[1]] for k in range(length)) / length
+    return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8))
 
 
 def corrupt(img: Image.Image, name: str, severity: int, seed: int = 0) -> Image.Image:

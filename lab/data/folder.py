@@ -19,7 +19,8 @@ def list_images(root: str | os.PathLike, recursive: bool = True) -> list[str]:
     if not root.is_dir():
         raise BadInput(f"{root} is not a folder")
     pattern = "**/*" if recursive else "*"
-    return sorted(str(p) for p in root.glob(pattern) if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    return sorted(str(p) for p in root.glob(pattern) if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(root).parts))  # .ipynb_checkpoints, ._x
 
 
 class ImageFolder(FileList):
@@ -30,7 +31,7 @@ class ImageFolder(FileList):
         self.root = Path(root)
         if not self.root.is_dir():
             raise BadInput(f"dataset folder {self.root} does not exist; expected <root>/<class>/<image> files")
-        self.folders = sorted(d.name for d in self.root.iterdir() if d.is_dir())
+        self.folders = sorted(d.name for d in self.root.iterdir() if d.is_dir() and not d.name.startswith("."))
         if not self.folders:
             raise BadInput(f"{self.root} has no class sub-folders; expected <root>/<class>/<image> files")
         self.classes = [(class_names or {}).get(f, f) for f in self.folders]

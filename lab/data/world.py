@@ -15,6 +15,7 @@ v2, sketch, rendition, adversarial, objectnet, and corruptions (ImageNet-C style
 """
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 
@@ -322,6 +323,13 @@ class WorldDataset:
             raise KeyError(f"unknown split {split!r}; splits are {list(SPLIT_SEEDS)}")
         if suite is not None and suite not in SUITES:
             raise KeyError(f"unknown shift suite {suite!r}; suites are {list(SUITES)}")
+        if (suite == "corruptions") != (corruption is not None):
+            raise ValueError("corrupted images need suite='corruptions' together with corruption=<type>")
+        if corruption is not None:
+            from .corruptions import CORRUPTIONS
+            if corruption not in CORRUPTIONS or severity not in (1, 2, 3, 4, 5):
+                raise ValueError(f"corruption must be one of {CORRUPTIONS} and severity 1..5; "
+                                 f"got {corruption!r}, {severity!r}")
         self.split, self.n, self.image_size, self.task = split, n, image_size, task
         self.suite, self.severity, self.corruption = suite, severity, corruption
         self._scene_for = scene_for
@@ -361,7 +369,10 @@ class WorldDataset:
         return render(self._scenes[i], self.image_size, with_masks=False)[0]
 
     def content_key(self, i: int) -> str:
-        return f"{self.name}/{self.image_size}/{i}"
+        """Names the pixels: split, suite and the scene's own parameters (so a rebuilt suite or a
+        changed recipe never reuses an old embedding)."""
+        scene = hashlib.sha1(repr(self._scenes[i]).encode()).hexdigest()[:16]
+        return f"{self.name}/{self.image_size}/{scene}"
 
     @property
     def labels(self) -> pd.DataFrame:

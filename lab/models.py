@@ -293,11 +293,11 @@ def _from_tag(arch, tag, *, quick_gelu, trust, cache, cache_dir):
             path = open_clip.download_pretrained(tag_cfg, cache_dir=cache_dir)
         except Exception as e:
             reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+            qg = ", quick_gelu=True" if tag_cfg.get("quick_gelu") else ""
             raise ModelNotAvailable(
                 f"cannot load {arch} with pretrained={tag!r}: its weights are not in the local cache and "
                 f"the download from {where} failed ({reason}). If this machine is offline, fetch the file "
-                f"elsewhere and pass it: lab.load_model('{arch}', pretrained='/path/to/file') or "
-                "lab.load_model('/path/to/file') (OpenAI .pt files work as they are).") from None
+                f"elsewhere and pass it: lab.load_model('{arch}', pretrained='/path/to/file'{qg}).") from None
     if quick_gelu is None:
         quick_gelu = bool(tag_cfg.get("quick_gelu") or open_clip.get_model_config(arch).get("quick_gelu"))
     return _from_file(path, arch=arch, quick_gelu=quick_gelu, trust=trust, cache=cache,
@@ -340,7 +340,10 @@ def load_model(name_or_path, pretrained: str | None = None, device=None, precisi
     cache: an EmbeddingCache or its directory (default $LAB_CACHE_DIR or the per-user cache).
     cache_dir: where open_clip downloads weights (default: open_clip's own).
     trust_checkpoint: allow full unpickling of legacy checkpoints (runs code from the file).
-    quick_gelu: override the activation (default: QuickGELU for OpenAI weights, as trained).
+    quick_gelu: override the activation. Default: QuickGELU for OpenAI weights, as they were
+        trained: OpenAI names and tags, TorchScript release files, and a bare OpenAI-layout state
+        dict passed without an architecture (as OpenAI's build_model does). open_clip checkpoints
+        trained with GELU share that layout: load them as load_model(arch, pretrained=file).
     """
     cache = cache if isinstance(cache, EmbeddingCache) else EmbeddingCache(cache)
     device = pick_device(device)

@@ -93,9 +93,8 @@ class _Pending(torch.utils.data.Dataset):
                 out["stat"] = (path, *stat_key(st), digest)
                 out["key"] = out["key"] or file_key(digest)
                 img = decode_bytes(data, self.max_pixels)
-            else:
+            else:  # in-memory images arrive keyed: _resolve_image_keys hashed their pixels
                 img = as_rgb_image(item, self.max_pixels)
-                out["key"] = out["key"] or pixel_key(img)
             out["tensor"] = self.preprocess(img)
         except Exception as e:  # reported per item, never fatal to the run
             out["error"] = str(e) if isinstance(e, (ValueError, OSError, TypeError)) else f"{type(e).__name__}: {e}"
@@ -143,7 +142,8 @@ def _items(images):
 
 def _resolve_image_keys(model, images, failures, strict):
     """-> list of (index, item, key or None) still to look at. Paths get their key from the
-    remembered (size, mtime) -> hash when possible; missing files are failures right away."""
+    remembered stat -> hash when possible (else the worker hashes them); in-memory images are
+    converted and hashed here; missing files are failures right away."""
     entries, stats = [], {}
     for i, item, key in _items(images):
         if key is not None:

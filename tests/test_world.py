@@ -36,10 +36,14 @@ def test_boxes_contain_masks_and_masks_hold_the_colour():
         pixels = np.asarray(s.image, float)
         scene = ds.scene(i)
         assert len(s.masks) == len(s.boxes) == s.labels["count"]
-        for mask, (x0, y0, x1, y1) in zip(s.masks, s.boxes):
+        r = world.SIZES[scene.size] * 64 * 1.1 + 1  # every shape lies within 1.05 x its radius
+        for k, (mask, (x0, y0, x1, y1)) in enumerate(zip(s.masks, s.boxes)):
             assert mask.shape == (64, 64) and mask.sum() > 0
             ys, xs = np.nonzero(mask)
             assert xs.min() >= x0 and xs.max() < x1 and ys.min() >= y0 and ys.max() < y1
+            row, col = divmod(scene.cells[k], 3)  # the box sits where the scene put the object
+            cx, cy = ((col + 0.5) / 3 + scene.jitter[k][0]) * 64, ((row + 0.5) / 3 + scene.jitter[k][1]) * 64
+            assert cx - r <= x0 and x1 <= cx + r and cy - r <= y0 and y1 <= cy + r, (i, k)
             mean = pixels[mask].mean(0)
             assert np.abs(mean - np.array(scene.rgb)).max() < 45, (i, mean, scene.rgb)
 

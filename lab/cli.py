@@ -6,6 +6,7 @@
     python -m lab encode --world test:200 --model lab-vit-tiny --out runs/world.npy   # built-in images
     python -m lab cache info
     python -m lab cache clear [--model NAME_OR_FINGERPRINT]
+    python -m lab report [--config report.yaml] [-p NAME VALUE ...] [--notebooks NB ...] [--out DIR]
 
 `encode` writes an (N, D) float32 .npy and an index CSV beside it (`emb.index.csv`: row, item,
 ok, error); rows of items that failed are NaN. Errors print one line, no traceback.
@@ -114,6 +115,16 @@ def cmd_cache(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .report import load_config, run_report
+    config = load_config(args.config)
+    parameters = {**(config.get("parameters") or {}), **dict(args.parameter or [])}
+    manifest = run_report(args.notebooks or config.get("notebooks"), parameters,
+                          config.get("notebook_parameters") or {}, args.out or config.get("out"),
+                          progress=not args.no_progress)
+    return 0 if manifest["ok"] else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m lab", description="CLIP Lab command line")
     p.add_argument("--cache-dir", default=None, help="embedding cache folder (default $LAB_CACHE_DIR or per-user)")
@@ -137,6 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("action", choices=["info", "clear"])
     c.add_argument("--model", default=None, help="clear only this model (name or fingerprint prefix)")
     c.set_defaults(func=cmd_cache)
+    r = sub.add_parser("report", help="run the notebooks through papermill into an HTML report")
+    r.add_argument("--config", help="YAML with out, notebooks, parameters, notebook_parameters")
+    r.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="a parameter for every notebook that declares it (repeatable)")
+    r.add_argument("--notebooks", nargs="+", help="notebooks to run (default: notebooks/NN_*.ipynb)")
+    r.add_argument("--out", help="output folder (default runs/report-<time>)")
+    r.add_argument("--no-progress", action="store_true", help="no per-cell progress bars")
+    r.set_defaults(func=cmd_report)
     return p
 
 

@@ -159,6 +159,12 @@ class ClipModel:
         return any(isinstance(m, open_clip.transformer.QuickGELU) for m in self.module.modules())
 
     @property
+    def logit_scale(self) -> float:
+        """The learned temperature that turns cosine similarities into logits (100 for OpenAI's CLIPs)."""
+        scale = getattr(self.module, "logit_scale", None)
+        return float(scale.detach().exp().clamp(max=100)) if scale is not None else 100.0
+
+    @property
     def default_batch_size(self) -> int:
         return 256 if self.device.type == "cuda" else 32
 

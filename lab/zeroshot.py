@@ -1,43 +1,113 @@
-"""Zero-shot classification math on embeddings: per-class prompt ensembles -> classifier weights,
-then predictions and accuracy.
+"""Zero-shot classification: prompts -> classifier weights -> predictions and their evaluation.
 
-    W = class_weights(model, {"cat": ["a photo of a cat."], ...})   # (C, D)
-    pred = predict(image_emb, W)                                      # (N,)
+    names, temps = prompts.classnames("imagenet"), prompts.templates("openai-imagenet")
+    W = class_weights(model, prompts.class_prompts(names, temps))   # (C, D)
+    result = evaluate(image_emb, W, labels, names)                  # top-1/top-5, per class, confusion
+    result.top1, result.per_class, result.predictions
+
+The classifier follows CLIP: encode every prompt (through the cache), L2-normalize, average per
+class, renormalize. Classes are identified by index, never by name (ImageNet's curated names repeat).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+import pandas as pd
+
+
+def normalize(x: np.ndarray) -> np.ndarray:
+    """L2-normalize along the last axis."""
+    return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
 def ensemble(prompt_emb: np.ndarray) -> np.ndarray:
     """Average L2-normalized prompt embeddings (P, D) and renormalize -> (D,)."""
-    v = prompt_emb / np.linalg.norm(prompt_emb, axis=1, keepdims=True)
-    v = v.mean(0)
-    return v / np.linalg.norm(v)
+    return normalize(normalize(prompt_emb).mean(0))
 
 
-def class_weights(model, class_prompts: dict[str, list[str]], **encode_kwargs) -> np.ndarray:
-    """Encode every prompt once (through the cache) and ensemble per class -> (C, D)."""
-    names = list(class_prompts)
-    flat = [p for n in names for p in class_prompts[n]]
-    emb = model.encode_texts(flat, **encode_kwargs)  # (sum P, D)
-    out, s = [], 0
-    for n in names:
-        k = len(class_prompts[n])
-        out.append(ensemble(emb[s:s + k]))
-        s += k
-    return np.stack(out)
+def class_weights(model, class_prompts, **encode_kwargs) -> np.ndarray:
+    """Per-class prompt lists ([[prompt, ...], ...] in class order, or {name: [prompts]}) ->
+    (C, D) classifier weights. Every prompt is encoded once, in one pass, through the cache."""
+    lists = list(class_prompts.values()) if isinstance(class_prompts, dict) else list(class_prompts)
+    encode_kwargs.setdefault("progress", False)
+    emb = model.encode_texts([p for ps in lists for p in ps], **encode_kwargs)  # (sum P, D)
+    ends = np.cumsum([len(ps) for ps in lists])
+    return np.stack([ensemble(emb[e - len(ps):e]) for ps, e in zip(lists, ends)])
+
+
+def logits(image_emb: np.ndarray, weights: np.ndarray, scale: float = 100.0) -> np.ndarray:
+    """Scaled cosine similarities (N, D) x (C, D) -> (N, C)."""
+    return scale * image_emb @ weights.T
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(-1, keepdims=True)
 
 
 def predict(image_emb: np.ndarray, weights: np.ndarray, k: int = 1) -> np.ndarray:
     """Top-k class indices per image: (N,) for k=1, else (N, k) best first."""
-    logits = image_emb @ weights.T  # (N, C)
+    scores = image_emb @ weights.T  # (N, C)
     if k == 1:
-        return logits.argmax(1)
-    return np.argsort(-logits, axis=1)[:, :k]
+        return scores.argmax(1)
+    k = min(k, scores.shape[1])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # (N, k) unordered
+    order = np.argsort(-np.take_along_axis(scores, top, 1), axis=1)
+    return np.take_along_axis(top, order, 1)
+
+
+def valid(image_emb: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Items that count: a label >= 0 and a finite embedding (failed images are NaN rows)."""
+    return (np.asarray(labels) >= 0) & np.isfinite(image_emb).all(1)
 
 
 def accuracy(image_emb: np.ndarray, weights: np.ndarray, labels: np.ndarray) -> float:
-    """Top-1 accuracy over the items with a label >= 0 (and finite embeddings)."""
-    keep = (labels >= 0) & np.isfinite(image_emb).all(1)
-    return float((predict(image_emb[keep], weights) == labels[keep]).mean())
+    """Top-1 accuracy over the valid items."""
+    keep = valid(image_emb, labels)
+    return float((predict(image_emb[keep], weights) == np.asarray(labels)[keep]).mean())
+
+
+@dataclass
+class Evaluation:
+    """What `evaluate` returns. `per_class`: one row per class (index, name, n, recall);
+    `confusion`: (C, C) counts, rows = true class; `predictions`: one row per valid item."""
+    top1: float
+    top5: float
+    mean_per_class_recall: float
+    per_class: pd.DataFrame
+    confusion: np.ndarray
+    predictions: pd.DataFrame
+
+    def summary(self) -> dict:
+        return {"top1": self.top1, "top5": self.top5, "mean_per_class_recall": self.mean_per_class_recall,
+                "n": len(self.predictions)}
+
+
+def evaluate(image_emb: np.ndarray, weights: np.ndarray, labels, classes: list[str],
+             scale: float = 100.0) -> Evaluation:
+    """Top-1, top-5, mean per-class recall, per-class accuracy, confusion matrix, per-item predictions.
+    Items with label -1 or a NaN embedding are left out (their row index is kept in `predictions.item`)."""
+    labels = np.asarray(labels)
+    keep = valid(image_emb, labels)
+    if not keep.any():
+        raise ValueError("no valid items to evaluate (every label is -1 or every embedding failed)")
+    items, y = np.flatnonzero(keep), labels[keep]
+    probs = softmax(logits(image_emb[keep], weights, scale))  # (N, C)
+    top = predict(image_emb[keep], weights, k=5)  # (N, k)
+    pred = top[:, 0]
+    C = len(classes)
+    confusion = np.zeros((C, C), dtype=np.int64)
+    np.add.at(confusion, (y, pred), 1)
+    support = confusion.sum(1)
+    recall = np.divide(np.diag(confusion), support, out=np.full(C, np.nan), where=support > 0)
+    per_class = pd.DataFrame({"class": np.arange(C), "name": classes, "n": support, "recall": recall})
+    predictions = pd.DataFrame({
+        "item": items, "label": y, "label_name": [classes[i] for i in y],
+        "pred": pred, "pred_name": [classes[i] for i in pred],
+        "confidence": probs[np.arange(len(y)), pred], "true_prob": probs[np.arange(len(y)), y],
+        "correct": pred == y, "in_top5": (top == y[:, None]).any(1), "top5": list(top)})
+    return Evaluation(top1=float(predictions["correct"].mean()), top5=float(predictions["in_top5"].mean()),
+                      mean_per_class_recall=float(np.nanmean(recall)), per_class=per_class,
+                      confusion=confusion, predictions=predictions)

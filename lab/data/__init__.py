@@ -6,9 +6,13 @@ A dataset is anything with
     content_key(i)         a stable string identifying item i's pixels, or None to hash the source
     labels                 pandas DataFrame, one row per item (at least a `label` column of ints)
     classes                list of class names, indexed by label
-`lab.data.ImageFolder` reads the class-folder layout (`<root>/<class>/<image>`).
+`lab.data.ImageFolder` reads the class-folder layout (`<root>/<class>/<image>`), `lab.data.ImageNet`
+ImageNet's `<root>/val/<wnid>/` layout; `load_dataset(name, root, split, n)` picks one by name.
 """
 from ._protocol import Dataset, FileList
+from ._registry import Subset, dataset_identity, dataset_spec, default_classnames, list_datasets, load_dataset
 from .folder import ImageFolder, IMAGE_EXTENSIONS, list_images
+from .imagenet import ImageNet, WnidFolders
 
-__all__ = ["Dataset", "FileList", "ImageFolder", "IMAGE_EXTENSIONS", "list_images"]
+__all__ = ["Dataset", "FileList", "ImageFolder", "ImageNet", "WnidFolders", "IMAGE_EXTENSIONS", "list_images",
+           "Subset", "dataset_identity", "dataset_spec", "default_classnames", "list_datasets", "load_dataset"]

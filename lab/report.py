@@ -1,0 +1,222 @@
+"""Batch reports: execute lab notebooks with papermill into one folder per run, with an HTML export
+of each, their figures, a manifest.json and an index.html.
+
+    python -m lab report                                     # every notebooks/NN_*.ipynb, defaults
+    python -m lab report -p model lab-rn-tiny -p n_samples 500 --out runs/rn
+    python -m lab report --config report.yaml --notebooks notebooks/01_prompt_engineering.ipynb
+
+report.yaml (every key optional):
+    out: runs/my-report
+    notebooks: [notebooks/01_prompt_engineering.ipynb]
+    parameters: {model: lab-rn-tiny}                      # for every notebook that declares them
+    notebook_parameters: {01_prompt_engineering: {n_samples: 500}}
+
+Parameters are checked against each notebook's `parameters` cell (names and annotated types)
+before anything runs. A failing notebook is recorded (cell, error) and the others still run;
+the exit status is 0 when all passed, 1 otherwise (2: bad arguments).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import platform
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import yaml
+
+from .errors import BadInput
+
+PACKAGES = ["clip-lab", "torch", "torchvision", "open_clip_torch", "numpy", "pandas", "plotly", "papermill",
+            "nbconvert", "scikit-learn", "pillow"]
+_TRUE, _FALSE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}
+
+
+def default_notebooks() -> list[Path]:
+    """The numbered notebooks of ./notebooks, or of the source tree lab was installed from."""
+    for folder in (Path.cwd() / "notebooks", Path(__file__).resolve().parent.parent / "notebooks"):
+        found = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+        if found:
+            return found
+    raise BadInput("no notebooks found (expected notebooks/NN_*.ipynb); pass --notebooks")
+
+
+def notebook_parameters(path: Path) -> dict[str, dict]:
+    """{name: {inferred_type_name, default, help}} of a notebook's `parameters` cell."""
+    import papermill
+    try:
+        return papermill.inspect_notebook(str(path))
+    except Exception as e:  # unreadable / not a notebook
+        raise BadInput(f"{path}: cannot read its parameters ({type(e).__name__}: {e})") from e
+
+
+def coerce(value, annotation: str, where: str):
+    """Check (YAML values) or convert (command-line strings) a value to a parameter's annotated type."""
+    kind = annotation.split("[")[0].strip().lower()
+    if isinstance(value, str) and kind in ("int", "float", "bool", "list", "dict"):
+        if kind == "bool":
+            if value.lower() not in _TRUE | _FALSE:
+                raise BadInput(f"{where}: expected a bool (true/false), got {value!r}")
+            return value.lower() in _TRUE
+        try:
+            value = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise BadInput(f"{where}: expected {annotation}, got {value!r}") from None
+    ok = {"int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+          "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+          "bool": lambda v: isinstance(v, bool), "str": lambda v: isinstance(v, str),
+          "list": lambda v: isinstance(v, list), "dict": lambda v: isinstance(v, dict)}.get(kind)
+    if ok is not None and not ok(value):
+        raise BadInput(f"{where}: expected {annotation}, got {value!r} ({type(value).__name__})")
+    return float(value) if kind == "float" else value
+
+
+def plan(notebooks: list[Path], parameters: dict, per_notebook: dict[str, dict]) -> dict[Path, dict]:
+    """Validate every parameter against the notebooks before running anything -> {notebook: parameters}.
+    Raises BadInput listing every problem and the valid parameters."""
+    declared = {nb: notebook_parameters(nb) for nb in notebooks}
+    problems = []
+    for nb in notebooks:
+        if not declared[nb]:
+            problems.append(f"{nb}: has no `parameters` cell")
+    all_names = {n for d in declared.values() for n in d}
+    for name in parameters:
+        if name not in all_names:
+            problems.append(f"unknown parameter {name!r}")
+    stems = {nb.stem: nb for nb in notebooks}
+    for stem, params in per_notebook.items():
+        if stem not in stems:
+            problems.append(f"notebook_parameters names {stem!r}, which is not among {list(stems)}")
+            continue
+        problems += [f"{stem}: unknown parameter {n!r}" for n in params if n not in declared[stems[stem]]]
+    out = {}
+    for nb in notebooks:
+        chosen = {n: v for n, v in parameters.items() if n in declared[nb]}
+        chosen.update(per_notebook.get(nb.stem, {}))
+        for name, value in list(chosen.items()):
+            if name in declared[nb]:
+                try:
+                    chosen[name] = coerce(value, declared[nb][name]["inferred_type_name"], f"{nb.stem}: {name}")
+                except BadInput as e:
+                    problems.append(str(e))
+        out[nb] = chosen
+    if problems:
+        valid = "\n".join(f"  {nb.stem}: " + ", ".join(f"{n} ({d['inferred_type_name']})" for n, d in declared[nb].items())
+                          for nb in notebooks)
+        raise BadInput("report not started:\n  " + "\n  ".join(problems) + f"\nvalid parameters:\n{valid}")
+    return out
+
+
+def _versions() -> dict:
+    out = {"python": platform.python_version()}
+    for p in PACKAGES:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def export_html(executed: Path, target: Path) -> Path:
+    """The executed notebook as standalone HTML (plotly figures come through as their text/html copy)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
+    target.write_text(body, encoding="utf-8")
+    return target
+
+
+def run_notebook(nb: Path, params: dict, out: Path, progress: bool = True) -> dict:
+    """Execute one notebook into `out`; never raises for a failure inside the notebook."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+    folder = out / nb.stem
+    if "output_dir" in notebook_parameters(nb) and "output_dir" not in params:
+        params = {**params, "output_dir": str(folder)}
+    executed = out / f"{nb.stem}.ipynb"
+    entry = {"notebook": nb.stem, "input": str(nb), "parameters": params, "executed": executed.name}
+    start = time.perf_counter()
+    try:
+        papermill.execute_notebook(str(nb), str(executed), parameters=params, progress_bar=progress,
+                                   kernel_name="python3", cwd=str(Path.cwd()))
+        entry["status"] = "ok"
+    except PapermillExecutionError as e:
+        entry["status"] = "failed"
+        entry["error"] = {"cell": e.exec_count, "cell_index": e.cell_index, "ename": e.ename, "evalue": e.evalue}
+    except Exception as e:  # kernel died, notebook unreadable, ...
+        entry["status"] = "failed"
+        entry["error"] = {"cell": None, "ename": type(e).__name__, "evalue": str(e)}
+    entry["seconds"] = round(time.perf_counter() - start, 2)
+    if executed.exists():
+        entry["html"] = export_html(executed, out / f"{nb.stem}.html").name
+    run_file = folder / "run.json"
+    entry["run"] = json.loads(run_file.read_text()) if run_file.exists() else None
+    entry["figures"] = sorted(str(p.relative_to(out)) for p in (folder / "figures").glob("*.html")) \
+        if folder.exists() else []
+    return entry
+
+
+def _index_html(manifest: dict) -> str:
+    rows = []
+    for e in manifest["notebooks"]:
+        err = e.get("error")
+        status = "ok" if e["status"] == "ok" else (
+            f"failed in cell {err['cell']}: {html.escape(err['ename'])}: {html.escape(str(err['evalue'])[:300])}")
+        results = (e.get("run") or {}).get("results") or {}
+        summary = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in results.items())
+        figs = " · ".join(f'<a href="{f}">{Path(f).stem}</a>' for f in e["figures"])
+        link = f'<a href="{e["html"]}">{e["notebook"]}</a>' if e.get("html") else e["notebook"]
+        rows.append(f'<tr class="{e["status"]}"><td>{link}<br><small><a href="{e["executed"]}">.ipynb</a></small></td>'
+                    f"<td>{status}</td><td>{e['seconds']:.1f} s</td><td>{html.escape(summary)}</td><td>{figs}</td></tr>")
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>CLIP Lab report</title><style>
+body{{font-family:system-ui,sans-serif;margin:2em}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:.4em .6em;vertical-align:top}} tr.failed td{{background:#fde8e8}}
+</style></head><body><h1>CLIP Lab report</h1>
+<p>{manifest['created']} · {'all notebooks passed' if manifest['ok'] else 'some notebooks failed'} ·
+<a href="manifest.json">manifest.json</a></p>
+<table><tr><th>notebook</th><th>status</th><th>time</th><th>results</th><th>figures</th></tr>
+{''.join(rows)}</table></body></html>"""
+
+
+def run_report(notebooks: list[Path] | None = None, parameters: dict | None = None,
+               per_notebook: dict | None = None, out: str | Path | None = None, progress: bool = True) -> dict:
+    """Validate, then execute every notebook; write manifest.json and index.html; return the manifest."""
+    notebooks = [Path(n) for n in (notebooks or default_notebooks())]
+    missing = [str(n) for n in notebooks if not n.is_file()]
+    if missing:
+        raise BadInput(f"notebooks not found: {missing}")
+    planned = plan(notebooks, parameters or {}, per_notebook or {})
+    out = Path(out or f"runs/report-{dt.datetime.now():%Y%m%d-%H%M%S}").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    manifest = {"created": dt.datetime.now().isoformat(timespec="seconds"), "command": sys.argv,
+                "packages": _versions(), "notebooks": []}
+    for k, (nb, params) in enumerate(planned.items(), 1):
+        print(f"[{k}/{len(planned)}] {nb.stem}", flush=True)
+        entry = run_notebook(nb, params, out, progress)
+        manifest["notebooks"].append(entry)
+        print(f"[{k}/{len(planned)}] {nb.stem}: {entry['status']} in {entry['seconds']:.1f} s"
+              + (f" (cell {entry['error']['cell']}: {entry['error']['ename']}: {entry['error']['evalue']})"
+                 if entry["status"] != "ok" else ""), flush=True)
+    manifest["ok"] = all(e["status"] == "ok" for e in manifest["notebooks"])
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+    (out / "index.html").write_text(_index_html(manifest), encoding="utf-8")
+    print(f"report: {out / 'index.html'}")
+    return manifest
+
+
+def load_config(path: str | Path | None) -> dict:
+    if not path:
+        return {}
+    try:
+        config = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise BadInput(f"report config {path}: {e}") from e
+    unknown = set(config) - {"out", "notebooks", "parameters", "notebook_parameters"} if isinstance(config, dict) \
+        else {"(not a mapping)"}
+    if unknown:
+        raise BadInput(f"report config {path}: unknown keys {sorted(unknown)}; "
+                       "allowed: out, notebooks, parameters, notebook_parameters")
+    return config

@@ -17,15 +17,14 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 demo: setup
-	$(PY) -m lab models --available
-	$(PY) -m lab encode --world test:200 --model lab-vit-tiny --out runs/demo/world-test.npy
-	$(PY) -m lab cache info
+	$(PY) -m lab report --out runs/report
 
 test: setup
 	$(PY) -m pytest -q
 
 bench: setup
 	$(PY) benchmarks/bench_encode.py
+	$(PY) benchmarks/bench_report.py
 
 clean:
 	rm -rf $(VENV) runs

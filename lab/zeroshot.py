@@ -111,3 +111,22 @@ def evaluate(image_emb: np.ndarray, weights: np.ndarray, labels, classes: list[s
     return Evaluation(top1=float(predictions["correct"].mean()), top5=float(predictions["in_top5"].mean()),
                       mean_per_class_recall=float(np.nanmean(recall)), per_class=per_class,
                       confusion=confusion, predictions=predictions)
+
+
+def classify_image(model, image, names: list[str], template_list: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One image (path, PIL image or array) against every class name in every template.
+    Returns (classes: class, name, probability of the template ensemble, best first;
+    per_template: template, predicted name, its probability, and the probability it gives the
+    ensemble's top class)."""
+    from . import prompts
+    x = model.encode_images([image], progress=False, strict=True)  # (1, D)
+    P = model.encode_texts([p for row in prompts.class_prompts(names, template_list) for p in row],
+                           progress=False).reshape(len(names), len(template_list), -1)  # (C, T, D)
+    probs = softmax(logits(x, normalize(normalize(P).mean(1)), model.logit_scale))[0]  # (C,)
+    per_t = softmax(model.logit_scale * np.einsum("d,ctd->tc", x[0], P))  # (T, C)
+    top = int(probs.argmax())
+    classes = pd.DataFrame({"class": np.arange(len(names)), "name": names, "probability": probs}) \
+        .sort_values("probability", ascending=False).reset_index(drop=True)
+    per_template = pd.DataFrame({"template": template_list, "predicted": [names[i] for i in per_t.argmax(1)],
+                                 "probability": per_t.max(1), "p(ensemble top)": per_t[:, top]})
+    return classes, per_template

@@ -1,0 +1,115 @@
+"""The batch report: real papermill runs of notebook 01 on tiny parameters next to a notebook that
+fails on purpose; the notebook's key number against an independent computation from the cache."""
+import json
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from conftest import count_forward
+from lab import cli, prompts
+from lab.errors import BadInput
+from lab.report import coerce, plan, run_report
+
+ROOT = Path(__file__).parent.parent
+NB01 = ROOT / "notebooks" / "01_prompt_engineering.ipynb"
+TINY = {"n_samples": 60, "n_val": 40, "max_selected": 3}
+
+
+def failing_notebook(folder: Path) -> Path:
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("x: int = 1  # a number")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell("y = x + 1"),
+                nbformat.v4.new_code_cell("raise RuntimeError('deliberate failure')")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = folder / "99_fails.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAB_CACHE_DIR", str(tmp / "cache"))
+        manifest = run_report([NB01, failing_notebook(tmp)], TINY, {}, tmp / "out", progress=False)
+    return tmp, manifest
+
+
+def test_failing_notebook_is_reported_and_the_others_still_run(report):
+    tmp, manifest = report
+    out = tmp / "out"
+    first, second = manifest["notebooks"]
+    assert first["status"] == "ok" and not manifest["ok"]
+    assert second["status"] == "failed" and second["error"]["ename"] == "RuntimeError"
+    assert second["error"]["cell"] == 3 and "deliberate" in second["error"]["evalue"]
+    assert json.loads((out / "manifest.json").read_text())["ok"] is False
+    index = (out / "index.html").read_text()
+    assert 'href="01_prompt_engineering.html"' in index and "failed in cell 3" in index
+    assert (out / "99_fails.html").exists()  # the failed notebook is exported too, error included
+
+
+def test_manifest_records_parameters_model_dataset_versions_timings(report):
+    _, manifest = report
+    entry = manifest["notebooks"][0]
+    assert entry["parameters"]["n_samples"] == 60 and entry["parameters"]["output_dir"].endswith("01_prompt_engineering")
+    run = entry["run"]
+    assert run["model"]["name"] == "lab-vit-tiny" and len(run["model"]["fingerprint"]) == 64
+    assert run["dataset"]["n"] == 60 and run["dataset"]["name"].endswith("test/rendition")
+    assert entry["seconds"] > 0 and manifest["packages"]["torch"]
+    assert "figures/per_template.html" in "".join(entry["figures"])
+
+
+def test_html_export_keeps_the_plotly_figures(report):
+    tmp, _ = report
+    html = (tmp / "out" / "01_prompt_engineering.html").read_text()
+    assert html.count("Plotly.newPlot") >= 6  # every figure is drawn, not dropped as a bare mimetype
+    assert "plotly.js v" in html  # the library is embedded: the report opens offline
+
+
+def test_ensemble_accuracy_equals_an_independent_computation_from_the_cache(report):
+    import lab
+    from lab.data.world import WorldDataset
+    tmp, manifest = report
+    reported = manifest["notebooks"][0]["run"]["results"]["ensemble_top1"]
+    model = lab.load_model("lab-vit-tiny", cache=tmp / "cache")
+    seen = count_forward(model)
+    test = WorldDataset("test", 60, suite="rendition")
+    x = model.encode_images(test, progress=False)  # (60, D)
+    texts = [t.replace("{}", c) for c in test.classes for t in prompts.templates("shapeworld")]
+    t = model.encode_texts(texts, progress=False).reshape(len(test.classes), -1, x.shape[1])  # (C, T, D)
+    assert seen == {"images": 0, "texts": 0}  # both came from the cache the notebook filled
+    w = (t / np.linalg.norm(t, axis=2, keepdims=True)).mean(1)
+    w /= np.linalg.norm(w, axis=1, keepdims=True)
+    accuracy = float(((x @ w.T).argmax(1) == test.labels["label"].to_numpy()).mean())
+    assert reported == pytest.approx(accuracy)
+
+
+def test_bad_parameters_are_rejected_before_anything_runs(tmp_path):
+    with pytest.raises(BadInput) as err:
+        run_report([NB01], {"n_sample": 5, "seed": "x"}, {}, tmp_path / "out")
+    text = str(err.value)
+    assert "unknown parameter 'n_sample'" in text and "seed: expected int" in text
+    assert "n_samples (int)" in text  # the valid parameters are listed
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(BadInput, match="not among"):
+        plan([NB01], {}, {"02_nope": {"seed": 1}})
+
+
+def test_parameter_types_are_checked_and_converted():
+    assert coerce("3", "int", "p") == 3 and coerce(2, "float", "p") == 2.0 and coerce("off", "bool", "p") is False
+    assert coerce("[a, b]", "list[str]", "p") == ["a", "b"] and coerce("3", "str", "p") == "3"
+    for value, annotation in (("x", "int"), (True, "int"), ("maybe", "bool"), (1, "str")):
+        with pytest.raises(BadInput, match="expected"):
+            coerce(value, annotation, "p")
+
+
+def test_cli_exit_status_says_whether_all_passed(tmp_path, capsys):
+    bad = failing_notebook(tmp_path)
+    assert cli.main(["report", "--notebooks", str(bad), "--out", str(tmp_path / "r"), "--no-progress"]) == 1
+    assert "99_fails: failed" in capsys.readouterr().out
+    config = tmp_path / "report.yaml"
+    config.write_text(f"notebooks: [{bad}]\nparameters: {{x: 2.5}}\n")
+    assert cli.main(["report", "--config", str(config)]) == 2  # a float for an int: refused up front

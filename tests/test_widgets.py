@@ -1,0 +1,62 @@
+"""Widgets driven through their ipywidgets values, as a user's clicks would set them (no browser)."""
+import datetime as dt
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from widgets.prompt_playground import PromptPlayground
+
+NOW = dt.datetime.now(dt.timezone.utc)
+
+
+@pytest.fixture(scope="module")
+def playground():
+    return PromptPlayground(n=20)
+
+
+def test_playground_shows_probabilities_for_the_chosen_image(playground):
+    p = playground
+    assert p.status.startswith("lab-vit-tiny: ")
+    assert len(p.classes) == 10 and p.classes["probability"].sum() == pytest.approx(1.0, abs=1e-5)
+    assert list(p.figure.data[0].y)[0] == p.classes["name"][0]  # the bar chart shows the same ranking
+    assert len(p.per_template) == len(p.templates_box.value.splitlines())
+    truth = p.dataset.labels["shape"][p.index.value]
+    assert p.classes["name"][0] == truth  # the built-in model gets clean ShapeWorld right
+    p.index.value = 3
+    assert p.classes["name"][0] == p.dataset.labels["shape"][3]
+
+
+def test_editing_names_and_templates_updates_the_state(playground):
+    p = playground
+    p.names_box.value = "circle\nsquare\nbanana"
+    assert sorted(p.classes["name"]) == ["banana", "circle", "square"]
+    assert sorted(p.figure.data[0].y) == ["banana", "circle", "square"]
+    p.templates_box.value = "a photo of a {}.\na drawing of a {}."
+    assert list(p.per_template["template"]) == ["a photo of a {}.", "a drawing of a {}."]
+    before = p.classes.copy()
+    p.templates_box.value = "a photo without a placeholder"
+    assert p.status.startswith("error:") and "'{}'" in p.message.value
+    assert p.classes.equals(before)  # the last good result stays on screen
+
+
+def test_upload_and_model_switch(playground):
+    p = playground
+    p.names_box.value = "red circle\nblue square"
+    p.templates_box.value = "a photo of a {}."
+    img = np.full((64, 64, 3), 255, np.uint8)
+    yy, xx = np.mgrid[:64, :64]
+    img[(yy - 32) ** 2 + (xx - 32) ** 2 < 18 ** 2] = (220, 40, 40)  # a red disk on white
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    p.upload.value = ({"name": "disk.png", "type": "image/png", "size": buf.tell(),
+                       "content": memoryview(buf.getvalue()), "last_modified": NOW},)
+    assert p.use_upload and p.classes["name"][0] == "red circle"
+    p.model_box.value = "lab-rn-tiny"
+    assert p.status.startswith("lab-rn-tiny: red circle")
+    p.upload.value = ({"name": "bad.png", "type": "image/png", "size": 3, "content": memoryview(b"abc"),
+                       "last_modified": NOW},)
+    assert p.status.startswith("error:")
+    p.index.value = 0  # moving the slider goes back to the dataset
+    assert not p.use_upload and not p.status.startswith("error")

@@ -1,0 +1,126 @@
+"""Zero-shot math on hand-computed cases, the class-name/template registry, and the prompt-engineering
+analysis; the classifier on a real (nano) model against a direct computation."""
+import json
+
+import numpy as np
+import pytest
+
+from lab import prompt_engineering as pe
+from lab import prompts, zeroshot
+from lab.errors import BadInput
+
+
+def test_ensemble_normalizes_each_prompt_then_the_mean():
+    p = np.array([[2.0, 0.0], [0.0, 0.5]])  # unnormalized prompt embeddings
+    np.testing.assert_allclose(zeroshot.ensemble(p), [2 ** -0.5, 2 ** -0.5])
+
+
+def test_evaluate_hand_computed_case():
+    W = np.eye(3)  # class c's weight is axis c
+    x = zeroshot.normalize(np.array([[1, .2, 0], [.1, 1, 0], [1, 0, .5], [0, 0, 1], [0, 1, .9], [.5, .4, 0]]))
+    y = np.array([0, 1, 2, 2, 2, -1])  # the last item is unlabelled and left out
+    r = zeroshot.evaluate(x, W, y, ["a", "b", "c"])
+    # predictions: 0, 1, 0, 2, 1 -> right, right, wrong, right, wrong
+    assert r.top1 == pytest.approx(3 / 5)
+    np.testing.assert_array_equal(r.confusion, [[1, 0, 0], [0, 1, 0], [1, 1, 1]])
+    np.testing.assert_allclose(r.per_class["recall"], [1, 1, 1 / 3])
+    assert r.mean_per_class_recall == pytest.approx((1 + 1 + 1 / 3) / 3)
+    assert r.top5 == 1.0  # only 3 classes
+    assert list(r.predictions["item"]) == [0, 1, 2, 3, 4]
+    assert list(r.predictions["pred_name"]) == ["a", "b", "a", "c", "b"]
+    # probabilities: softmax of 100 * cosine
+    z = 100 * x[2] @ W.T
+    assert r.predictions["confidence"][2] == pytest.approx(np.exp(z[0]) / np.exp(z).sum())
+
+
+def test_top5_order_is_best_first():
+    rng = np.random.default_rng(0)
+    x, W = rng.normal(size=(20, 8)), rng.normal(size=(12, 8))
+    top = zeroshot.predict(x, W, k=5)
+    np.testing.assert_array_equal(top, np.argsort(-(x @ W.T), axis=1)[:, :5])
+
+
+def test_nan_rows_and_unlabelled_items_are_left_out():
+    x = np.array([[1.0, 0], [np.nan, np.nan], [0, 1]])
+    assert zeroshot.accuracy(x, np.eye(2), np.array([0, 1, 0])) == 0.5
+
+
+def test_duplicate_imagenet_names_stay_separate_classes():
+    names = prompts.classnames("imagenet")
+    assert len(names) == 1000 and len(set(names)) == 998
+    assert names[657] == names[744] == "missile" and names[836] == names[837] == "sunglasses"
+    # two classes with the same name but different weights are scored separately
+    W = np.array([[1.0, 0], [0, 1.0]])
+    r = zeroshot.evaluate(np.array([[0.1, 1.0], [1.0, 0.0]]), W, np.array([1, 0]), ["missile", "missile"])
+    assert r.top1 == 1.0 and list(r.per_class["class"]) == [0, 1]
+    per_class = prompts.per_class_prompts("cupl-imagenet1k", names)
+    assert len(per_class) == 1000 and per_class[657] == per_class[744]
+
+
+def test_class_weights_match_a_direct_computation(nano):
+    groups = [["a photo of a cat.", "a drawing of a cat."], ["a photo of a dog."]]
+    W = zeroshot.class_weights(nano, groups)
+    direct = [nano.embed_texts(g) for g in groups]
+    expected = np.stack([d.mean(0) / np.linalg.norm(d.mean(0)) for d in direct])
+    np.testing.assert_allclose(W, expected, atol=1e-5)
+    np.testing.assert_allclose(zeroshot.class_weights(nano, dict(zip(["cat", "dog"], groups))), W)
+
+
+def test_registry_sources_and_user_sets(tmp_path):
+    assert {"imagenet", "imagenet-wordnet", "shapeworld"} <= set(prompts.list_classnames())
+    assert len(prompts.templates("openai-imagenet")) == 80 and len(prompts.templates("openai-imagenet-7")) == 7
+    assert "cb-cifar10" in prompts.list_templates() and "cb-flowers" in prompts.list_classnames()
+    assert len(prompts.classnames("cb-pets")) == 37
+    wordnet = prompts.classnames("imagenet-wordnet")
+    assert wordnet[0] == "tench" and sum(a != b for a, b in zip(wordnet, prompts.classnames("imagenet"))) > 100
+    assert prompts.imagenet_wnids()[0] == "n01440764"
+    f = tmp_path / "t.json"
+    f.write_text(json.dumps(["a {} in the snow.", "itap of a {}."]))
+    assert prompts.templates(str(f)) == ["a {} in the snow.", "itap of a {}."]
+    assert prompts.class_prompts(["cat", "ox"], ["a {}.", "{}!"]) == [["a cat.", "cat!"], ["a ox.", "ox!"]]
+    with pytest.raises(BadInput, match="openai-imagenet"):
+        prompts.templates("openai-imagnet")
+    with pytest.raises(BadInput, match="lack it"):
+        prompts.templates(["a photo of a cat."])
+    with pytest.raises(BadInput, match="2 classes"):
+        prompts.per_class_prompts({"cat": ["a cat"]}, ["cat", "dog", "eel"])
+
+
+def _toy_prompts():
+    """3 classes on the axes of R^3: template 0 is exact, template 1 tilts each class towards the
+    next one (so it mistakes class c+1 for c), template 2 tilts it slightly towards the previous."""
+    eye = np.eye(3)
+    t0, t1 = eye, zeroshot.normalize(eye + 1.5 * np.roll(eye, 1, axis=1))
+    t2 = zeroshot.normalize(eye + 0.3 * np.roll(eye, 2, axis=1))
+    return np.stack([t0, t1, t2], axis=1)  # (C, T, D)
+
+
+def test_template_analysis_on_a_constructed_case():
+    P = _toy_prompts()
+    y = np.array([0, 1, 2, 0, 1, 2])
+    x = np.eye(3)[y]  # each image exactly on its class axis
+    per = pe.template_accuracies(P, x, y, ["t0", "t1", "t2"])
+    # image e_k scores 1.5/|w| with t1's class k-1 but only 1/|w| with class k: t1 gets all wrong
+    assert dict(zip(per["template"], per["top1"])) == {"t0": 1.0, "t2": 1.0, "t1": 0.0}
+    assert per["ensemble_top1"][0] == 1.0
+    greedy = pe.greedy_selection(P, x, y, x, y, ["t0", "t1", "t2"], max_templates=2)
+    # step 1: t0 and t2 tie at 1.0 (earlier wins); step 2: t0+t1 and t0+t2 both stay right, t1 first
+    assert list(greedy["added"]) == ["t0", "t1"] and greedy["test_top1"].tolist() == [1.0, 1.0]
+    curve = pe.template_count_curve(P, x, y, draws=5)
+    assert curve["n_templates"].tolist() == [1, 2, 3] and curve["max"].iloc[0] == 1.0 and curve["min"].iloc[0] == 0.0
+    methods = pe.compare_methods(P, x, y, x, y, ["t0", "t1", "t2"], greedy)
+    assert methods["method"][0] == "best single (on val): t0" and methods["top1"][0] == 1.0
+
+
+def test_classname_sensitivity_on_the_built_in_model():
+    import lab
+    from lab.data import default_classnames, load_dataset
+    model = lab.load_model("lab-vit-tiny")
+    test = load_dataset("shapeworld", split="test", n=200)
+    names, alt = default_classnames("shapeworld", test)
+    assert alt[names.index("crescent")] == "moon"
+    x = model.encode_images(test, progress=False)
+    summary, per_class = pe.classname_sensitivity(model, x, test.labels["label"], {"curated": names, "alt": alt},
+                                                  prompts.templates("shapeworld"))
+    assert list(summary["names"]) == ["curated", "alt"] and summary["top1"][0] > 0.9
+    assert list(per_class["name:alt"]) == alt and per_class["recall:curated"].notna().all()

@@ -1,0 +1,101 @@
+"""Prompt playground: pick an image (from a dataset or an upload), edit class names and templates,
+and watch the zero-shot probabilities and the per-template breakdown update; switch models.
+
+    from widgets.prompt_playground import PromptPlayground
+    PromptPlayground()            # in JupyterLab: displays itself
+The logic is `lab.zeroshot.classify_image`; this class only wires widgets to it (tests drive
+the widget values and read `classes`, `per_template`, `status`).
+"""
+from __future__ import annotations
+
+import io
+
+import ipywidgets as w
+import plotly.graph_objects as go
+from PIL import Image
+
+import lab
+from lab import prompts, zeroshot
+from lab.data import dataset_spec, default_classnames, load_dataset
+from lab.errors import LabError
+
+from figures.images import thumbnail
+from figures.zeroshot import probability_bars
+
+
+def _lines(text: str) -> list[str]:
+    return [s.strip() for s in text.splitlines() if s.strip()]
+
+
+class PromptPlayground:
+    """A thin ipywidgets shell over `lab.zeroshot.classify_image`."""
+
+    def __init__(self, models=("lab-vit-tiny", "lab-rn-tiny"), dataset: str = "shapeworld", data_root: str = "",
+                 n: int = 100, templates: str | None = None):
+        self._models: dict = {}
+        self.dataset = load_dataset(dataset, data_root, "test", n)
+        names, _ = default_classnames(dataset, self.dataset)
+        self.classes = self.per_template = None
+        self.status = ""
+        self.model_box = w.Dropdown(options=list(models), description="model")
+        self.index = w.IntSlider(0, 0, len(self.dataset) - 1, description="image #", continuous_update=False)
+        self.upload = w.FileUpload(accept="image/*", multiple=False, description="upload")
+        self.names_box = w.Textarea("\n".join(names), description="classes", layout=w.Layout(height="160px"))
+        self.templates_box = w.Textarea("\n".join(prompts.templates(templates or dataset_spec(dataset).templates)),
+                                        description="templates", layout=w.Layout(height="160px", width="420px"))
+        self.preview = w.HTML()
+        self.message = w.HTML()
+        self.figure = go.FigureWidget(probability_bars([1.0], ["…"]))
+        self.table = w.HTML()
+        self.use_upload = False  # True after an upload, False again once the slider moves
+        for box in (self.model_box, self.names_box, self.templates_box):
+            box.observe(lambda _: self.refresh(), "value")
+        self.index.observe(lambda _: self._pick(upload=False), "value")
+        self.upload.observe(lambda _: self._pick(upload=bool(self.upload.value)), "value")
+        self.ui = w.VBox([w.HBox([self.model_box, self.index, self.upload]),
+                          w.HBox([self.preview, self.names_box, self.templates_box]),
+                          self.message, self.figure, self.table])
+        self.refresh()
+
+    def model(self):
+        name = self.model_box.value
+        if name not in self._models:
+            self._models[name] = lab.load_model(name)
+        return self._models[name]
+
+    def _pick(self, upload: bool):
+        self.use_upload = upload
+        self.refresh()
+
+    def image(self):
+        """The uploaded image while one is there and the slider was not moved since; else the dataset's."""
+        if self.use_upload:
+            return Image.open(io.BytesIO(bytes(self.upload.value[0]["content"])))
+        return self.dataset.source(self.index.value)
+
+    def refresh(self):
+        """Recompute for the current widget values; on bad input keep the last result and say why."""
+        try:
+            names, temps = _lines(self.names_box.value), prompts.templates(_lines(self.templates_box.value))
+            if not names:
+                raise LabError("enter at least one class name, one per line")
+            image = self.image()
+            classes, per_template = zeroshot.classify_image(self.model(), image, names, temps)
+        except (LabError, OSError, ValueError) as e:
+            self.status = f"error: {e}"
+            self.message.value = f"<span style='color:#b00'>{self.status}</span>"
+            return
+        self.classes, self.per_template = classes, per_template
+        self.status = f"{self.model_box.value}: {classes['name'][0]} ({classes['probability'][0]:.1%})"
+        self.message.value = self.status
+        self.preview.value = f"<img src='{thumbnail(image, 160)}' width=160>"
+        fresh = probability_bars(classes["probability"], list(classes["name"]), title=self.status)
+        with self.figure.batch_update():
+            self.figure.data[0].x, self.figure.data[0].y = fresh.data[0].x, fresh.data[0].y
+            self.figure.data[0].text = fresh.data[0].text
+            self.figure.layout.title.text, self.figure.layout.height = self.status, fresh.layout.height
+        self.table.value = per_template.to_html(index=False, float_format="{:.1%}".format)
+
+    def _ipython_display_(self):
+        from IPython.display import display
+        display(self.ui)

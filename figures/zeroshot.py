@@ -2,7 +2,7 @@
 `lab.prompt_engineering` and `lab.zeroshot.Evaluation`).
 
     template_bars(per_template)                 # top-1 of each template alone, ensemble as a line
-    method_bars(methods)                        # ensemble vs best single vs greedy subset vs ...
+    method_dots(methods, n)                     # ensemble vs best single vs greedy subset vs ...
     template_count(curve, greedy)               # accuracy against the number of templates
     classname_changes(per_class, "curated", "original")  # classes whose wording matters most
     confusion_worst(evaluation, k=10)           # confusion matrix of the k worst classes
@@ -16,8 +16,16 @@ import plotly.graph_objects as go
 
 
 def _pct_axis(fig, axis="x"):
-    fig.update_layout({f"{axis}axis": dict(tickformat=".0%", title="top-1 accuracy")})
+    fig.update_layout({f"{axis}axis": dict(tickformat=".1%", title="top-1 accuracy")})
     return fig
+
+
+def wilson_interval(p, n, z: float = 1.96):
+    """95 % Wilson score interval of a proportion p measured on n items -> (low, high) arrays."""
+    p, n = np.asarray(p, dtype=float), np.asarray(n, dtype=float)
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
 
 
 def template_bars(per_template: pd.DataFrame, top: int | None = None) -> go.Figure:
@@ -27,24 +35,30 @@ def template_bars(per_template: pd.DataFrame, top: int | None = None) -> go.Figu
                            customdata=df[["top5"]], hovertemplate="%{y}<br>top-1 %{x:.1%}, top-5 %{customdata[0]:.1%}"
                                                                   "<extra></extra>"))
     ens = float(per_template["ensemble_top1"].iloc[0])
-    fig.add_vline(x=ens, line_dash="dash", annotation_text=f"ensemble of all {len(per_template)}: {ens:.1%}")
+    fig.add_vline(x=ens, line_dash="dash", annotation_text=f"ensemble of all {len(per_template)}: {ens:.1%}",
+                  annotation_position="bottom right", annotation_bgcolor="white")
     lo = max(0.0, float(df["top1"].min()) - 0.05)
-    fig.update_layout(title="Top-1 of each template alone", yaxis=dict(autorange="reversed", automargin=True),
+    fig.update_layout(title="Top-1 of each template alone",
+                      yaxis=dict(autorange="reversed", automargin=True, type="category", dtick=1),
                       xaxis=dict(range=[lo, min(1.0, max(ens, float(df["top1"].max())) + 0.03)]),
                       height=max(300, 18 * len(df) + 120))
     return _pct_axis(fig)
 
 
-def method_bars(methods: pd.DataFrame) -> go.Figure:
-    """Bars of top-1 (and top-5 where given) per prompting method: columns method, top1[, top5]."""
-    fig = go.Figure(go.Bar(x=methods["method"], y=methods["top1"], name="top-1", text=methods["top1"],
-                           texttemplate="%{text:.1%}"))
-    if "top5" in methods:
-        fig.add_bar(x=methods["method"], y=methods["top5"], name="top-5", text=methods["top5"],
-                    texttemplate="%{text:.1%}")
-    fig.update_layout(title="Held-out accuracy by prompting method", barmode="group",
-                      yaxis=dict(tickformat=".0%", title="accuracy"))
-    return fig
+def method_dots(methods: pd.DataFrame, n: int) -> go.Figure:
+    """Held-out top-1 per prompting method (columns method, top1[, top5]) as dots with 95 % Wilson
+    intervals over the n test images, so differences within the noise look like it."""
+    lo, hi = wilson_interval(methods["top1"], n)
+    hover = "%{y}<br>top-1 %{x:.1%}" + ("<br>top-5 %{customdata[0]:.1%}" if "top5" in methods else "")
+    fig = go.Figure(go.Scatter(
+        x=methods["top1"], y=methods["method"], mode="markers+text", text=[f"{v:.1%}" for v in methods["top1"]],
+        textposition="top center", marker_size=11, customdata=methods[["top5"]] if "top5" in methods else None,
+        error_x=dict(type="data", symmetric=False, array=hi - methods["top1"], arrayminus=methods["top1"] - lo),
+        hovertemplate=hover + "<extra></extra>"))
+    fig.update_layout(title=f"Held-out top-1 by prompting method (95 % interval, n = {n})",
+                      yaxis=dict(autorange="reversed", automargin=True, type="category", dtick=1),
+                      height=max(300, 45 * len(methods) + 120))
+    return _pct_axis(fig)
 
 
 def template_count(curve: pd.DataFrame, greedy: pd.DataFrame | None = None) -> go.Figure:
@@ -59,7 +73,9 @@ def template_count(curve: pd.DataFrame, greedy: pd.DataFrame | None = None) -> g
     if greedy is not None:
         fig.add_scatter(x=greedy["n_templates"], y=greedy["test_top1"], mode="lines+markers", name="greedy (held-out)",
                         customdata=greedy[["added"]], hovertemplate="+ %{customdata[0]}<br>%{y:.1%}<extra></extra>")
-    fig.update_layout(title="Accuracy against the number of templates", xaxis=dict(type="log", title="templates"))
+    ticks = sorted({*curve["n_templates"], *(greedy["n_templates"] if greedy is not None else [])})
+    fig.update_layout(title="Accuracy against the number of templates",
+                      xaxis=dict(type="log", title="templates", tickvals=ticks))
     return _pct_axis(fig, "y")
 
 
@@ -105,8 +121,10 @@ def confusion_worst(evaluation, k: int = 10) -> go.Figure:
 def probability_bars(probs, classes, title: str = "Class probabilities", top: int = 15) -> go.Figure:
     """One image's probabilities over classes, largest first (at most `top`)."""
     probs = np.asarray(probs, dtype=float)
-    order = np.argsort(-probs)[:top]
-    fig = go.Figure(go.Bar(x=probs[order], y=[classes[i] for i in order], orientation="h",
+    order = np.argsort(-probs, kind="stable")[:top]
+    repeated = len(set(classes)) < len(classes)  # e.g. ImageNet's two 'missile' classes: keep both bars
+    labels = [f"{classes[i]} ({i})" if repeated else classes[i] for i in order]
+    fig = go.Figure(go.Bar(x=probs[order], y=labels, orientation="h",
                            text=probs[order], texttemplate="%{text:.1%}"))
     fig.update_layout(title=title, yaxis=dict(autorange="reversed", automargin=True),
                       xaxis=dict(range=[0, 1], tickformat=".0%", title="probability"),

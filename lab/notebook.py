@@ -20,10 +20,11 @@ _png_warning_shown = False
 
 
 def setup(output_dir: str | os.PathLike) -> Path:
-    """Create the run's output folder and make plotly figures render both live and in HTML exports
-    (the headless default emits only a mimetype that nbconvert drops)."""
+    """Create the run's output folder (starting a fresh run.json) and make plotly figures render
+    both live and in HTML exports (the headless default emits only a mimetype that nbconvert drops)."""
     out = Path(output_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
+    (out / RUN_FILE).unlink(missing_ok=True)
     pio.renderers.default = RENDERERS
     return out
 

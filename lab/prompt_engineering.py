@@ -59,6 +59,8 @@ def greedy_selection(prompt_emb: np.ndarray, val_emb: np.ndarray, val_labels, te
                      template_list: list[str], max_templates: int = 10) -> pd.DataFrame:
     """Forward selection: add, one at a time, the template whose addition most raises validation
     top-1 (ties: the earlier template); report each step's ensemble on the held-out split."""
+    if max_templates < 1:
+        raise ValueError(f"max_templates must be at least 1; got {max_templates}")
     xv, yv = _clean(val_emb, val_labels)
     xt, yt = _clean(test_emb, test_labels)
     chosen: list[int] = []

@@ -57,15 +57,25 @@ def imagenet_wnids() -> list[str]:
     return [info.index_to_label_name(i) for i in range(info.num_classes())]
 
 
+def _usable(items) -> bool:
+    return isinstance(items, list) and bool(items) and all(isinstance(s, str) and s.strip() for s in items)
+
+
 @lru_cache(maxsize=None)
 def _clip_benchmark(kind: str) -> dict:
-    """clip-benchmark's English JSON tables: kind 'classnames', 'templates' or 'cupl'."""
+    """clip-benchmark's English JSON tables: kind 'classnames', 'templates' (its '{c}' slot
+    rewritten to lab's '{}') or 'cupl'. Sets lab cannot use (e.g. with an empty name) are left out."""
     file = {"classnames": "en_classnames.json", "templates": "en_zeroshot_classification_templates.json",
             "cupl": "cupl_prompts.json"}[kind]
     try:
-        return json.loads((resources.files("clip_benchmark") / "datasets" / file).read_text())
+        table = json.loads((resources.files("clip_benchmark") / "datasets" / file).read_text())
     except ModuleNotFoundError:
         return {}
+    if kind == "templates":
+        table = {k: [t.replace("{c}", "{}") for t in v] for k, v in table.items() if _usable(v)}
+    if kind == "classnames":
+        table = {k: v for k, v in table.items() if _usable(v)}
+    return table
 
 
 _CLASSNAMES = {
@@ -90,8 +100,7 @@ def list_classnames() -> list[str]:
 
 def list_templates() -> list[str]:
     """Names of every template set (lab's own, then clip-benchmark's as 'cb-<dataset>')."""
-    return list(_TEMPLATES) + [f"cb-{k}" for k in _clip_benchmark("templates")
-                               if isinstance(_clip_benchmark("templates")[k], list)]
+    return list(_TEMPLATES) + [f"cb-{k}" for k in _clip_benchmark("templates")]
 
 
 def list_class_prompts() -> list[str]:
@@ -99,11 +108,11 @@ def list_class_prompts() -> list[str]:
     return [f"cupl-{k}" for k in _clip_benchmark("cupl")]
 
 
-def _read_json(path: Path, what: str):
+def _read_json(path: Path, what: str, expected: str = "a JSON list of strings"):
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise BadInput(f"{what} file {path}: {e}; expected a JSON list of strings") from e
+        raise BadInput(f"{what} file {path}: {e}; expected {expected}") from e
 
 
 def _resolve(spec, table: dict, prefix_tables: dict, what: str, lister) -> list[str]:
@@ -117,7 +126,7 @@ def _resolve(spec, table: dict, prefix_tables: dict, what: str, lister) -> list[
         items = _read_json(Path(spec), what)
     else:
         raise BadInput(f"unknown {what} set {spec!r}: pass one of {lister()}, a list, or a JSON file")
-    if not isinstance(items, list) or not items or not all(isinstance(s, str) and s.strip() for s in items):
+    if not _usable(items):
         raise BadInput(f"{what} set {spec if isinstance(spec, str) else '(list)'} must be a non-empty list of "
                        f"non-empty strings")
     return items
@@ -150,13 +159,16 @@ def per_class_prompts(spec, names: list[str]) -> list[list[str]]:
     elif isinstance(spec, str) and spec.startswith("cupl-") and spec[5:] in _clip_benchmark("cupl"):
         table = _clip_benchmark("cupl")[spec[5:]]
     elif isinstance(spec, str) and Path(spec).is_file():
-        table = _read_json(Path(spec), "per-class prompt")
+        table = _read_json(Path(spec), "per-class prompt", "a JSON object {class name: [prompts]}")
     else:
         raise BadInput(f"unknown per-class prompt set {spec!r}: pass one of {list_class_prompts()}, a dict, "
                        f"or a JSON file {{class name: [prompts]}}")
     if not isinstance(table, dict):
         raise BadInput(f"per-class prompts {spec!r} must be a JSON object {{class name: [prompts]}}")
-    missing = [n for n in names if not table.get(n)]
+    malformed = [n for n, v in table.items() if not _usable(v)]
+    if malformed:
+        raise BadInput(f"per-class prompts for {malformed[:5]} are not non-empty lists of strings")
+    missing = [n for n in names if n not in table]
     if missing:
         raise BadInput(f"per-class prompts {spec if isinstance(spec, str) else '(dict)'} have none for "
                        f"{len(missing)} classes, e.g. {missing[:5]}; add them or use templates")

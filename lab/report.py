@@ -17,14 +17,19 @@ the exit status is 0 when all passed, 1 otherwise (2: bad arguments).
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import html
 import json
+import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
+from urllib.parse import quote
 
 import yaml
 
@@ -33,6 +38,7 @@ from .errors import BadInput
 PACKAGES = ["clip-lab", "torch", "torchvision", "open_clip_torch", "numpy", "pandas", "plotly", "papermill",
             "nbconvert", "scikit-learn", "pillow"]
 _TRUE, _FALSE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}
+KERNEL = "clip-lab-python"
 
 
 def default_notebooks() -> list[Path]:
@@ -54,16 +60,20 @@ def notebook_parameters(path: Path) -> dict[str, dict]:
 
 
 def coerce(value, annotation: str, where: str):
-    """Check (YAML values) or convert (command-line strings) a value to a parameter's annotated type."""
+    """Check (YAML values) or convert (command-line strings) a value to a parameter's annotated type
+    (int, float, bool, str, list[...], dict[...]; other annotations are refused)."""
     kind = annotation.split("[")[0].strip().lower()
-    if isinstance(value, str) and kind in ("int", "float", "bool", "list", "dict"):
-        if kind == "bool":
-            if value.lower() not in _TRUE | _FALSE:
-                raise BadInput(f"{where}: expected a bool (true/false), got {value!r}")
-            return value.lower() in _TRUE
+    if kind not in ("int", "float", "bool", "str", "list", "dict"):
+        raise BadInput(f"{where}: the report runner cannot check parameters annotated {annotation!r}; "
+                       "annotate it int, float, bool, str, list[...] or dict[...]")
+    if isinstance(value, str) and kind != "str":
         try:
-            value = yaml.safe_load(value)
-        except yaml.YAMLError:
+            if kind == "bool":
+                if value.lower() not in _TRUE | _FALSE:
+                    raise ValueError
+                return value.lower() in _TRUE
+            value = {"int": int, "float": float}.get(kind, yaml.safe_load)(value)
+        except (ValueError, yaml.YAMLError):
             raise BadInput(f"{where}: expected {annotation}, got {value!r}") from None
     ok = {"int": lambda v: isinstance(v, int) and not isinstance(v, bool),
           "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
@@ -86,6 +96,8 @@ def plan(notebooks: list[Path], parameters: dict, per_notebook: dict[str, dict])
     for name in parameters:
         if name not in all_names:
             problems.append(f"unknown parameter {name!r}")
+    if "output_dir" in parameters or any("output_dir" in p for p in per_notebook.values()):
+        problems.append("output_dir is set by the report (one folder per notebook under --out); pass --out instead")
     stems = {nb.stem: nb for nb in notebooks}
     for stem, params in per_notebook.items():
         if stem not in stems:
@@ -129,19 +141,43 @@ def export_html(executed: Path, target: Path) -> Path:
     return target
 
 
-def run_notebook(nb: Path, params: dict, out: Path, progress: bool = True) -> dict:
-    """Execute one notebook into `out`; never raises for a failure inside the notebook."""
+@contextlib.contextmanager
+def this_python_kernel():
+    """A kernelspec that runs notebooks in this very interpreter (a user-level `python3` kernel
+    elsewhere on Jupyter's path would otherwise win and lack lab) -> its name."""
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = Path(tmp) / "kernels" / KERNEL
+        spec.mkdir(parents=True)
+        (spec / "kernel.json").write_text(json.dumps({
+            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": f"Python ({sys.executable})", "language": "python"}))
+        before = os.environ.get("JUPYTER_PATH")
+        os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [tmp, before]))
+        try:
+            yield KERNEL
+        finally:
+            if before is None:
+                os.environ.pop("JUPYTER_PATH", None)
+            else:
+                os.environ["JUPYTER_PATH"] = before
+
+
+def run_notebook(nb: Path, params: dict, out: Path, kernel: str, progress: bool = True) -> dict:
+    """Execute one notebook into `out` (replacing an earlier run's files); never raises for a
+    failure inside the notebook."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
-    folder = out / nb.stem
-    if "output_dir" in notebook_parameters(nb) and "output_dir" not in params:
+    folder, executed, exported = out / nb.stem, out / f"{nb.stem}.ipynb", out / f"{nb.stem}.html"
+    shutil.rmtree(folder, ignore_errors=True)
+    for stale in (executed, exported):
+        stale.unlink(missing_ok=True)
+    if "output_dir" in notebook_parameters(nb):
         params = {**params, "output_dir": str(folder)}
-    executed = out / f"{nb.stem}.ipynb"
     entry = {"notebook": nb.stem, "input": str(nb), "parameters": params, "executed": executed.name}
     start = time.perf_counter()
     try:
         papermill.execute_notebook(str(nb), str(executed), parameters=params, progress_bar=progress,
-                                   kernel_name="python3", cwd=str(Path.cwd()))
+                                   kernel_name=kernel, cwd=str(Path.cwd()))
         entry["status"] = "ok"
     except PapermillExecutionError as e:
         entry["status"] = "failed"
@@ -151,12 +187,16 @@ def run_notebook(nb: Path, params: dict, out: Path, progress: bool = True) -> di
         entry["error"] = {"cell": None, "ename": type(e).__name__, "evalue": str(e)}
     entry["seconds"] = round(time.perf_counter() - start, 2)
     if executed.exists():
-        entry["html"] = export_html(executed, out / f"{nb.stem}.html").name
+        entry["html"] = export_html(executed, exported).name
     run_file = folder / "run.json"
     entry["run"] = json.loads(run_file.read_text()) if run_file.exists() else None
     entry["figures"] = sorted(str(p.relative_to(out)) for p in (folder / "figures").glob("*.html")) \
         if folder.exists() else []
     return entry
+
+
+def _link(target: str, text: str) -> str:
+    return f'<a href="{html.escape(quote(target))}">{html.escape(text)}</a>'
 
 
 def _index_html(manifest: dict) -> str:
@@ -167,9 +207,9 @@ def _index_html(manifest: dict) -> str:
             f"failed in cell {err['cell']}: {html.escape(err['ename'])}: {html.escape(str(err['evalue'])[:300])}")
         results = (e.get("run") or {}).get("results") or {}
         summary = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in results.items())
-        figs = " · ".join(f'<a href="{f}">{Path(f).stem}</a>' for f in e["figures"])
-        link = f'<a href="{e["html"]}">{e["notebook"]}</a>' if e.get("html") else e["notebook"]
-        rows.append(f'<tr class="{e["status"]}"><td>{link}<br><small><a href="{e["executed"]}">.ipynb</a></small></td>'
+        figs = " · ".join(_link(f, Path(f).stem) for f in e["figures"])
+        link = _link(e["html"], e["notebook"]) if e.get("html") else html.escape(e["notebook"])
+        rows.append(f'<tr class="{e["status"]}"><td>{link}<br><small>{_link(e["executed"], ".ipynb")}</small></td>'
                     f"<td>{status}</td><td>{e['seconds']:.1f} s</td><td>{html.escape(summary)}</td><td>{figs}</td></tr>")
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>CLIP Lab report</title><style>
 body{{font-family:system-ui,sans-serif;margin:2em}} table{{border-collapse:collapse}}
@@ -193,13 +233,14 @@ def run_report(notebooks: list[Path] | None = None, parameters: dict | None = No
     out.mkdir(parents=True, exist_ok=True)
     manifest = {"created": dt.datetime.now().isoformat(timespec="seconds"), "command": sys.argv,
                 "packages": _versions(), "notebooks": []}
-    for k, (nb, params) in enumerate(planned.items(), 1):
-        print(f"[{k}/{len(planned)}] {nb.stem}", flush=True)
-        entry = run_notebook(nb, params, out, progress)
-        manifest["notebooks"].append(entry)
-        print(f"[{k}/{len(planned)}] {nb.stem}: {entry['status']} in {entry['seconds']:.1f} s"
-              + (f" (cell {entry['error']['cell']}: {entry['error']['ename']}: {entry['error']['evalue']})"
-                 if entry["status"] != "ok" else ""), flush=True)
+    with this_python_kernel() as kernel:
+        for k, (nb, params) in enumerate(planned.items(), 1):
+            print(f"[{k}/{len(planned)}] {nb.stem}", flush=True)
+            entry = run_notebook(nb, params, out, kernel, progress)
+            manifest["notebooks"].append(entry)
+            print(f"[{k}/{len(planned)}] {nb.stem}: {entry['status']} in {entry['seconds']:.1f} s"
+                  + (f" (cell {entry['error']['cell']}: {entry['error']['ename']}: {entry['error']['evalue']})"
+                     if entry["status"] != "ok" else ""), flush=True)
     manifest["ok"] = all(e["status"] == "ok" for e in manifest["notebooks"])
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
     (out / "index.html").write_text(_index_html(manifest), encoding="utf-8")

@@ -27,8 +27,8 @@ def ensemble(prompt_emb: np.ndarray) -> np.ndarray:
 
 
 def class_weights(model, class_prompts, **encode_kwargs) -> np.ndarray:
-    """Per-class prompt lists ([[prompt, ...], ...] in class order, or {name: [prompts]}) ->
-    (C, D) classifier weights. Every prompt is encoded once, in one pass, through the cache."""
+    """Per-class prompt lists ([[prompt, ...], ...] in class order; or {name: [prompts]} when names
+    are unique) -> (C, D) classifier weights. Every prompt is encoded once, in one pass, through the cache."""
     lists = list(class_prompts.values()) if isinstance(class_prompts, dict) else list(class_prompts)
     encode_kwargs.setdefault("progress", False)
     emb = model.encode_texts([p for ps in lists for p in ps], **encode_kwargs)  # (sum P, D)
@@ -48,14 +48,12 @@ def softmax(z: np.ndarray) -> np.ndarray:
 
 
 def predict(image_emb: np.ndarray, weights: np.ndarray, k: int = 1) -> np.ndarray:
-    """Top-k class indices per image: (N,) for k=1, else (N, k) best first."""
+    """Top-k class indices per image: (N,) for k=1, else (N, k) best first. Ties (e.g. two
+    classes with the same name and prompts) go to the lower index, for every k alike."""
     scores = image_emb @ weights.T  # (N, C)
     if k == 1:
         return scores.argmax(1)
-    k = min(k, scores.shape[1])
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]  # (N, k) unordered
-    order = np.argsort(-np.take_along_axis(scores, top, 1), axis=1)
-    return np.take_along_axis(top, order, 1)
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
 
 
 def valid(image_emb: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -90,6 +88,9 @@ def evaluate(image_emb: np.ndarray, weights: np.ndarray, labels, classes: list[s
     """Top-1, top-5, mean per-class recall, per-class accuracy, confusion matrix, per-item predictions.
     Items with label -1 or a NaN embedding are left out (their row index is kept in `predictions.item`)."""
     labels = np.asarray(labels)
+    if weights.shape[0] != len(classes) or labels.max(initial=-1) >= len(classes):
+        raise ValueError(f"{weights.shape[0]} classifier rows, {len(classes)} class names and labels up to "
+                         f"{labels.max(initial=-1)} do not match: build the weights from the dataset's class list")
     keep = valid(image_emb, labels)
     if not keep.any():
         raise ValueError("no valid items to evaluate (every label is -1 or every embedding failed)")

@@ -100,10 +100,29 @@ def test_bad_parameters_are_rejected_before_anything_runs(tmp_path):
 
 def test_parameter_types_are_checked_and_converted():
     assert coerce("3", "int", "p") == 3 and coerce(2, "float", "p") == 2.0 and coerce("off", "bool", "p") is False
+    assert coerce("1e-3", "float", "p") == 0.001 and coerce("010", "int", "p") == 10
     assert coerce("[a, b]", "list[str]", "p") == ["a", "b"] and coerce("3", "str", "p") == "3"
     for value, annotation in (("x", "int"), (True, "int"), ("maybe", "bool"), (1, "str")):
         with pytest.raises(BadInput, match="expected"):
             coerce(value, annotation, "p")
+    with pytest.raises(BadInput, match="cannot check"):
+        coerce("3", "Optional", "p")
+
+
+def test_output_dir_belongs_to_the_report():
+    with pytest.raises(BadInput, match="pass --out"):
+        plan([NB01], {"output_dir": "/tmp/x"}, {})
+
+
+def test_a_rerun_never_shows_the_previous_runs_results(tmp_path):
+    bad = failing_notebook(tmp_path)
+    stale = tmp_path / "out" / "99_fails"
+    (stale / "figures").mkdir(parents=True)
+    (stale / "run.json").write_text('{"results": {"top1": 0.99}}')
+    (stale / "figures" / "old.html").write_text("old")
+    entry = run_report([bad], {}, {}, tmp_path / "out", progress=False)["notebooks"][0]
+    assert entry["status"] == "failed" and entry["run"] is None and entry["figures"] == []
+    assert "0.99" not in (tmp_path / "out" / "index.html").read_text()
 
 
 def test_cli_exit_status_says_whether_all_passed(tmp_path, capsys):

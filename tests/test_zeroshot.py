@@ -40,6 +40,19 @@ def test_top5_order_is_best_first():
     np.testing.assert_array_equal(top, np.argsort(-(x @ W.T), axis=1)[:, :5])
 
 
+def test_tied_classes_resolve_the_same_way_for_top1_and_top5():
+    W = np.array([[1.0, 0], [1.0, 0], [0, 1.0]])  # classes 0 and 1 identical, like 'missile' 657 / 744
+    x = np.array([[1.0, 0.1], [0.9, 0.2], [0.1, 1.0]])
+    y = np.array([0, 1, 2])
+    assert zeroshot.predict(x, W).tolist() == zeroshot.predict(x, W, k=5)[:, 0].tolist() == [0, 0, 2]
+    assert zeroshot.evaluate(x, W, y, ["missile", "missile", "cat"]).top1 == zeroshot.accuracy(x, W, y) == 2 / 3
+
+
+def test_evaluate_refuses_mismatched_classes():
+    with pytest.raises(ValueError, match="do not match"):
+        zeroshot.evaluate(np.eye(2), np.eye(2), np.array([0, 1]), ["only one"])
+
+
 def test_nan_rows_and_unlabelled_items_are_left_out():
     x = np.array([[1.0, 0], [np.nan, np.nan], [0, 1]])
     assert zeroshot.accuracy(x, np.eye(2), np.array([0, 1, 0])) == 0.5
@@ -71,6 +84,11 @@ def test_registry_sources_and_user_sets(tmp_path):
     assert len(prompts.templates("openai-imagenet")) == 80 and len(prompts.templates("openai-imagenet-7")) == 7
     assert "cb-cifar10" in prompts.list_templates() and "cb-flowers" in prompts.list_classnames()
     assert len(prompts.classnames("cb-pets")) == 37
+    assert prompts.templates("cb-cifar10")[0] == "a photo of a {}."  # clip-benchmark's '{c}' slot rewritten
+    for name in prompts.list_templates():
+        assert prompts.templates(name), name
+    for name in prompts.list_classnames():
+        assert prompts.classnames(name), name
     wordnet = prompts.classnames("imagenet-wordnet")
     assert wordnet[0] == "tench" and sum(a != b for a, b in zip(wordnet, prompts.classnames("imagenet"))) > 100
     assert prompts.imagenet_wnids()[0] == "n01440764"
@@ -84,6 +102,8 @@ def test_registry_sources_and_user_sets(tmp_path):
         prompts.templates(["a photo of a cat."])
     with pytest.raises(BadInput, match="2 classes"):
         prompts.per_class_prompts({"cat": ["a cat"]}, ["cat", "dog", "eel"])
+    with pytest.raises(BadInput, match="not non-empty lists"):
+        prompts.per_class_prompts({"cat": "a photo of a cat"}, ["cat"])
 
 
 def _toy_prompts():
@@ -110,6 +130,22 @@ def test_template_analysis_on_a_constructed_case():
     assert curve["n_templates"].tolist() == [1, 2, 3] and curve["max"].iloc[0] == 1.0 and curve["min"].iloc[0] == 0.0
     methods = pe.compare_methods(P, x, y, x, y, ["t0", "t1", "t2"], greedy)
     assert methods["method"][0] == "best single (on val): t0" and methods["top1"][0] == 1.0
+
+
+def test_selection_happens_on_val_and_is_reported_on_test():
+    P = _toy_prompts()
+    y = np.array([0, 1, 2])
+    val = np.eye(3)[y]  # on val, t1 is all wrong and t0 exact
+    test = zeroshot.normalize(np.eye(3)[y] + 1.5 * np.roll(np.eye(3), 1, axis=1)[y])  # test images look like t1
+    greedy = pe.greedy_selection(P, val, y, test, y, ["t0", "t1", "t2"], max_templates=1)
+    assert greedy["added"][0] == "t0" and greedy["val_top1"][0] == 1.0
+    assert greedy["test_top1"][0] == pe.template_accuracies(P, test, y, ["t0", "t1", "t2"]).set_index(
+        "template").loc["t0", "top1"]
+    methods = pe.compare_methods(P, val, y, test, y, ["t0", "t1", "t2"])
+    assert methods["method"][0] == "best single (on val): t0"  # chosen on val, although t1 wins on test
+    assert pe.template_accuracies(P, test, y, ["t0", "t1", "t2"])["template"][0] == "t1"
+    with pytest.raises(ValueError, match="at least 1"):
+        pe.greedy_selection(P, val, y, test, y, ["t0", "t1", "t2"], max_templates=0)
 
 
 def test_classname_sensitivity_on_the_built_in_model():

@@ -30,7 +30,9 @@ class WnidFolders(FileList):
         unknown = [f for f in folders if f not in index]
         if unknown or not folders:
             raise BadInput(f"{name}: {self.root} should hold one folder per WNID (like {wnids[0]}); "
-                           + (f"found {len(unknown)} others, e.g. {unknown[:3]}" if unknown else "found none"))
+                           + (f"found {len(unknown)} others, e.g. {unknown[:3]}" if unknown else
+                              "found none (ImageNet's val images ship flat: sort them into WNID folders first, "
+                              "e.g. with the devkit's ground truth)"))
         rows = [(p, index[f], f) for f in folders for p in list_images(self.root / f)]
         if not rows:
             raise BadInput(f"{name}: the WNID folders under {self.root} hold no images")

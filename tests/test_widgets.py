@@ -60,3 +60,42 @@ def test_upload_and_model_switch(playground):
     assert p.status.startswith("error:")
     p.index.value = 0  # moving the slider goes back to the dataset
     assert not p.use_upload and not p.status.startswith("error")
+
+
+@pytest.fixture(scope="module")
+def explorer(tmp_path_factory):
+    from widgets.embedding_explorer import EmbeddingExplorer
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAB_CACHE_DIR", str(tmp_path_factory.mktemp("explorer-cache")))
+        return EmbeddingExplorer(n=150, n_neighbors=10)
+
+
+def test_explorer_lasso_selection_shows_the_selected_images(explorer):
+    from plotly.callbacks import LassoSelector, Points
+    e = explorer
+    first, second = e.figure.data[0], e.figure.data[1]
+    first._dispatch_on_selection(Points(point_inds=[0, 1], trace_index=0), LassoSelector())
+    second._dispatch_on_selection(Points(point_inds=[0], trace_index=1), LassoSelector())
+    expected = sorted([int(first.customdata[0][-1]), int(first.customdata[1][-1]), int(second.customdata[0][-1])])
+    assert e.selection.index.tolist() == expected  # selections in several traces add up
+    assert "3 selected" in e.grid.value and e.grid.value.count("<img") == 3
+    assert set(e.selection["class"]) == {first.name, second.name}
+
+
+def test_explorer_click_query_and_recolour(explorer):
+    from plotly.callbacks import Points
+    e = explorer
+    trace = e.figure.data[0]
+    trace._dispatch_on_click(Points(point_inds=[0], trace_index=0), None)
+    row = int(trace.customdata[0][-1])
+    assert row not in e.neighbours.index and len(e.neighbours) == 8
+    assert (e.neighbours["class"] == e.points["class"][row]).mean() >= 0.75  # neighbours share its shape
+    e.query_box.value = "a photo of a red circle."  # as typed + enter
+    hits = e.neighbours
+    red_circles = e.points.index[(e.points["class"] == "circle") & (e.points["colour"] == "red")]
+    assert set(red_circles) <= set(hits.index[:max(len(red_circles), 1)])  # the red circles come first
+    assert ((hits["class"] == "circle") | (hits["colour"] == "red"))[:3].all()
+    assert [t.name for t in e.figure.data][-2:] == ["nearest", "query"] and "nearest to" in e.grid.value
+    e.color_box.value = "colour"
+    assert {t.name for t in e.figure.data} == set(e.points["colour"])  # recoloured, query markers cleared
+    assert e.projection.coords is e.coords  # the map itself was not recomputed

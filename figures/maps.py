@@ -1,0 +1,96 @@
+"""Embedding-map figures: points coloured by any label/metadata column, symbol by modality, hover
+text from customdata, one legend entry per class (click hides it, double-click isolates it).
+
+    fig = scatter_map(coords, points, color=["shape", "colour", "count"], hover=["caption"])
+`points` is a DataFrame with one row per point (labels, metadata, `modality`); with several colour
+columns the figure gets a dropdown that switches between them (no recomputation, also in static HTML).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+
+SYMBOLS = {"image": "circle", "text": "diamond", "query": "star"}
+MAX_CATEGORIES = 40  # more distinct values than this are drawn as a continuous colour scale
+
+
+def _traces(coords: np.ndarray, points: pd.DataFrame, color: str, hover: list[str], size: int) -> list:
+    three_d = coords.shape[1] == 3
+    Scatter = go.Scatter3d if three_d else go.Scattergl
+    cols = [c for c in hover if c in points] + ["_row"]
+    frame = points.assign(_row=np.arange(len(points)))
+    tip = "<br>".join(f"{c}: %{{customdata[{i}]}}" for i, c in enumerate(cols[:-1])) + "<extra></extra>"
+    modality = points["modality"] if "modality" in points else pd.Series("image", index=points.index)
+    values = points[color]
+    traces = []
+    if values.dtype.kind in "fiu" and values.nunique() > MAX_CATEGORIES:
+        for mod, idx in frame.groupby(modality.to_numpy()).indices.items():
+            xyz = dict(zip("xyz", coords[idx].T))
+            traces.append(Scatter(**xyz, mode="markers", name=f"{mod}", customdata=frame[cols].iloc[idx].to_numpy(),
+                                  hovertemplate=tip, marker=dict(size=size, color=values.iloc[idx], colorscale="Viridis",
+                                                                 symbol=SYMBOLS.get(mod, "circle"), showscale=True,
+                                                                 colorbar=dict(title=color))))
+        return traces
+    palette = qualitative.Dark24 + qualitative.Light24
+    groups = frame.groupby([values.astype(str).to_numpy(), modality.to_numpy()], sort=False).indices
+    categories = list(dict.fromkeys(values.astype(str)))
+    for (value, mod), idx in groups.items():
+        xyz = dict(zip("xyz", coords[idx].T))
+        colour = palette[categories.index(value) % len(palette)]
+        traces.append(Scatter(**xyz, mode="markers", name=value if mod == "image" else f"{value} ({mod})",
+                              legendgroup=value, customdata=frame[cols].iloc[idx].to_numpy(), hovertemplate=tip,
+                              marker=dict(size=size * (2 if mod != "image" else 1), color=colour,
+                                          symbol=SYMBOLS.get(mod, "circle"),
+                                          line=dict(width=1, color="black") if mod != "image" else None)))
+    return traces
+
+
+def scatter_map(coords: np.ndarray, points: pd.DataFrame, color="label", hover=(), title: str = "Embedding map",
+                size: int = 5) -> go.Figure:
+    """A 2-D or 3-D scatter of `coords` (N, 2|3). `color`: a column name or a list of them (dropdown).
+    Each trace's customdata ends with the point's row number in `points` (for selections)."""
+    colors = [color] if isinstance(color, str) else list(color)
+    missing = [c for c in colors if c not in points]
+    if missing:
+        raise KeyError(f"colour columns {missing} are not in the point table; columns are {list(points.columns)}")
+    hover = list(hover) or [c for c in points.columns if c not in ("label",)][:6]
+    per_color = [_traces(coords, points, c, hover, size) for c in colors]
+    fig = go.Figure()
+    for k, traces in enumerate(per_color):
+        for t in traces:
+            t.visible = k == 0
+            fig.add_trace(t)
+    if len(colors) > 1:
+        counts = [len(t) for t in per_color]
+        buttons = []
+        for k, c in enumerate(colors):
+            visible = [j == k for j, n in enumerate(counts) for _ in range(n)]
+            buttons.append(dict(label=f"colour: {c}", method="update", args=[{"visible": visible},
+                                                                           {"legend.title.text": c}]))
+        fig.update_layout(updatemenus=[dict(buttons=buttons, x=0, xanchor="left", y=1.12, yanchor="top")])
+    fig.update_layout(title=title, legend=dict(title=colors[0], itemsizing="constant"), height=600,
+                      margin=dict(t=90), dragmode="lasso" if coords.shape[1] == 2 else None)
+    if coords.shape[1] == 2:
+        fig.update_xaxes(showticklabels=False, title=None)
+        fig.update_yaxes(showticklabels=False, title=None, scaleanchor="x")
+    return fig
+
+
+def label_clusters(fig: go.Figure, coords: np.ndarray, clusters: np.ndarray) -> go.Figure:
+    """Write each cluster's number at its centre on a 2-D map."""
+    for c in np.unique(clusters):
+        x, y = coords[clusters == c].mean(0)[:2]
+        fig.add_annotation(x=x, y=y, text=f"<b>{c}</b>", showarrow=False, font=dict(size=16),
+                           bgcolor="rgba(255,255,255,0.7)")
+    return fig
+
+
+def metrics_table(rows: pd.DataFrame) -> go.Figure:
+    """A DataFrame as a plotly table (so the quantitative summary sits in the HTML report too)."""
+    fmt = rows.map(lambda v: f"{v:.3f}" if isinstance(v, float) else str(v))
+    fig = go.Figure(go.Table(header=dict(values=list(rows.columns), align="left"),
+                             cells=dict(values=[fmt[c] for c in fmt.columns], align="left")))
+    fig.update_layout(height=60 + 30 * len(rows), margin=dict(l=10, r=10, t=10, b=10))
+    return fig

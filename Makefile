@@ -25,6 +25,7 @@ test: setup
 bench: setup
 	$(PY) benchmarks/bench_encode.py
 	$(PY) benchmarks/bench_report.py
+	$(PY) benchmarks/bench_maps.py
 
 clean:
 	rm -rf $(VENV) runs

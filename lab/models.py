@@ -356,7 +356,7 @@ def load_model(name_or_path, pretrained: str | None = None, device=None, precisi
     precision = pick_precision(precision, device)
     name = os.fspath(name_or_path)
     builtins = builtin_models()
-    if name in builtins:
+    if name in builtins and not pretrained:  # lab-vit-tiny with pretrained="random" is the bare architecture
         built = _from_file(builtins[name], arch=None, quick_gelu=quick_gelu, trust=False, cache=cache, name=name)
     elif os.path.isfile(name):
         built = _from_file(name, arch=None, quick_gelu=quick_gelu, trust=trust_checkpoint, cache=cache)

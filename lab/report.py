@@ -177,7 +177,9 @@ def run_notebook(nb: Path, params: dict, out: Path, kernel: str, progress: bool 
     start = time.perf_counter()
     try:
         papermill.execute_notebook(str(nb), str(executed), parameters=params, progress_bar=progress,
-                                   kernel_name=kernel, cwd=str(Path.cwd()))
+                                   kernel_name=kernel, cwd=str(Path.cwd()),
+                                   request_save_on_cell_execute=False)  # one write at the end (and every 30 s),
+        # not the whole notebook (megabytes of figures) after every cell
         entry["status"] = "ok"
     except PapermillExecutionError as e:
         entry["status"] = "failed"

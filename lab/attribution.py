@@ -1,0 +1,312 @@
+"""Attribution maps: where a CLIP looks when it matches an image to a text, for every architecture.
+
+    result = attribute(model, images, ["a red circle", "a blue square"], method="auto")
+    result.maps      # (N, P, H, W) in [0, 1], aligned with result.views (the model's input view)
+    result.scores    # (N, P) logit_scale * cosine (or softmax over the texts with target="softmax")
+    text_relevance(model, image, "a red circle")   # (tokens, relevance) at the end-of-text token
+
+Methods (`list_methods(model)`):
+    gradcam, gradcam++   ResNet CLIPs: Grad-CAM (captum LayerGradCam) / Grad-CAM++ on visual.layer4
+                         (or `layer=`), bilinear upsampling
+    relevance            ViT CLIPs: gradient-weighted attention relevance (Chefer et al. 2021):
+                         R <- R + mean_heads(clamp(dA * A, min=0)) @ R from `start_layer` (default
+                         the last block), read at the class token's row over the patches
+    rollout              ViT CLIPs: attention rollout (Abnar & Zuidema 2020), the same for every text
+    integrated_gradients, smoothgrad, occlusion   any model, on the input pixels (captum)
+    random               a seeded random map: the baseline every method must beat
+Stock nn.MultiheadAttention does not return differentiable attention probabilities, so while a map
+is computed each attention module's forward is swapped, on the instance, for an explicit
+softmax(QK^T/sqrt(d))V from its own weights, and restored afterwards (open_clip is not forked).
+Images are batched: one forward pass per batch, one backward pass per text.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .errors import BadInput
+from .images import as_rgb_image
+
+PIXEL_METHODS = ["integrated_gradients", "smoothgrad", "occlusion", "random"]
+
+
+def is_vit(model) -> bool:
+    return hasattr(model.module.visual, "transformer") and hasattr(model.module.visual, "class_embedding")
+
+
+def is_resnet(model) -> bool:
+    return hasattr(model.module.visual, "layer4")
+
+
+def list_methods(model) -> list[str]:
+    """The methods that apply to this model's image tower."""
+    own = ["relevance", "rollout"] if is_vit(model) else ["gradcam", "gradcam++"] if is_resnet(model) else []
+    return own + PIXEL_METHODS
+
+
+@dataclass
+class Attribution:
+    maps: np.ndarray  # (N, P, H, W) float32 in [0, 1]
+    scores: np.ndarray  # (N, P) the explained scores
+    views: np.ndarray  # (N, H, W, 3) uint8: the images as the model sees them (resized, cropped)
+    method: str
+    texts: list[str]
+
+
+# -- inputs and targets --------------------------------------------------------------------------
+
+def model_inputs(model, images) -> tuple[torch.Tensor, np.ndarray]:
+    """Images (paths, PIL, arrays) -> normalized pixels (N, 3, H, W) on the model's device and
+    the uint8 input views (N, H, W, 3) the maps align with."""
+    views = torch.stack([model.preprocess_image(as_rgb_image(im)) for im in images])  # (N, 3, H, W) uint8
+    mean = torch.tensor(model.preprocess_cfg["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(model.preprocess_cfg["std"]).view(1, 3, 1, 1)
+    pixels = (views.float() / 255 - mean) / std
+    return pixels.to(model.device), views.permute(0, 2, 3, 1).numpy()
+
+
+def score_fn(model, text_emb: torch.Tensor, target: str = "similarity"):
+    """f(pixels) -> (N, P): logit_scale * cosine to each text, or its softmax over the texts."""
+    if target not in ("similarity", "softmax"):
+        raise BadInput(f"target must be 'similarity' or 'softmax'; got {target!r}")
+    scale = model.logit_scale
+
+    def f(pixels):
+        img = F.normalize(model.module.encode_image(pixels).float(), dim=-1)  # (N, D)
+        logits = scale * img @ text_emb.T  # (N, P)
+        return logits.softmax(-1) if target == "softmax" else logits
+    return f
+
+
+def _normalize_maps(m: torch.Tensor) -> np.ndarray:
+    """Per-map min-max to [0, 1] over the last two axes."""
+    m = m.detach().float()
+    lo = m.flatten(-2).min(-1).values[..., None, None]
+    hi = m.flatten(-2).max(-1).values[..., None, None]
+    return ((m - lo) / (hi - lo).clamp(min=1e-12)).cpu().numpy().astype(np.float32)
+
+
+def _upsample(m: torch.Tensor, size) -> torch.Tensor:
+    """(N, h, w) -> (N, H, W) bilinear."""
+    return F.interpolate(m[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
+# -- ViT: explicit attention --------------------------------------------------------------------
+
+def _explicit_attention(mha: torch.nn.MultiheadAttention, store: list):
+    """A forward for one nn.MultiheadAttention that computes softmax(QK^T/sqrt(d)) explicitly,
+    keeps the probabilities (N, heads, L, L) in `store`, and returns what the stock module returns."""
+    def forward(query, key=None, value=None, need_weights=False, attn_mask=None, **_):
+        if (key is not None and key is not query) or (value is not None and value is not query):
+            raise NotImplementedError("attribution handles self-attention blocks only")
+        x = query if mha.batch_first else query.transpose(0, 1)  # (N, L, D)
+        n, length, dim = x.shape
+        heads = mha.num_heads
+        q, k, v = F.linear(x, mha.in_proj_weight, mha.in_proj_bias).chunk(3, dim=-1)
+        q, k, v = (t.reshape(n, length, heads, dim // heads).transpose(1, 2) for t in (q, k, v))  # (N, h, L, d)
+        logits = q @ k.transpose(-2, -1) / math.sqrt(dim // heads)  # (N, h, L, L)
+        if attn_mask is not None:
+            logits = logits.masked_fill(attn_mask, float("-inf")) if attn_mask.dtype == torch.bool \
+                else logits + attn_mask
+        probs = logits.softmax(-1)
+        store.append(probs)
+        out = (probs @ v).transpose(1, 2).reshape(n, length, dim)
+        out = F.linear(out, mha.out_proj.weight, mha.out_proj.bias)
+        return (out if mha.batch_first else out.transpose(0, 1)), None
+    return forward
+
+
+@contextlib.contextmanager
+def keep_attention(transformer):
+    """Within the block, every attention module of `transformer` computes its probabilities
+    explicitly; yields the list they are appended to (one (N, h, L, L) tensor per block, in order)."""
+    store: list = []
+    modules = [b.attn for b in transformer.resblocks]
+    for m in modules:
+        if not isinstance(m, torch.nn.MultiheadAttention):
+            raise BadInput(f"attention relevance needs nn.MultiheadAttention blocks; found {type(m).__name__}")
+        m.forward = _explicit_attention(m, store)  # an instance attribute shadows the class's forward
+    try:
+        yield store
+    finally:
+        for m in modules:
+            del m.forward
+
+
+def relevance_from_attention(attentions, grads, start_layer: int = -1) -> torch.Tensor:
+    """Chefer et al.'s rule: R = I; for each block from start_layer: R += mean_h(clamp(grad * A, 0)) @ R.
+    attentions, grads: lists of (N, h, L, L). Returns R (N, L, L)."""
+    n, _, length, _ = attentions[0].shape
+    R = torch.eye(length, device=attentions[0].device).expand(n, length, length).clone()
+    start = start_layer % len(attentions)
+    for A, g in zip(attentions[start:], grads[start:]):
+        cam = (g * A).clamp(min=0).mean(1)  # (N, L, L)
+        R = R + cam @ R
+    return R
+
+
+def rollout_from_attention(attentions) -> torch.Tensor:
+    """Abnar & Zuidema: A = 0.5 mean_h(A) + 0.5 I, rows renormalized, multiplied through the layers."""
+    n, _, length, _ = attentions[0].shape
+    eye = torch.eye(length, device=attentions[0].device)
+    R = eye.expand(n, length, length).clone()
+    for A in attentions:
+        a = 0.5 * A.mean(1) + 0.5 * eye
+        R = (a / a.sum(-1, keepdim=True)) @ R
+    return R
+
+
+def _vit_maps(model, pixels, f, n_texts, method, start_layer):
+    visual = model.module.visual
+    grid = int(round(math.sqrt(visual.positional_embedding.shape[0] - 1)))  # patches per side
+    with keep_attention(visual.transformer) as attentions:
+        scores = f(pixels)  # (N, P)
+    maps = []
+    for p in range(n_texts):
+        if method == "rollout":
+            R = rollout_from_attention([a.detach() for a in attentions])
+        else:
+            grads = torch.autograd.grad(scores[:, p].sum(), attentions, retain_graph=p < n_texts - 1)
+            R = relevance_from_attention(attentions, grads, start_layer)
+        cls = R[:, 0, 1:1 + grid * grid].reshape(-1, grid, grid)  # class token's row over the patches
+        maps.append(_upsample(cls, pixels.shape[-2:]))
+    return torch.stack(maps, 1), scores.detach()
+
+
+# -- ResNet: Grad-CAM ---------------------------------------------------------------------------
+
+def _resolve_layer(model, layer):
+    if layer is None or isinstance(layer, str):
+        name = layer or "layer4"
+        module = model.module.visual
+        for part in name.split("."):
+            if not hasattr(module, part):
+                raise BadInput(f"layer {name!r} not found in the image tower; its children are "
+                               f"{[n for n, _ in model.module.visual.named_children()]}")
+            module = getattr(module, part)
+        return module
+    return layer
+
+
+def _gradcam_maps(model, pixels, f, n_texts, layer, plus: bool):
+    from captum.attr import LayerAttribution, LayerGradCam
+    layer = _resolve_layer(model, layer)
+    maps = []
+    if not plus:
+        cam = LayerGradCam(f, layer)
+        for p in range(n_texts):
+            a = cam.attribute(pixels, target=p, relu_attributions=True)  # (N, 1, h, w)
+            maps.append(LayerAttribution.interpolate(a, pixels.shape[-2:], interpolate_mode="bilinear")[:, 0])
+        with torch.no_grad():
+            scores = f(pixels)
+        return torch.stack(maps, 1), scores
+    acts = {}
+    handle = layer.register_forward_hook(lambda m, i, o: acts.__setitem__("a", o))
+    try:
+        scores = f(pixels)
+    finally:
+        handle.remove()
+    A = acts["a"]  # (N, C, h, w)
+    for p in range(n_texts):
+        g = torch.autograd.grad(scores[:, p].sum(), A, retain_graph=p < n_texts - 1)[0]
+        g2, g3 = g ** 2, g ** 3
+        alpha = g2 / (2 * g2 + (A * g3).sum((2, 3), keepdim=True)).where(g != 0, torch.ones_like(g))
+        weights = (alpha * F.relu(g)).sum((2, 3), keepdim=True)  # (N, C, 1, 1)
+        maps.append(_upsample(F.relu((weights * A).sum(1)), pixels.shape[-2:]))
+    return torch.stack(maps, 1), scores.detach()
+
+
+# -- any model: captum on the pixels ------------------------------------------------------------
+
+def _pixel_maps(model, pixels, f, n_texts, method, seed, **kw):
+    from captum.attr import IntegratedGradients, NoiseTunnel, Occlusion, Saliency
+    with torch.no_grad():
+        scores = f(pixels)
+    if method == "random":
+        g = torch.Generator().manual_seed(seed)
+        return torch.rand(len(pixels), n_texts, *pixels.shape[-2:], generator=g), scores
+    maps = []
+    side = pixels.shape[-1]
+    for p in range(n_texts):
+        if method == "integrated_gradients":
+            a = IntegratedGradients(f).attribute(pixels, target=p, n_steps=kw.get("n_steps", 24),
+                                                 internal_batch_size=kw.get("internal_batch_size", 64))
+        elif method == "smoothgrad":
+            a = NoiseTunnel(Saliency(f)).attribute(pixels, target=p, nt_type="smoothgrad",
+                                                   nt_samples=kw.get("nt_samples", 12), stdevs=kw.get("stdevs", 0.3),
+                                                   abs=True)
+        else:
+            w = kw.get("window", max(4, side // 8))
+            a = Occlusion(f).attribute(pixels, target=p, sliding_window_shapes=(3, w, w),
+                                       strides=(3, max(1, w // 2), max(1, w // 2)), baselines=0.0,
+                                       perturbations_per_eval=kw.get("perturbations_per_eval", 8))
+        maps.append(a.abs().sum(1) if method != "occlusion" else a.sum(1).clamp(min=0))
+    return torch.stack(maps, 1), scores
+
+
+# -- the entry point ----------------------------------------------------------------------------
+
+def attribute(model, images, texts: list[str], method: str = "auto", target: str = "similarity",
+              layer=None, start_layer: int = -1, batch_size: int = 16, seed: int = 0, **method_kwargs) -> Attribution:
+    """Maps of where each image matches each text: maps (N, P, H, W) in [0, 1], scores (N, P).
+    method: 'auto' (relevance for ViTs, gradcam for ResNets) or one of list_methods(model).
+    target: 'similarity' (logit_scale * cosine) or 'softmax' (probability among `texts`, i.e. a
+    zero-shot class). Text embeddings come through the cache; images go in batches of batch_size."""
+    methods = list_methods(model)
+    if method == "auto":
+        method = methods[0]
+    if method not in methods:
+        raise BadInput(f"method {method!r} does not apply to {model.name}; choose one of {methods}")
+    if not texts:
+        raise BadInput("attribute() needs at least one text to explain the match with")
+    text_emb = torch.from_numpy(model.encode_texts(list(texts), progress=False)).to(model.device)  # (P, D)
+    f = score_fn(model, text_emb, target)
+    images = list(images)
+    maps, scores, views = [], [], []
+    was_training = model.module.training
+    model.module.eval()
+    try:
+        for s in range(0, len(images), batch_size):
+            pixels, view = model_inputs(model, images[s:s + batch_size])
+            pixels.requires_grad_(method in ("relevance", "gradcam++"))
+            with torch.enable_grad():
+                if method in ("relevance", "rollout"):
+                    m, sc = _vit_maps(model, pixels, f, len(texts), method, start_layer)
+                elif method in ("gradcam", "gradcam++"):
+                    m, sc = _gradcam_maps(model, pixels, f, len(texts), layer, method == "gradcam++")
+                else:
+                    m, sc = _pixel_maps(model, pixels, f, len(texts), method, seed + s, **method_kwargs)
+            maps.append(_normalize_maps(m))
+            scores.append(sc.detach().float().cpu().numpy())
+            views.append(view)
+    finally:
+        model.module.train(was_training)
+    return Attribution(np.concatenate(maps), np.concatenate(scores), np.concatenate(views), method, list(texts))
+
+
+def text_relevance(model, image, text: str, start_layer: int = 0) -> tuple[list[str], np.ndarray]:
+    """Which tokens of `text` drive its match with `image`: the relevance rule over the text
+    transformer, read at the end-of-text token's row -> (token strings, relevance in [0, 1])."""
+    module = model.module
+    if not hasattr(module, "transformer") or not hasattr(module.transformer, "resblocks"):
+        raise BadInput(f"text relevance needs open_clip's built-in text transformer; {model.name} has another")
+    tokens = model.tokenizer([text]).to(model.device)  # (1, L)
+    pixels, _ = model_inputs(model, [image])
+    with torch.no_grad():
+        img = F.normalize(module.encode_image(pixels).float(), dim=-1)  # (1, D)
+    with torch.enable_grad(), keep_attention(module.transformer) as attentions:
+        txt = F.normalize(module.encode_text(tokens).float(), dim=-1)
+        score = (model.logit_scale * img * txt).sum()
+        grads = torch.autograd.grad(score, attentions)
+    R = relevance_from_attention(attentions, grads, start_layer)[0]  # (L, L)
+    eot = int(tokens[0].argmax())  # the end-of-text token has the largest id in CLIP's vocabulary
+    rel = R[eot, 1:eot].detach().cpu()  # without the start and end tokens
+    rel = ((rel - rel.min()) / (rel.max() - rel.min()).clamp(min=1e-12)).numpy()
+    decoder = getattr(model.tokenizer, "decoder", None)
+    words = [decoder[int(t)].replace("</w>", "") if decoder else str(int(t)) for t in tokens[0, 1:eot]]
+    return words, rel

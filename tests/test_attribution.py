@@ -1,0 +1,172 @@
+"""Attribution: Grad-CAM against an independent implementation, Chefer relevance against a hand
+computation on one block, the attention swap leaving the model untouched, batching, metrics on
+hand cases, and the sanity check that a randomized model's maps differ."""
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import lab
+from lab import attribution as at
+from lab import attribution_metrics as am
+from lab.data.world import SHAPES, WorldDataset
+from lab.errors import BadInput
+
+TEXTS = ["a red circle", "a blue square"]
+
+
+@pytest.fixture(scope="module")
+def world():
+    ds = WorldDataset("test", 12)
+    return ds, [ds.source(i) for i in range(12)]
+
+
+@pytest.fixture(scope="module")
+def rn():
+    return lab.load_model("lab-rn-tiny")
+
+
+@pytest.fixture(scope="module")
+def vit():
+    return lab.load_model("lab-vit-tiny")
+
+
+def corr(a, b):
+    return np.corrcoef(a.ravel(), b.ravel())[0, 1]
+
+
+def test_gradcam_agrees_with_an_independent_implementation(rn, world):
+    _, images = world
+    result = at.attribute(rn, images, TEXTS, method="gradcam")
+    pixels, _ = at.model_inputs(rn, images)
+    text = F.normalize(torch.from_numpy(rn.encode_texts(TEXTS, progress=False)), dim=-1)
+    acts = {}
+    handle = rn.module.visual.layer4.register_forward_hook(lambda m, i, o: acts.__setitem__("a", o))
+    img = F.normalize(rn.module.encode_image(pixels), dim=-1)
+    handle.remove()
+    scores = rn.logit_scale * img @ text.T  # (N, P)
+    for p in range(len(TEXTS)):
+        grad = torch.autograd.grad(scores[:, p].sum(), acts["a"], retain_graph=True)[0]  # (N, C, h, w)
+        cam = F.relu((grad.mean((2, 3), keepdim=True) * acts["a"]).sum(1, keepdim=True))
+        cam = F.interpolate(cam, size=pixels.shape[-2:], mode="bilinear", align_corners=False)[:, 0].detach()
+        for n in range(len(images)):
+            if cam[n].max() > 0:
+                assert corr(cam[n].numpy(), result.maps[n, p]) >= 0.99
+    np.testing.assert_allclose(result.scores, scores.detach().numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_relevance_on_one_block_equals_the_hand_computed_rule():
+    model = lab.load_model("lab-test-vit-1block", pretrained="random")
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(3)]
+    result = at.attribute(model, images, ["a cat"], method="relevance")
+    # by hand: the block's attention written out with einsum (independent of lab's code), checked
+    # against the stock module, with the probabilities kept for their gradient
+    block = model.module.visual.transformer.resblocks[0]
+    mha, kept = block.attn, {}
+
+    def attention(q_x, k_x=None, v_x=None, attn_mask=None):
+        n, length, dim = q_x.shape
+        h = mha.num_heads
+        qkv = torch.einsum("nld,ed->nle", q_x, mha.in_proj_weight) + mha.in_proj_bias
+        q, k, v = (t.reshape(n, length, h, dim // h) for t in qkv.split(dim, -1))
+        A = torch.einsum("nqhd,nkhd->nhqk", q, k).div((dim // h) ** 0.5).softmax(-1)
+        kept["A"] = A
+        out = torch.einsum("nhqk,nkhd->nqhd", A, v).reshape(n, length, dim)
+        out = torch.einsum("nld,ed->nle", out, mha.out_proj.weight) + mha.out_proj.bias
+        stock = mha(q_x, q_x, q_x, need_weights=False)[0]
+        torch.testing.assert_close(out, stock, atol=1e-5, rtol=1e-5)
+        return out
+    block.attention = attention
+    try:
+        pixels, _ = at.model_inputs(model, images)
+        text = F.normalize(torch.from_numpy(model.encode_texts(["a cat"], progress=False)), dim=-1)
+        score = (model.logit_scale * F.normalize(model.module.encode_image(pixels), dim=-1) @ text.T).sum()
+        grad = torch.autograd.grad(score, kept["A"])[0]
+    finally:
+        del block.attention
+    A = kept["A"]
+    L = A.shape[-1]
+    R = torch.eye(L) + (grad * A).clamp(min=0).mean(1) @ torch.eye(L)  # one block: R = I + cam @ I
+    expected = F.interpolate(R[:, 0, 1:].reshape(-1, 1, 4, 4), size=(32, 32), mode="bilinear", align_corners=False)
+    lo = expected.flatten(1).min(1).values[:, None, None, None]
+    hi = expected.flatten(1).max(1).values[:, None, None, None]
+    np.testing.assert_allclose(result.maps[:, 0], ((expected - lo) / (hi - lo))[:, 0].detach().numpy(), atol=1e-4)
+
+
+def test_attention_swap_is_reversible_and_exact(vit, world):
+    _, images = world
+    pixels, _ = at.model_inputs(vit, images[:4])
+    with torch.no_grad():
+        before = vit.module.encode_image(pixels)
+        with at.keep_attention(vit.module.visual.transformer) as attentions:
+            during = vit.module.encode_image(pixels)
+        after = vit.module.encode_image(pixels)
+    assert len(attentions) == 4 and attentions[0].shape == (4, 4, 65, 65)  # blocks, (N, heads, 1 + 8x8, ...)
+    torch.testing.assert_close(during, before, atol=1e-5, rtol=1e-5)  # explicit attention = stock attention
+    torch.testing.assert_close(after, before)  # and the stock forward is back
+    assert "forward" not in vars(vit.module.visual.transformer.resblocks[0].attn)
+
+
+@pytest.mark.parametrize("method", ["relevance", "rollout", "integrated_gradients", "occlusion"])
+def test_batched_maps_equal_one_by_one(vit, world, method):
+    _, images = world
+    batch = at.attribute(vit, images[:4], TEXTS, method=method, batch_size=4)
+    single = [at.attribute(vit, [im], TEXTS, method=method, batch_size=1) for im in images[:4]]
+    np.testing.assert_allclose(batch.maps, np.concatenate([s.maps for s in single]), atol=2e-4)
+    np.testing.assert_allclose(batch.scores, np.concatenate([s.scores for s in single]), rtol=1e-5, atol=1e-5)
+
+
+def test_maps_are_normalized_aligned_and_methods_are_checked(vit, rn, world):
+    _, images = world
+    r = at.attribute(vit, images[:3], TEXTS, method="smoothgrad", nt_samples=4)
+    assert r.maps.shape == (3, 2, 64, 64) and r.views.shape == (3, 64, 64, 3)
+    assert np.allclose(r.maps.max((2, 3)), 1) and np.allclose(r.maps.min((2, 3)), 0)
+    assert at.attribute(rn, images[:2], TEXTS).maps.shape == (2, 2, 96, 96)  # RN's input view is 96 px
+    assert at.attribute(rn, images[:2], TEXTS).method == "gradcam"
+    with pytest.raises(BadInput, match="does not apply"):
+        at.attribute(rn, images[:1], TEXTS, method="relevance")
+    with pytest.raises(BadInput, match="layer 'layer9' not found"):
+        at.attribute(rn, images[:1], TEXTS, method="gradcam", layer="layer9")
+
+
+def test_text_relevance_names_the_tokens(vit, world):
+    _, images = world
+    words, rel = at.text_relevance(vit, images[0], "a photo of a red circle")
+    assert words == ["a", "photo", "of", "a", "red", "circle"] and rel.shape == (6,) and rel.max() == 1.0
+
+
+def test_metrics_on_hand_cases():
+    maps = np.zeros((2, 8, 8))
+    maps[0, 2, 2] = 1  # peak on the object
+    maps[1, 7, 7] = 1  # peak two pixels (diagonally) away from it
+    masks = np.zeros((2, 8, 8), bool)
+    masks[:, 1:4, 1:4] = True
+    masks[1, 4:6, 4:6] = True
+    assert am.pointing_game(maps, masks).tolist() == [True, False]
+    assert am.pointing_game(maps, masks, tolerance=2).tolist() == [True, True]
+    m = np.ones((1, 4, 4))
+    assert am.box_energy(m, [[(0, 0, 2, 2)]]).tolist() == [0.25]
+    assert am.box_energy(m, [[(0, 0, 2, 2), (2, 2, 4, 4)]]).tolist() == [0.5]
+    assert am._auc(np.array([[1.0, 1.0, 1.0], [0.0, 0.5, 1.0]])).tolist() == [1.0, 0.5]
+
+
+def test_good_maps_beat_random_ones_and_randomized_models_differ(vit):
+    ds = WorldDataset("test", 24)
+    idx = range(24)
+    images, labels = [ds.source(i) for i in idx], ds.labels["label"].to_numpy()
+    texts = [f"a photo of a {s}." for s in SHAPES]
+    masks, boxes = am.world_targets(vit, ds, idx)
+    assert masks.shape == (24, 64, 64) and masks.any((1, 2)).all()
+    smooth = at.attribute(vit, images, texts, method="smoothgrad", target="softmax").maps[np.arange(24), labels]
+    noise = at.attribute(vit, images, texts, method="random").maps[:, 0]
+    assert am.pointing_game(smooth, masks, 1).mean() > am.pointing_game(noise, masks, 1).mean() + 0.3
+    assert am.box_energy(smooth, boxes).mean() > am.box_energy(noise, boxes).mean()
+    d_good, i_good = am.deletion_insertion(vit, images, smooth, texts, labels)
+    d_rand, i_rand = am.deletion_insertion(vit, images, noise, texts, labels)
+    assert d_good.mean() < d_rand.mean() and i_good.mean() > i_rand.mean()
+    # Adebayo et al.: a model with random weights must not give the same maps
+    random_model = lab.load_model("lab-vit-tiny", pretrained="random")
+    trained = at.attribute(vit, images[:8], texts[:1], method="relevance").maps
+    scrambled = at.attribute(random_model, images[:8], texts[:1], method="relevance").maps
+    assert np.mean([corr(a, b) for a, b in zip(trained, scrambled)]) < 0.5

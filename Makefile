@@ -26,6 +26,7 @@ bench: setup
 	$(PY) benchmarks/bench_encode.py
 	$(PY) benchmarks/bench_report.py
 	$(PY) benchmarks/bench_maps.py
+	$(PY) benchmarks/bench_attribution.py
 
 clean:
 	rm -rf $(VENV) runs

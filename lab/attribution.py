@@ -83,6 +83,11 @@ def score_fn(model, text_emb: torch.Tensor, target: str = "similarity"):
     return f
 
 
+def _pick(scores: torch.Tensor, target) -> torch.Tensor:
+    """Scores (N, P) -> (N,) of text `target` (an int), or of each image's own text (a (N,) tensor)."""
+    return scores[:, target] if isinstance(target, int) else scores.gather(1, target[:, None])[:, 0]
+
+
 def _normalize_maps(m: torch.Tensor) -> np.ndarray:
     """Per-map min-max to [0, 1] over the last two axes."""
     m = m.detach().float()
@@ -161,17 +166,17 @@ def rollout_from_attention(attentions) -> torch.Tensor:
     return R
 
 
-def _vit_maps(model, pixels, f, n_texts, method, start_layer):
+def _vit_maps(model, pixels, f, targets, method, start_layer):
     visual = model.module.visual
     grid = int(round(math.sqrt(visual.positional_embedding.shape[0] - 1)))  # patches per side
     with keep_attention(visual.transformer) as attentions:
         scores = f(pixels)  # (N, P)
     maps = []
-    for p in range(n_texts):
+    for k, t in enumerate(targets):
         if method == "rollout":
             R = rollout_from_attention([a.detach() for a in attentions])
         else:
-            grads = torch.autograd.grad(scores[:, p].sum(), attentions, retain_graph=p < n_texts - 1)
+            grads = torch.autograd.grad(_pick(scores, t).sum(), attentions, retain_graph=k < len(targets) - 1)
             R = relevance_from_attention(attentions, grads, start_layer)
         cls = R[:, 0, 1:1 + grid * grid].reshape(-1, grid, grid)  # class token's row over the patches
         maps.append(_upsample(cls, pixels.shape[-2:]))
@@ -193,14 +198,14 @@ def _resolve_layer(model, layer):
     return layer
 
 
-def _gradcam_maps(model, pixels, f, n_texts, layer, plus: bool):
+def _gradcam_maps(model, pixels, f, targets, layer, plus: bool):
     from captum.attr import LayerAttribution, LayerGradCam
     layer = _resolve_layer(model, layer)
     maps = []
     if not plus:
         cam = LayerGradCam(f, layer)
-        for p in range(n_texts):
-            a = cam.attribute(pixels, target=p, relu_attributions=True)  # (N, 1, h, w)
+        for t in targets:
+            a = cam.attribute(pixels, target=t, relu_attributions=True)  # (N, 1, h, w)
             maps.append(LayerAttribution.interpolate(a, pixels.shape[-2:], interpolate_mode="bilinear")[:, 0])
         with torch.no_grad():
             scores = f(pixels)
@@ -212,8 +217,8 @@ def _gradcam_maps(model, pixels, f, n_texts, layer, plus: bool):
     finally:
         handle.remove()
     A = acts["a"]  # (N, C, h, w)
-    for p in range(n_texts):
-        g = torch.autograd.grad(scores[:, p].sum(), A, retain_graph=p < n_texts - 1)[0]
+    for k, t in enumerate(targets):
+        g = torch.autograd.grad(_pick(scores, t).sum(), A, retain_graph=k < len(targets) - 1)[0]
         g2, g3 = g ** 2, g ** 3
         alpha = g2 / (2 * g2 + (A * g3).sum((2, 3), keepdim=True)).where(g != 0, torch.ones_like(g))
         weights = (alpha * F.relu(g)).sum((2, 3), keepdim=True)  # (N, C, 1, 1)
@@ -223,16 +228,16 @@ def _gradcam_maps(model, pixels, f, n_texts, layer, plus: bool):
 
 # -- any model: captum on the pixels ------------------------------------------------------------
 
-def _pixel_maps(model, pixels, f, n_texts, method, seed, **kw):
+def _pixel_maps(model, pixels, f, targets, method, seed, **kw):
     from captum.attr import IntegratedGradients, NoiseTunnel, Occlusion, Saliency
     with torch.no_grad():
         scores = f(pixels)
     if method == "random":
         g = torch.Generator().manual_seed(seed)
-        return torch.rand(len(pixels), n_texts, *pixels.shape[-2:], generator=g), scores
+        return torch.rand(len(pixels), len(targets), *pixels.shape[-2:], generator=g), scores
     maps = []
     side = pixels.shape[-1]
-    for p in range(n_texts):
+    for p in targets:
         if method == "integrated_gradients":
             a = IntegratedGradients(f).attribute(pixels, target=p, n_steps=kw.get("n_steps", 24),
                                                  internal_batch_size=kw.get("internal_batch_size", 64))
@@ -251,9 +256,10 @@ def _pixel_maps(model, pixels, f, n_texts, method, seed, **kw):
 
 # -- the entry point ----------------------------------------------------------------------------
 
-def attribute(model, images, texts: list[str], method: str = "auto", target: str = "similarity",
+def attribute(model, images, texts: list[str], method: str = "auto", target: str = "similarity", labels=None,
               layer=None, start_layer: int = -1, batch_size: int = 16, seed: int = 0, **method_kwargs) -> Attribution:
     """Maps of where each image matches each text: maps (N, P, H, W) in [0, 1], scores (N, P).
+    With `labels` (one text index per image) only that text is explained: maps (N, 1, H, W).
     method: 'auto' (relevance for ViTs, gradcam for ResNets) or one of list_methods(model).
     target: 'similarity' (logit_scale * cosine) or 'softmax' (probability among `texts`, i.e. a
     zero-shot class). Text embeddings come through the cache; images go in batches of batch_size."""
@@ -267,25 +273,35 @@ def attribute(model, images, texts: list[str], method: str = "auto", target: str
     text_emb = torch.from_numpy(model.encode_texts(list(texts), progress=False)).to(model.device)  # (P, D)
     f = score_fn(model, text_emb, target)
     images = list(images)
+    if labels is not None and len(labels) != len(images):
+        raise BadInput(f"labels has {len(labels)} entries for {len(images)} images: give one text index per image")
     maps, scores, views = [], [], []
     was_training = model.module.training
     model.module.eval()
+    frozen = [p for p in model.module.parameters() if p.requires_grad]
+    for p in frozen:  # gradients flow from the pixels; weight gradients would only cost time
+        p.requires_grad_(False)
     try:
         for s in range(0, len(images), batch_size):
             pixels, view = model_inputs(model, images[s:s + batch_size])
-            pixels.requires_grad_(method in ("relevance", "gradcam++"))
+            pixels.requires_grad_(method in ("relevance", "gradcam", "gradcam++"))
+            targets = list(range(len(texts))) if labels is None else \
+                [torch.tensor(np.array(labels[s:s + batch_size]), device=model.device)]
             with torch.enable_grad():
                 if method in ("relevance", "rollout"):
-                    m, sc = _vit_maps(model, pixels, f, len(texts), method, start_layer)
+                    m, sc = _vit_maps(model, pixels, f, targets, method, start_layer)
                 elif method in ("gradcam", "gradcam++"):
-                    m, sc = _gradcam_maps(model, pixels, f, len(texts), layer, method == "gradcam++")
+                    m, sc = _gradcam_maps(model, pixels, f, targets, layer, method == "gradcam++")
                 else:
-                    m, sc = _pixel_maps(model, pixels, f, len(texts), method, seed + s, **method_kwargs)
+                    m, sc = _pixel_maps(model, pixels, f, targets, method, seed + s, **method_kwargs)
             maps.append(_normalize_maps(m))
-            scores.append(sc.detach().float().cpu().numpy())
+            sc = sc.detach().float()
+            scores.append((sc if labels is None else _pick(sc, targets[0])[:, None]).cpu().numpy())
             views.append(view)
     finally:
         model.module.train(was_training)
+        for p in frozen:
+            p.requires_grad_(True)
     return Attribution(np.concatenate(maps), np.concatenate(scores), np.concatenate(views), method, list(texts))
 
 

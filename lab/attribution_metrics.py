@@ -74,6 +74,12 @@ def deletion_insertion(model, images, maps: np.ndarray, texts: list[str], labels
     return np.concatenate(deletion), np.concatenate(insertion)
 
 
+def align_mask(model, mask: np.ndarray) -> np.ndarray:
+    """A boolean mask of the original image, put through the model's resize/crop -> (H, W) bool
+    aligned with the attribution maps."""
+    return model.preprocess_image(Image.fromarray(np.uint8(mask) * 255).convert("RGB"))[0].numpy() > 127
+
+
 def world_targets(model, dataset, indices) -> tuple[np.ndarray, list]:
     """ShapeWorld ground truth for items `indices`, aligned to the model's input view:
     masks (N, H, W) bool (union of the objects) and boxes (per item, a list of (x0, y0, x1, y1))."""
@@ -83,9 +89,8 @@ def world_targets(model, dataset, indices) -> tuple[np.ndarray, list]:
         union = np.zeros(np.asarray(sample.masks[0]).shape[:2], dtype=bool)
         for m in sample.masks:
             union |= np.asarray(m) > 0
-        view = model.preprocess_image(Image.fromarray(np.uint8(union) * 255).convert("RGB"))[0].numpy() > 127
+        view = align_mask(model, union)
         masks.append(view)
-        ys, xs = np.nonzero(view)
         # boxes follow the masks through the same resize/crop: one box per connected object
         labelled, n = ndimage.label(view)
         boxes.append([(sl[1].start, sl[0].start, sl[1].stop, sl[0].stop) for sl in ndimage.find_objects(labelled)]

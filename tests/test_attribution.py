@@ -170,3 +170,24 @@ def test_good_maps_beat_random_ones_and_randomized_models_differ(vit):
     trained = at.attribute(vit, images[:8], texts[:1], method="relevance").maps
     scrambled = at.attribute(random_model, images[:8], texts[:1], method="relevance").maps
     assert np.mean([corr(a, b) for a, b in zip(trained, scrambled)]) < 0.5
+
+
+def test_notebook_runs_through_papermill(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    import pandas as pd
+
+    from lab.report import run_report
+    monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path / "cache"))
+    nb = Path(__file__).parent.parent / "notebooks" / "03_attribution.ipynb"
+    params = {"indices": [0, 1], "methods": ["rollout", "gradcam", "random"], "n_metric": 12,
+              "metric_methods": ["rollout", "gradcam", "random"], "steps": 4}
+    entry = run_report([nb], params, {}, tmp_path / "out", progress=False)["notebooks"][0]
+    assert entry["status"] == "ok", entry.get("error")
+    metrics = pd.read_csv(tmp_path / "out" / "03_attribution" / "metrics.csv")
+    assert set(zip(metrics["model"], metrics["method"])) == {
+        ("lab-vit-tiny", "rollout"), ("lab-vit-tiny", "random"), ("lab-rn-tiny", "gradcam"), ("lab-rn-tiny", "random")}
+    assert metrics[["pointing_game", "box_energy", "deletion_auc", "insertion_auc"]].stack().between(0, 1).all()
+    assert entry["run"]["results"]["lab-vit-tiny/rollout/pointing_game"] == pytest.approx(
+        metrics.set_index(["model", "method"]).loc[("lab-vit-tiny", "rollout"), "pointing_game"])
+    assert any("prompts_lab-rn-tiny" in f for f in entry["figures"])

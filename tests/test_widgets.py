@@ -99,3 +99,27 @@ def test_explorer_click_query_and_recolour(explorer):
     e.color_box.value = "colour"
     assert {t.name for t in e.figure.data} == set(e.points["colour"])  # recoloured, query markers cleared
     assert e.projection.coords is e.coords  # the map itself was not recomputed
+
+
+def test_attribution_viewer_recomputes_on_inputs_and_reblends_on_opacity():
+    from widgets.attribution_viewer import AttributionViewer
+    v = AttributionViewer(n=10)
+    assert v.method_box.value == "relevance" and v.result.maps.shape == (1, 1, 64, 64)
+    assert v.view.value.count("<img") == 2 and v.layer_box.layout.display == "none"
+    v.prompt2.value = "a photo of a blue square."
+    assert v.result.maps.shape == (1, 2, 64, 64) and v.view.value.count("<img") == 3  # side by side
+    before_maps, before_html = v.result.maps, v.view.value
+    v.opacity.value = 0.9
+    assert v.result.maps is before_maps and v.view.value != before_html  # re-blended, not recomputed
+    v.method_box.value = "rollout"
+    assert v.result.method == "rollout" and v.status.startswith("lab-vit-tiny / rollout")
+    v.model_box.value = "lab-rn-tiny"
+    assert v.method_box.value == "gradcam" and v.result.maps.shape == (1, 2, 96, 96)
+    assert v.layer_box.layout.display is None
+    v.layer_box.value = "layer3"
+    assert v.status.startswith("lab-rn-tiny / gradcam")
+    v.layer_box.value = "layer9"
+    assert v.status.startswith("error:") and "layer9" in v.status and v.result.maps.shape == (1, 2, 96, 96)
+    v.layer_box.value = "layer4"
+    v.prompt.value, v.prompt2.value = "", ""
+    assert v.status == "error: type a prompt"

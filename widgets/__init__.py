@@ -1,4 +1,6 @@
 """ipywidgets tools of CLIP Lab: thin shells over lab functions, driven in tests through their values.
 
-    from widgets.prompt_playground import PromptPlayground   # zero-shot prompts on one image
+    from widgets.prompt_playground import PromptPlayground     # zero-shot prompts on one image
+    from widgets.embedding_explorer import EmbeddingExplorer   # a map linked to an image grid
+    from widgets.attribution_viewer import AttributionViewer   # attribution overlays for image + prompt
 """

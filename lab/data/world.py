@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -227,6 +227,19 @@ def render(scene: Scene, image_size: int = 64, with_masks: bool = True):
         ys, xs = np.nonzero(small)
         boxes.append((int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1) if len(xs) else (0, 0, 0, 0))
     return img, masks, boxes
+
+
+def two_objects(first=("circle", "red"), second=("square", "blue"), image_size: int = 64, seed: int = 0):
+    """One plain-background image holding two different objects (left and right), for comparing
+    prompts on the same picture -> (image, {shape: mask (H, W) bool})."""
+    base = draw_scene(item_rng(seed, 0), shape=first[0], colour=first[1])
+    common = dict(count=1, size="large", style="plain", render="fill", occluders=[], corruption=None,
+                  angles=[0.0], jitter=[(0.0, 0.0)])
+    scenes = [replace(base, shape=s, colour=c, rgb=COLOURS[c], cells=[cell], **common)
+              for (s, c), cell in ((first, 3), (second, 5))]
+    (a, mask_a, _), (b, mask_b, _) = (render(sc, image_size) for sc in scenes)
+    pixels = np.where(mask_b[0][..., None], np.asarray(b), np.asarray(a))
+    return Image.fromarray(pixels), {first[0]: mask_a[0] & ~mask_b[0], second[0]: mask_b[0]}
 
 
 # -- captions ------------------------------------------------------------------------------------

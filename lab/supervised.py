@@ -58,6 +58,27 @@ def train_cnn(steps: int = 600, batch_size: int = 64, width: int = 32, seed: int
     return model.eval()
 
 
+def fit_cnn(images, labels, n_classes: int, width: int = 16, epochs: int = 5, batch_size: int = 64,
+            seed: int = 0, progress: bool = False) -> SmallCNN:
+    """Train a SmallCNN for `epochs` passes over a fixed set of images (PIL) and labels (ints)."""
+    torch.manual_seed(seed)
+    x, y = to_tensor(images), torch.tensor(np.asarray(labels))
+    model = SmallCNN(n_classes, width)
+    steps = epochs * -(-len(x) // batch_size)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
+    g = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in tqdm(range(epochs), desc=f"train CNN w{width}", disable=not progress):
+        for idx in torch.randperm(len(x), generator=g).split(batch_size):
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+    return model.eval()
+
+
 @torch.no_grad()
 def predict(model: SmallCNN, images, batch_size: int = 256) -> np.ndarray:
     model.eval()

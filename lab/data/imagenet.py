@@ -18,15 +18,19 @@ from .folder import list_images
 
 
 class WnidFolders(FileList):
-    """Images in one folder per WNID, labelled by the WNID's position in `wnids`."""
+    """Images in one folder per WNID, labelled by the WNID's position in `wnids`. Folders outside
+    `wnids` are an error, or skipped with others="skip" (ImageNet val restricted to a subset)."""
 
-    def __init__(self, root: str | os.PathLike, wnids: list[str], classes: list[str], name: str):
+    def __init__(self, root: str | os.PathLike, wnids: list[str], classes: list[str], name: str,
+                 others: str = "error"):
         self.root, self.name, self.classes = Path(root), name, list(classes)
         if not self.root.is_dir():
             raise BadInput(f"{name}: folder {self.root} does not exist; expected {self.root}/<wnid>/<image> "
                            f"with WNID folder names like {wnids[0]}")
         index = {w: i for i, w in enumerate(wnids)}
         folders = sorted(d.name for d in self.root.iterdir() if d.is_dir() and not d.name.startswith("."))
+        if others == "skip":
+            folders = [f for f in folders if f in index]
         unknown = [f for f in folders if f not in index]
         if unknown or not folders:
             raise BadInput(f"{name}: {self.root} should hold one folder per WNID (like {wnids[0]}); "

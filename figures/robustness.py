@@ -1,0 +1,102 @@
+"""Robustness figures: accuracy per shift, effective robustness in logit axes, corruption curves,
+per-class drops.
+
+    shift_bars(table)                         # grouped bars: top-1 (95 % interval) per shift per model
+    effective_robustness_plot(points, fits)   # ID vs shift accuracy, logit axes, y = x, baseline fit + band
+    severity_curves(corruption_table)         # top-1 against corruption severity
+    class_drops(per_class)                    # heatmap of per-class accuracy drops
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+
+from lab.robustness import bootstrap_band, fit_line, logit, predicted
+
+TICKS = [0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999]
+SHOWN = (0.001, 0.999)  # accuracies of 0 % and 100 % have no logit: drawn at 0.1 % / 99.9 %
+
+
+def _l(p):
+    """Logit of an accuracy for drawing (0 and 1 clipped to SHOWN)."""
+    return logit(np.clip(p, *SHOWN))
+
+
+def shift_bars(table: pd.DataFrame) -> go.Figure:
+    """table: model, shift, top1, top1_low, top1_high."""
+    fig = go.Figure()
+    for model, g in table.groupby("model", sort=False):
+        fig.add_bar(x=g["shift"], y=g["top1"], name=model,
+                    error_y=dict(type="data", symmetric=False, array=g["top1_high"] - g["top1"],
+                                 arrayminus=g["top1"] - g["top1_low"]),
+                    hovertemplate="%{x}: %{y:.1%}<extra>" + model + "</extra>")
+    fig.update_layout(title="Top-1 per shift (95 % Clopper-Pearson)", barmode="group",
+                      yaxis=dict(tickformat=".0%", range=[0, 1], title="top-1"), height=450)
+    return fig
+
+
+def _logit_axis(title: str) -> dict:
+    return dict(title=title, tickvals=logit(np.array(TICKS)), ticktext=[f"{t:.1%}".replace(".0%", "%") for t in TICKS],
+                range=[logit(0.015), logit(0.9993)])
+
+
+def effective_robustness_plot(points: pd.DataFrame, shift: str, n_boot: int = 300, seed: int = 0) -> go.Figure:
+    """points: model, kind ('baseline' or 'evaluated'), id_top1, shift_top1 and their _low/_high.
+    Axes are logit-scaled; the line is fitted on the baselines, the band is a bootstrap over them."""
+    fig = go.Figure()
+    grid = 1 / (1 + np.exp(-np.linspace(logit(0.015), logit(0.9993), 80)))  # even in logit space
+    fig.add_scatter(x=logit(grid), y=logit(grid), mode="lines", name="y = x (no drop)",
+                    line=dict(dash="dot", color="grey"))
+    base = points[points["kind"] == "baseline"]
+    if len(base) >= 2 and base["id_top1"].nunique() >= 2:
+        a, b = fit_line(base["id_top1"], base["shift_top1"])
+        lo, hi = bootstrap_band(base["id_top1"], base["shift_top1"], grid, n_boot=n_boot, seed=seed)
+        fig.add_scatter(x=logit(grid), y=logit(hi), mode="lines", line_width=0, showlegend=False, hoverinfo="skip")
+        fig.add_scatter(x=logit(grid), y=logit(lo), mode="lines", line_width=0, fill="tonexty",
+                        fillcolor="rgba(100,100,100,0.2)", name="baseline fit, 95 % bootstrap", hoverinfo="skip")
+        fig.add_scatter(x=logit(grid), y=logit(predicted(grid, a, b)), mode="lines", name=f"baselines' line",
+                        line=dict(color="black"))
+    palette = qualitative.Plotly
+    for k, (kind, symbol) in enumerate((("baseline", "circle-open"), ("evaluated", "star"))):
+        for j, row in enumerate(points[points["kind"] == kind].itertuples()):
+            x, y = _l(row.id_top1), _l(row.shift_top1)
+            fig.add_scatter(
+                x=[x], y=[y], mode="markers", name=row.model, customdata=[[row.model]],
+                marker=dict(symbol=symbol, size=12 if kind == "evaluated" else 9,
+                            color=palette[j % len(palette)] if kind == "evaluated" else "grey"),
+                error_x=dict(type="data", symmetric=False, array=[_l(row.id_top1_high) - x],
+                             arrayminus=[x - _l(row.id_top1_low)]),
+                error_y=dict(type="data", symmetric=False, array=[_l(row.shift_top1_high) - y],
+                             arrayminus=[y - _l(row.shift_top1_low)]),
+                hovertemplate=f"{row.model}<br>ID {row.id_top1:.1%}<br>{shift} {row.shift_top1:.1%}<extra></extra>")
+    fig.update_layout(title=f"Effective robustness: {shift} (logit axes; 100 % drawn at 99.9 %)",
+                      xaxis=_logit_axis("in-distribution top-1"),
+                      yaxis=_logit_axis(f"{shift} top-1"), height=520)
+    return fig
+
+
+def severity_curves(table: pd.DataFrame) -> go.Figure:
+    """table: model, corruption, severity, top1 -> one line per model (mean over corruptions), thin per corruption."""
+    fig = go.Figure()
+    for k, (model, g) in enumerate(table.groupby("model", sort=False)):
+        colour = qualitative.Plotly[k % 10]
+        for corruption, c in g.groupby("corruption"):
+            fig.add_scatter(x=c["severity"], y=c["top1"], mode="lines", line=dict(width=1, color=colour),
+                            opacity=0.35, showlegend=False, name=f"{model} {corruption}",
+                            hovertemplate=f"{model}<br>{corruption} %{{x}}: %{{y:.1%}}<extra></extra>")
+        mean = g.groupby("severity")["top1"].mean()
+        fig.add_scatter(x=mean.index, y=mean.values, mode="lines+markers", name=model, line=dict(width=3, color=colour))
+    fig.update_layout(title="Corruptions: top-1 against severity (thin: each corruption; thick: mean)",
+                      xaxis=dict(title="severity", dtick=1), yaxis=dict(tickformat=".0%", title="top-1"), height=420)
+    return fig
+
+
+def class_drops(per_class: pd.DataFrame) -> go.Figure:
+    """per_class: class rows x shift columns of accuracy drops (ID - shift)."""
+    fig = go.Figure(go.Heatmap(z=per_class.to_numpy(), x=list(per_class.columns), y=list(per_class.index),
+                               colorscale="RdBu_r", zmid=0, texttemplate="%{z:.0%}",
+                               hovertemplate="%{y} on %{x}: drop %{z:.1%}<extra></extra>"))
+    fig.update_layout(title="Per-class drop in top-1 (in-distribution minus shift)", height=max(300, 28 * len(per_class) + 150))
+    return fig

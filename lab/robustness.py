@@ -1,0 +1,348 @@
+"""Robustness across distribution shifts: accuracy of any classifier on a suite of shifted sets,
+supervised baselines fitted to the clean distribution, and effective robustness (Taori et al. 2020).
+
+    sets, pairs = world_shift_sets(n=500)                  # ShapeWorld; or real adapters (lab.data.shifts)
+    zs = zero_shot_classifier(model, templates)            # predict(dataset) -> (N, 5) top-5 class indices
+    table = evaluate(zs, sets)                             # shift, n, top1, top5, 95 % Clopper-Pearson
+    probe = linear_probe(model, train, val)                # logistic regression on cached features
+    cnn = cnn_baseline(width=16, epochs=5)                 # ShapeWorld: a small CNN, cached on disk
+    a, b = fit_line(id_acc, shift_acc)                     # logit(shift) = a logit(ID) + b over baselines
+    effective_robustness(id_acc, shift_acc, a, b)          # distance above that line
+
+A classifier is any function dataset -> (N, k) top-k indices into dataset.classes (-1 rows for
+images that failed). A prediction is right when it equals `label`, or falls in `correct` (ObjectNet).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+from scipy.special import expit, logit as _logit
+
+from . import prompts, zeroshot
+from .cache import default_cache_dir
+
+EPS = 1e-4
+
+
+# -- scoring ------------------------------------------------------------------------------------
+
+def clopper_pearson(k, n, alpha: float = 0.05):
+    """Exact binomial interval for k successes in n trials -> (low, high)."""
+    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
+    lo = np.where(k > 0, stats.beta.ppf(alpha / 2, k, n - k + 1), 0.0)
+    hi = np.where(k < n, stats.beta.ppf(1 - alpha / 2, k + 1, n - k), 1.0)
+    return lo, hi
+
+
+def correct_matrix(topk: np.ndarray, labels: pd.DataFrame) -> np.ndarray:
+    """(N, k) bool: is the j-th guess right (== label, or in the item's `correct` set)."""
+    if "correct" in labels:
+        return np.array([[p in set(c) for p in row] for row, c in zip(topk, labels["correct"])])
+    return topk == labels["label"].to_numpy()[:, None]
+
+
+def score(topk: np.ndarray, labels: pd.DataFrame) -> dict:
+    """top-1 / top-5 accuracy with a 95 % Clopper-Pearson interval on top-1 (failed images, -1 rows,
+    and items without a label are left out)."""
+    keep = (topk[:, 0] >= 0) & (labels["label"].to_numpy() >= 0)
+    hits = correct_matrix(topk[keep], labels[keep].reset_index(drop=True))
+    k, n = int(hits[:, 0].sum()), int(keep.sum())
+    lo, hi = clopper_pearson(k, n)
+    return {"n": n, "top1": k / max(n, 1), "top5": float(hits[:, :5].any(1).mean()) if n else np.nan,
+            "top1_low": float(lo), "top1_high": float(hi)}
+
+
+def evaluate(classifier, sets: dict) -> pd.DataFrame:
+    """One row per set: shift, n, top1, top5, top1_low, top1_high."""
+    return pd.DataFrame([{"shift": name, **score(classifier(ds), ds.labels)} for name, ds in sets.items()])
+
+
+def run_suite(classifiers: dict, sets: dict) -> tuple[pd.DataFrame, dict]:
+    """classifiers {name: (kind, classify)} with kind 'baseline' or 'evaluated' -> (table: one row per
+    classifier and set, predictions {(name, set): (N, 5)})."""
+    rows, predictions = [], {}
+    for name, (kind, classify) in classifiers.items():
+        for shift, ds in sets.items():
+            top = classify(ds)
+            predictions[(name, shift)] = top
+            rows.append({"model": name, "kind": kind, "shift": shift, **score(top, ds.labels)})
+    return pd.DataFrame(rows), predictions
+
+
+def er_points(table: pd.DataFrame, pairs: dict, shift: str) -> pd.DataFrame:
+    """Each classifier's (ID, shift) top-1 with intervals, for one shift (its ID set from `pairs`)."""
+    cols = ["model", "kind", "top1", "top1_low", "top1_high"]
+    ident = table[table["shift"] == pairs[shift]][cols].rename(columns=lambda c: f"id_{c}" if c.startswith("top1") else c)
+    moved = table[table["shift"] == shift][cols].rename(columns=lambda c: f"shift_{c}" if c.startswith("top1") else c)
+    return ident.merge(moved, on=["model", "kind"])
+
+
+def er_table(table: pd.DataFrame, pairs: dict) -> pd.DataFrame:
+    """Effective robustness of every classifier on every shift, against the line fitted on the
+    baselines (NaN where fewer than two baselines with different ID accuracies make a line)."""
+    rows = []
+    for shift in pairs:
+        pts = er_points(table, pairs, shift)
+        base = pts[pts["kind"] == "baseline"]
+        try:
+            a, b = fit_line(base["id_top1"], base["shift_top1"])
+        except ValueError:
+            a = b = np.nan
+        pts["effective_robustness"] = effective_robustness(pts["id_top1"], pts["shift_top1"], a, b)
+        rows.append(pts.assign(shift=shift, slope=a, intercept=b))
+    return pd.concat(rows, ignore_index=True)
+
+
+def per_class_accuracy(topk: np.ndarray, dataset) -> pd.Series:
+    """Top-1 per class name (NaN where the set has no image of the class)."""
+    hit = correct_matrix(topk, dataset.labels)[:, 0]
+    labels = dataset.labels["label"].to_numpy()
+    return pd.Series({c: hit[labels == k].mean() if (labels == k).any() else np.nan
+                      for k, c in enumerate(dataset.classes)})
+
+
+# -- classifiers --------------------------------------------------------------------------------
+
+def _topk(scores: np.ndarray, ok: np.ndarray, k: int = 5) -> np.ndarray:
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    top[~ok] = -1
+    return top
+
+
+def zero_shot_classifier(model, templates=("a photo of a {}.",), batch_size=None):
+    """dataset -> (N, 5): zero-shot over the dataset's own classes (so ImageNet-R's 200, ObjectNet's
+    mapped ImageNet classes); images and prompts through the cache."""
+    template_list = prompts.templates(list(templates) if not isinstance(templates, str) else templates)
+
+    def classify(dataset) -> np.ndarray:
+        W = zeroshot.class_weights(model, prompts.class_prompts(dataset.classes, template_list))  # (C, D)
+        x = model.encode_images(dataset, batch_size=batch_size, progress=False)  # (N, D)
+        ok = np.isfinite(x).all(1)
+        return _topk(np.nan_to_num(x) @ W.T, ok)
+    classify.name = f"{model.name} zero-shot"
+    return classify
+
+
+def _restrict(scores: np.ndarray, trained: list[str], wanted: list[str]) -> np.ndarray:
+    """Columns of a classifier trained on `trained` classes, for a set whose classes are `wanted`."""
+    missing = [c for c in wanted if c not in trained]
+    if missing:
+        raise ValueError(f"the baseline was not trained on {missing[:5]}")
+    return scores[:, [trained.index(c) for c in wanted]]
+
+
+def linear_probe(model, train, val, Cs=(0.01, 0.1, 1.0, 10.0)):
+    """Logistic regression on the model's (cached) features of a clean training set; C chosen on
+    `val` top-1. Returns a classifier (dataset -> (N, 5)) with `.C` and `.val_top1`."""
+    from sklearn.linear_model import LogisticRegression
+    xt, xv = (model.encode_images(d, progress=False) for d in (train, val))
+    yt, yv = train.labels["label"].to_numpy(), val.labels["label"].to_numpy()
+    kt, kv = np.isfinite(xt).all(1) & (yt >= 0), np.isfinite(xv).all(1) & (yv >= 0)
+    fits = {C: LogisticRegression(C=C, max_iter=2000).fit(xt[kt], yt[kt]) for C in Cs}
+    val_acc = {C: float((f.predict(xv[kv]) == yv[kv]).mean()) for C, f in fits.items()}
+    best = max(val_acc, key=val_acc.get)
+    clf = fits[best]
+    trained = [train.classes[c] for c in clf.classes_]
+
+    def classify(dataset) -> np.ndarray:
+        x = model.encode_images(dataset, progress=False)
+        ok = np.isfinite(x).all(1)
+        return _topk(_restrict(clf.decision_function(np.nan_to_num(x)), trained, list(dataset.classes)), ok)
+    classify.name, classify.C, classify.val_top1 = f"{model.name} linear probe", best, val_acc[best]
+    return classify
+
+
+def cnn_baseline(width: int = 16, epochs: int = 5, n_train: int = 2000, seed: int = 0, cache: bool = True):
+    """ShapeWorld: a small CNN trained for `epochs` on n_train clean training images (lab.supervised),
+    saved under the cache folder so it trains once. Returns a classifier (dataset -> (N, 5))."""
+    from . import supervised
+    from .data import world
+    train = world.WorldDataset("train", n_train)
+    classes = list(train.classes)
+    file = Path(default_cache_dir()) / "baselines" / f"cnn-shape-w{width}-e{epochs}-n{n_train}-seed{seed}.pt"
+    if cache and file.exists():
+        net = supervised.SmallCNN(len(classes), width)
+        net.load_state_dict(torch.load(file, weights_only=True))
+        net.eval()
+    else:
+        images = [train.source(i) for i in range(len(train))]
+        net = supervised.fit_cnn(images, train.labels["label"].to_numpy(), len(classes), width, epochs, seed=seed)
+        if cache:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            torch.save(net.state_dict(), file.with_suffix(".tmp"))
+            file.with_suffix(".tmp").replace(file)
+
+    @torch.no_grad()
+    def classify(dataset) -> np.ndarray:
+        images = [dataset.source(i) for i in range(len(dataset))]
+        logits = np.concatenate([net(supervised.to_tensor(images[s:s + 256])).numpy()
+                                 for s in range(0, len(images), 256)])
+        return _topk(_restrict(logits, classes, list(dataset.classes)), np.ones(len(images), bool))
+    classify.name = f"CNN w{width}, {epochs} epochs"
+    return classify
+
+
+# -- effective robustness -----------------------------------------------------------------------
+
+def logit(p):
+    return _logit(np.clip(p, EPS, 1 - EPS))
+
+
+def fit_line(id_acc, shift_acc) -> tuple[float, float]:
+    """Least squares logit(shift) = a * logit(ID) + b over baseline points -> (a, b)."""
+    x, y = logit(np.asarray(id_acc)), logit(np.asarray(shift_acc))
+    if len(x) < 2 or np.ptp(x) == 0:
+        raise ValueError("the baseline line needs at least two baselines with different ID accuracies")
+    a, b = np.polyfit(x, y, 1)
+    return float(a), float(b)
+
+
+def predicted(id_acc, a: float, b: float):
+    """Shift accuracy the baseline line predicts for an ID accuracy."""
+    return expit(a * logit(np.asarray(id_acc)) + b)
+
+
+def effective_robustness(id_acc, shift_acc, a: float, b: float):
+    """Accuracy under shift above (positive) or below the baselines' line, in accuracy points."""
+    return np.asarray(shift_acc) - predicted(id_acc, a, b)
+
+
+def bootstrap_band(id_acc, shift_acc, grid, n_boot: int = 500, seed: int = 0, level: float = 0.95):
+    """Pointwise band of the fitted line on `grid` (ID accuracies), resampling baselines -> (low, high)."""
+    rng = np.random.default_rng(seed)
+    x, y = np.asarray(id_acc), np.asarray(shift_acc)
+    lines = []
+    for _ in range(n_boot):
+        i = rng.integers(0, len(x), len(x))
+        if np.ptp(x[i]) == 0:
+            continue
+        lines.append(predicted(grid, *fit_line(x[i], y[i])))
+    lines = np.array(lines)
+    q = (1 - level) / 2
+    return np.quantile(lines, q, axis=0), np.quantile(lines, 1 - q, axis=0)
+
+
+# -- real data ------------------------------------------------------------------------------------
+
+REFERENCE_FILE = Path(__file__).parent / "data" / "reference_robustness.csv"
+
+
+def reference_points() -> pd.DataFrame:
+    """Published (ImageNet, shift) top-1 in percent, with their sources (see the CSV), to place
+    real-data runs among published models."""
+    return pd.read_csv(REFERENCE_FILE)
+
+
+def real_shift_sets(roots: dict, n: int = 0, seed: int = 0) -> tuple[dict, dict]:
+    """Real shift sets from folders -> (sets, pairs). roots: any of imagenet (val), imagenetv2,
+    imagenet_sketch, imagenet_r, imagenet_a, objectnet; n > 0 subsamples each set (seeded).
+    ImageNet-R/-A are compared with ImageNet val restricted to their 200 classes."""
+    from .data import shifts
+    from .data._registry import Subset
+    from .data.imagenet import ImageNet
+    builders = {"imagenet": ImageNet, "imagenetv2": shifts.ImageNetV2, "imagenet_sketch": shifts.ImageNetSketch,
+                "imagenet_r": shifts.ImageNetR, "imagenet_a": shifts.ImageNetA, "objectnet": shifts.ObjectNet}
+    unknown = set(roots) - set(builders)
+    if unknown:
+        raise ValueError(f"unknown dataset roots {sorted(unknown)}; known: {list(builders)}")
+    if "imagenet" not in roots:
+        raise ValueError("the in-distribution set is ImageNet val: give roots['imagenet']")
+
+    def sample(ds):
+        if not n or len(ds) <= n:
+            return ds
+        idx = np.sort(np.random.default_rng(seed).choice(len(ds), n, replace=False))
+        return Subset(ds, idx, f"{getattr(ds, 'name', 'dataset')}/n{n}-seed{seed}")
+
+    sets, pairs = {"imagenet": sample(builders["imagenet"](roots["imagenet"]))}, {}
+    for key, root in roots.items():
+        if key == "imagenet":
+            continue
+        sets[key] = sample(builders[key](root))
+        if key in ("imagenet_r", "imagenet_a"):
+            wnids = shifts.imagenet_r_wnids() if key == "imagenet_r" else shifts.imagenet_a_wnids()
+            sets[f"imagenet ({key} classes)"] = sample(shifts.imagenet_subset_val(roots["imagenet"], wnids))
+            pairs[key] = f"imagenet ({key} classes)"
+        else:
+            pairs[key] = "imagenet"
+    return sets, pairs
+
+
+# -- ShapeWorld's suite -------------------------------------------------------------------------
+
+class ClassSubset:
+    """The items of a dataset whose class is in `classes`, relabelled to index `classes` (the
+    in-distribution counterpart of a shift that uses a class subset, like ImageNet-R's 200)."""
+
+    def __init__(self, dataset, classes: list[str]):
+        names = np.array(dataset.classes, dtype=object)[dataset.labels["label"].to_numpy()]
+        self.keep = np.flatnonzero(np.isin(names, classes))
+        self.dataset, self.classes = dataset, list(classes)
+        self.name = f"{getattr(dataset, 'name', 'dataset')}/{len(classes)}-class subset"
+        self._labels = dataset.labels.iloc[self.keep].reset_index(drop=True)
+        self._labels["label"] = [self.classes.index(n) for n in names[self.keep]]
+
+    def __len__(self):
+        return len(self.keep)
+
+    def source(self, i):
+        return self.dataset.source(int(self.keep[i]))
+
+    def content_key(self, i):
+        return self.dataset.content_key(int(self.keep[i]))
+
+    @property
+    def labels(self) -> pd.DataFrame:
+        return self._labels
+
+
+def world_shift_sets(n: int = 500, corruption_n: int = 100, corruptions=None, severities=range(1, 6)):
+    """ShapeWorld's clean test split and shift suites -> (sets {name: dataset}, pairs {shift: ID set
+    name}, corruption sets {(type, severity): dataset}). Shifts over a class subset (rendition,
+    adversarial) are compared with the clean split restricted to the same classes."""
+    from .data.suites import suite_datasets
+    raw = suite_datasets(n, corruptions=corruptions, severities=severities, corruption_n=corruption_n)
+    clean = raw.pop("test")
+    sets = {"clean": clean}
+    pairs = {}
+    for name, ds in list(raw.items()):
+        if name.startswith("corruptions/"):
+            continue
+        sets[name] = ds
+        if list(ds.classes) == list(clean.classes):
+            pairs[name] = "clean"
+        else:
+            key = f"clean ({len(ds.classes)} classes)"
+            sets.setdefault(key, ClassSubset(clean, ds.classes))
+            pairs[name] = key
+    corrupted = {(k.split("/")[1], int(k.split("/")[2])): ds for k, ds in raw.items() if k.startswith("corruptions/")}
+    return sets, pairs, corrupted
+
+
+def world_classifiers(models: list, templates="shapeworld", cnn_baselines=((8, 2), (16, 4), (16, 10)),
+                      linear_probes: bool = True, n_train: int = 2000, batch_size=None) -> dict:
+    """The built-in study's classifiers: each CLIP zero-shot ('evaluated'), small CNNs and linear
+    probes on each CLIP's features ('baseline') -> {name: (kind, classify)}."""
+    from .data.world import WorldDataset
+    out = {m.name: ("evaluated", zero_shot_classifier(m, templates, batch_size)) for m in models}
+    for width, epochs in cnn_baselines:
+        cnn = cnn_baseline(width, epochs, n_train=n_train)
+        out[cnn.name] = ("baseline", cnn)
+    if linear_probes:
+        train, val = WorldDataset("train", n_train), WorldDataset("val", 500)
+        for m in models:
+            probe = linear_probe(m, train, val)
+            out[probe.name] = ("baseline", probe)
+    return out
+
+
+def worst_classes(predictions: dict, sets: dict, pairs: dict, model: str, shift: str, k: int = 5) -> pd.DataFrame:
+    """The k classes whose top-1 drops most from the ID set to `shift` for one classifier."""
+    ident = per_class_accuracy(predictions[(model, pairs[shift])], sets[pairs[shift]])
+    moved = per_class_accuracy(predictions[(model, shift)], sets[shift])
+    df = pd.DataFrame({"id_top1": ident, "shift_top1": moved}).dropna()
+    return df.assign(drop=df["id_top1"] - df["shift_top1"]).sort_values("drop", ascending=False).head(k)

@@ -10,12 +10,12 @@ import io
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from lab.images import as_rgb_image
+from lab.images import load_rgb_image
 
 
 def thumbnail(item, size: int = 128) -> str:
     """A path, PIL image or array as a PNG data URI no larger than size x size (small in the HTML)."""
-    img = as_rgb_image(item).copy()
+    img = load_rgb_image(item).copy()
     img.thumbnail((size, size))
     buf = io.BytesIO()
     img.save(buf, format="PNG")

@@ -30,8 +30,9 @@ def _traces(coords: np.ndarray, points: pd.DataFrame, color: str, hover: list[st
             xyz = dict(zip("xyz", coords[idx].T))
             traces.append(Scatter(**xyz, mode="markers", name=f"{mod}", customdata=frame[cols].iloc[idx].to_numpy(),
                                   hovertemplate=tip, marker=dict(size=size, color=values.iloc[idx], colorscale="Viridis",
-                                                                 symbol=SYMBOLS.get(mod, "circle"), showscale=True,
-                                                                 colorbar=dict(title=color))))
+                                                                 cmin=float(values.min()), cmax=float(values.max()),
+                                                                 symbol=SYMBOLS.get(mod, "circle"),
+                                                                 showscale=not traces, colorbar=dict(title=color))))
         return traces
     palette = qualitative.Dark24 + qualitative.Light24
     groups = frame.groupby([values.astype(str).to_numpy(), modality.to_numpy()], sort=False).indices

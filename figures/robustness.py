@@ -43,16 +43,17 @@ def _logit_axis(title: str) -> dict:
 
 
 def effective_robustness_plot(points: pd.DataFrame, shift: str, n_boot: int = 300, seed: int = 0) -> go.Figure:
-    """points: model, kind ('baseline' or 'evaluated'), id_top1, shift_top1 and their _low/_high.
+    """points (lab.robustness.er_points): model, kind ('baseline' or 'evaluated'), id_top1, shift_top1,
+    their _low/_high, and the smoothed id_fit / shift_fit the line is fitted on.
     Axes are logit-scaled; the line is fitted on the baselines, the band is a bootstrap over them."""
     fig = go.Figure()
     grid = 1 / (1 + np.exp(-np.linspace(logit(0.015), logit(0.9993), 80)))  # even in logit space
     fig.add_scatter(x=logit(grid), y=logit(grid), mode="lines", name="y = x (no drop)",
                     line=dict(dash="dot", color="grey"))
     base = points[points["kind"] == "baseline"]
-    if len(base) >= 2 and base["id_top1"].nunique() >= 2:
-        a, b = fit_line(base["id_top1"], base["shift_top1"])
-        lo, hi = bootstrap_band(base["id_top1"], base["shift_top1"], grid, n_boot=n_boot, seed=seed)
+    if len(base) >= 2 and base["id_fit"].nunique() >= 2:  # fitted on the smoothed accuracies, as er_table does
+        a, b = fit_line(base["id_fit"], base["shift_fit"])
+        lo, hi = bootstrap_band(base["id_fit"], base["shift_fit"], grid, n_boot=n_boot, seed=seed)
         fig.add_scatter(x=logit(grid), y=logit(hi), mode="lines", line_width=0, showlegend=False, hoverinfo="skip")
         fig.add_scatter(x=logit(grid), y=logit(lo), mode="lines", line_width=0, fill="tonexty",
                         fillcolor="rgba(100,100,100,0.2)", name="baseline fit, 95 % bootstrap", hoverinfo="skip")

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import BadInput
-from .images import as_rgb_image
+from .images import load_rgb_image
 
 PIXEL_METHODS = ["integrated_gradients", "smoothgrad", "occlusion", "random"]
 
@@ -63,7 +63,7 @@ class Attribution:
 def model_inputs(model, images) -> tuple[torch.Tensor, np.ndarray]:
     """Images (paths, PIL, arrays) -> normalized pixels (N, 3, H, W) on the model's device and
     the uint8 input views (N, H, W, 3) the maps align with."""
-    views = torch.stack([model.preprocess_image(as_rgb_image(im)) for im in images])  # (N, 3, H, W) uint8
+    views = torch.stack([model.preprocess_image(load_rgb_image(im)) for im in images])  # (N, 3, H, W) uint8
     mean = torch.tensor(model.preprocess_cfg["mean"]).view(1, 3, 1, 1)
     std = torch.tensor(model.preprocess_cfg["std"]).view(1, 3, 1, 1)
     pixels = (views.float() / 255 - mean) / std
@@ -106,9 +106,11 @@ def _upsample(m: torch.Tensor, size) -> torch.Tensor:
 def _explicit_attention(mha: torch.nn.MultiheadAttention, store: list):
     """A forward for one nn.MultiheadAttention that computes softmax(QK^T/sqrt(d)) explicitly,
     keeps the probabilities (N, heads, L, L) in `store`, and returns what the stock module returns."""
-    def forward(query, key=None, value=None, need_weights=False, attn_mask=None, **_):
+    def forward(query, key=None, value=None, key_padding_mask=None, need_weights=False, attn_mask=None, **_):
         if (key is not None and key is not query) or (value is not None and value is not query):
             raise NotImplementedError("attribution handles self-attention blocks only")
+        if key_padding_mask is not None or mha.bias_k is not None or mha.add_zero_attn:
+            raise NotImplementedError("attribution does not handle key padding masks, bias_k or add_zero_attn")
         x = query if mha.batch_first else query.transpose(0, 1)  # (N, L, D)
         n, length, dim = x.shape
         heads = mha.num_heads
@@ -116,6 +118,8 @@ def _explicit_attention(mha: torch.nn.MultiheadAttention, store: list):
         q, k, v = (t.reshape(n, length, heads, dim // heads).transpose(1, 2) for t in (q, k, v))  # (N, h, L, d)
         logits = q @ k.transpose(-2, -1) / math.sqrt(dim // heads)  # (N, h, L, L)
         if attn_mask is not None:
+            if attn_mask.dim() == 3:  # (N * heads, L, L), as nn.MultiheadAttention accepts it
+                attn_mask = attn_mask.reshape(n, heads, length, length)
             logits = logits.masked_fill(attn_mask, float("-inf")) if attn_mask.dtype == torch.bool \
                 else logits + attn_mask
         probs = logits.softmax(-1)
@@ -132,15 +136,20 @@ def keep_attention(transformer):
     explicitly; yields the list they are appended to (one (N, h, L, L) tensor per block, in order)."""
     store: list = []
     modules = [b.attn for b in transformer.resblocks]
-    for m in modules:
-        if not isinstance(m, torch.nn.MultiheadAttention):
-            raise BadInput(f"attention relevance needs nn.MultiheadAttention blocks; found {type(m).__name__}")
-        m.forward = _explicit_attention(m, store)  # an instance attribute shadows the class's forward
+    wrong = {type(m).__name__ for m in modules if not isinstance(m, torch.nn.MultiheadAttention)}
+    if wrong:  # checked before anything is patched
+        raise BadInput(f"attention relevance needs nn.MultiheadAttention blocks; found {sorted(wrong)}")
+    saved = [vars(m).get("forward") for m in modules]  # an instance-level forward someone set before us
     try:
+        for m in modules:
+            m.forward = _explicit_attention(m, store)  # an instance attribute shadows the class's forward
         yield store
     finally:
-        for m in modules:
-            del m.forward
+        for m, before in zip(modules, saved):
+            if before is None:
+                vars(m).pop("forward", None)
+            else:
+                m.forward = before
 
 
 def relevance_from_attention(attentions, grads, start_layer: int = -1) -> torch.Tensor:
@@ -148,6 +157,9 @@ def relevance_from_attention(attentions, grads, start_layer: int = -1) -> torch.
     attentions, grads: lists of (N, h, L, L). Returns R (N, L, L)."""
     n, _, length, _ = attentions[0].shape
     R = torch.eye(length, device=attentions[0].device).expand(n, length, length).clone()
+    if not -len(attentions) <= start_layer < len(attentions):
+        raise BadInput(f"start_layer={start_layer} but the model has {len(attentions)} blocks: "
+                       f"use 0..{len(attentions) - 1}, or -1 for the last block")
     start = start_layer % len(attentions)
     for A, g in zip(attentions[start:], grads[start:]):
         cam = (g * A).clamp(min=0).mean(1)  # (N, L, L)
@@ -275,6 +287,8 @@ def attribute(model, images, texts: list[str], method: str = "auto", target: str
     images = list(images)
     if labels is not None and len(labels) != len(images):
         raise BadInput(f"labels has {len(labels)} entries for {len(images)} images: give one text index per image")
+    if labels is not None and not all(0 <= int(t) < len(texts) for t in labels):
+        raise BadInput(f"labels must index the {len(texts)} texts (0..{len(texts) - 1}); got {sorted(set(labels))[:5]}")
     maps, scores, views = [], [], []
     was_training = model.module.training
     model.module.eval()
@@ -315,8 +329,13 @@ def text_relevance(model, image, text: str, start_layer: int = 0) -> tuple[list[
     pixels, _ = model_inputs(model, [image])
     with torch.no_grad():
         img = F.normalize(module.encode_image(pixels).float(), dim=-1)  # (1, D)
+    # the token embeddings start the graph, so frozen weights do not matter
+    hook = module.token_embedding.register_forward_hook(lambda m, i, out: out.requires_grad_(True))
     with torch.enable_grad(), keep_attention(module.transformer) as attentions:
-        txt = F.normalize(module.encode_text(tokens).float(), dim=-1)
+        try:
+            txt = F.normalize(module.encode_text(tokens).float(), dim=-1)
+        finally:
+            hook.remove()
         score = (model.logit_scale * img * txt).sum()
         grads = torch.autograd.grad(score, attentions)
     R = relevance_from_attention(attentions, grads, start_layer)[0]  # (L, L)

@@ -49,9 +49,12 @@ def deletion_insertion(model, images, maps: np.ndarray, texts: list[str], labels
     (score: softmax probability over the texts). Deletion replaces the most relevant pixels first
     with a blurred copy (lower is better); insertion reveals them first on the blurred copy
     (higher is better); `steps` equal slices of the pixels, AUC by the trapezoid rule."""
+    maps, labels = np.asarray(maps), np.asarray(labels)
+    if maps.ndim != 3 or len(maps) != len(images) or len(labels) != len(images):
+        raise ValueError(f"deletion_insertion needs maps (N, H, W) and N labels for N={len(images)} images; got maps "
+                         f"{maps.shape} and {len(labels)} labels (take result.maps[:, k] of attribute())")
     text_emb = torch.from_numpy(model.encode_texts(list(texts), progress=False)).to(model.device)
     f = score_fn(model, text_emb, "softmax")
-    labels = np.asarray(labels)
     deletion, insertion = [], []
     for s in range(0, len(images), batch_size):
         pixels, views = model_inputs(model, images[s:s + batch_size])  # (B, 3, H, W), (B, H, W, 3)

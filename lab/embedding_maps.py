@@ -178,6 +178,8 @@ def trustworthiness(high: np.ndarray, low: np.ndarray, k: int = 10, sample: int 
     averaged over that many random query points (exact when sample is None or >= N)."""
     high, low = np.asarray(high, dtype=np.float64), np.asarray(low, dtype=np.float64)
     n, sq = len(high), (high ** 2).sum(1)
+    if not 0 < k < n / 2:
+        raise ValueError(f"trustworthiness needs 0 < k < N/2 (N={n}); got k={k}")
     queries = np.arange(n) if sample is None or sample >= n else \
         np.sort(np.random.default_rng(seed).choice(n, sample, replace=False))
     low_nbrs = _neighbours(low, k, "euclidean")[queries]  # (Q, k)

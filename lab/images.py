@@ -14,6 +14,8 @@ import warnings
 import numpy as np
 from PIL import Image
 
+from .errors import BadInput
+
 MIN_SIDE = 2                   # px; a 1x1 image carries no content for CLIP
 MAX_PIXELS = 178_956_970        # PIL's decompression-bomb error threshold (2x its warning limit)
 
@@ -106,6 +108,18 @@ def as_rgb_image(item, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise TypeError(f"{type(item).__name__} is not an image; pass a path, a PIL image or a numpy array")
     check_size(img.width, img.height, max_pixels)
     return to_rgb(img)
+
+
+def load_rgb_image(item, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """A path, PIL image or array as a checked RGB image (for figures and attribution; the batch
+    encoder reads files its own way, with hashing and failure reports)."""
+    if isinstance(item, (str, os.PathLike)):
+        try:
+            with open(item, "rb") as fh:
+                return decode_bytes(fh.read(), max_pixels)
+        except (OSError, ValueError) as e:
+            raise BadInput(f"{item}: {getattr(e, 'strerror', None) or e}; pass a readable image file") from e
+    return as_rgb_image(item, max_pixels)
 
 
 def pixel_key(img: Image.Image) -> str:

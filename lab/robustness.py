@@ -51,9 +51,11 @@ def score(topk: np.ndarray, labels: pd.DataFrame) -> dict:
     keep = (topk[:, 0] >= 0) & (labels["label"].to_numpy() >= 0)
     hits = correct_matrix(topk[keep], labels[keep].reset_index(drop=True))
     k, n = int(hits[:, 0].sum()), int(keep.sum())
+    if n == 0:
+        return {"n": 0, "top1": np.nan, "top5": np.nan, "top1_low": np.nan, "top1_high": np.nan}
     lo, hi = clopper_pearson(k, n)
-    return {"n": n, "top1": k / max(n, 1), "top5": float(hits[:, :5].any(1).mean()) if n else np.nan,
-            "top1_low": float(lo), "top1_high": float(hi)}
+    return {"n": n, "top1": k / n, "top5": float(hits[:, :5].any(1).mean()), "top1_low": float(lo),
+            "top1_high": float(hi)}
 
 
 def evaluate(classifier, sets: dict) -> pd.DataFrame:
@@ -73,12 +75,21 @@ def run_suite(classifiers: dict, sets: dict) -> tuple[pd.DataFrame, dict]:
     return pd.DataFrame(rows), predictions
 
 
+def smoothed(top1, n):
+    """(k + 0.5) / (n + 1): accuracies of 0 and 1 get finite logits that depend on n (a clean
+    100 % on 500 images is not pinned at logit(1 - EPS), where it would dominate a fit)."""
+    return (np.asarray(top1) * np.asarray(n) + 0.5) / (np.asarray(n) + 1)
+
+
 def er_points(table: pd.DataFrame, pairs: dict, shift: str) -> pd.DataFrame:
-    """Each classifier's (ID, shift) top-1 with intervals, for one shift (its ID set from `pairs`)."""
-    cols = ["model", "kind", "top1", "top1_low", "top1_high"]
-    ident = table[table["shift"] == pairs[shift]][cols].rename(columns=lambda c: f"id_{c}" if c.startswith("top1") else c)
-    moved = table[table["shift"] == shift][cols].rename(columns=lambda c: f"shift_{c}" if c.startswith("top1") else c)
-    return ident.merge(moved, on=["model", "kind"])
+    """Each classifier's (ID, shift) top-1 with intervals, for one shift (its ID set from `pairs`);
+    id_fit / shift_fit are the smoothed accuracies the line is fitted on."""
+    cols = ["model", "kind", "n", "top1", "top1_low", "top1_high"]
+    rename = lambda prefix: (lambda c: f"{prefix}_{c}" if c.startswith("top1") or c == "n" else c)  # noqa: E731
+    ident = table[table["shift"] == pairs[shift]][cols].rename(columns=rename("id"))
+    moved = table[table["shift"] == shift][cols].rename(columns=rename("shift"))
+    pts = ident.merge(moved, on=["model", "kind"])
+    return pts.assign(id_fit=smoothed(pts["id_top1"], pts["id_n"]), shift_fit=smoothed(pts["shift_top1"], pts["shift_n"]))
 
 
 def er_table(table: pd.DataFrame, pairs: dict) -> pd.DataFrame:
@@ -89,20 +100,23 @@ def er_table(table: pd.DataFrame, pairs: dict) -> pd.DataFrame:
         pts = er_points(table, pairs, shift)
         base = pts[pts["kind"] == "baseline"]
         try:
-            a, b = fit_line(base["id_top1"], base["shift_top1"])
+            a, b = fit_line(base["id_fit"], base["shift_fit"])
         except ValueError:
             a = b = np.nan
-        pts["effective_robustness"] = effective_robustness(pts["id_top1"], pts["shift_top1"], a, b)
+        pts["effective_robustness"] = pts["shift_top1"] - predicted(pts["id_fit"], a, b)
         rows.append(pts.assign(shift=shift, slope=a, intercept=b))
     return pd.concat(rows, ignore_index=True)
 
 
 def per_class_accuracy(topk: np.ndarray, dataset) -> pd.Series:
-    """Top-1 per class name (NaN where the set has no image of the class)."""
+    """Top-1 per class (NaN where the set has no image of it), indexed by name, or 'name (index)'
+    for a name the class list repeats."""
     hit = correct_matrix(topk, dataset.labels)[:, 0]
-    labels = dataset.labels["label"].to_numpy()
-    return pd.Series({c: hit[labels == k].mean() if (labels == k).any() else np.nan
-                      for k, c in enumerate(dataset.classes)})
+    labels = np.where(topk[:, 0] >= 0, dataset.labels["label"].to_numpy(), -1)  # failed images do not count
+    names = list(dataset.classes)
+    index = [f"{c} ({k})" if names.count(c) > 1 else c for k, c in enumerate(names)]  # ImageNet's repeated names
+    return pd.Series([hit[labels == k].mean() if (labels == k).any() else np.nan for k in range(len(names))],
+                     index=index)
 
 
 # -- classifiers --------------------------------------------------------------------------------
@@ -128,7 +142,10 @@ def zero_shot_classifier(model, templates=("a photo of a {}.",), batch_size=None
 
 
 def _restrict(scores: np.ndarray, trained: list[str], wanted: list[str]) -> np.ndarray:
-    """Columns of a classifier trained on `trained` classes, for a set whose classes are `wanted`."""
+    """Columns of a classifier trained on `trained` classes, for a set whose classes are `wanted`
+    (the same list: every column, by position; a subset: by name, for lists without repeats)."""
+    if list(wanted) == list(trained):
+        return scores
     missing = [c for c in wanted if c not in trained]
     if missing:
         raise ValueError(f"the baseline was not trained on {missing[:5]}")
@@ -163,7 +180,8 @@ def cnn_baseline(width: int = 16, epochs: int = 5, n_train: int = 2000, seed: in
     from .data import world
     train = world.WorldDataset("train", n_train)
     classes = list(train.classes)
-    file = Path(default_cache_dir()) / "baselines" / f"cnn-shape-w{width}-e{epochs}-n{n_train}-seed{seed}.pt"
+    file = (Path(default_cache_dir()) / "baselines" /
+            f"cnn-{world.VERSION}-shape-w{width}-e{epochs}-n{n_train}-seed{seed}.pt")  # a new world retrains
     if cache and file.exists():
         net = supervised.SmallCNN(len(classes), width)
         net.load_state_dict(torch.load(file, weights_only=True))
@@ -240,7 +258,7 @@ def reference_points() -> pd.DataFrame:
 def real_shift_sets(roots: dict, n: int = 0, seed: int = 0) -> tuple[dict, dict]:
     """Real shift sets from folders -> (sets, pairs). roots: any of imagenet (val), imagenetv2,
     imagenet_sketch, imagenet_r, imagenet_a, objectnet; n > 0 subsamples each set (seeded).
-    ImageNet-R/-A are compared with ImageNet val restricted to their 200 classes."""
+    ImageNet-R/-A and ObjectNet are compared with ImageNet val restricted to their classes."""
     from .data import shifts
     from .data._registry import Subset
     from .data.imagenet import ImageNet
@@ -263,8 +281,12 @@ def real_shift_sets(roots: dict, n: int = 0, seed: int = 0) -> tuple[dict, dict]
         if key == "imagenet":
             continue
         sets[key] = sample(builders[key](root))
-        if key in ("imagenet_r", "imagenet_a"):
-            wnids = shifts.imagenet_r_wnids() if key == "imagenet_r" else shifts.imagenet_a_wnids()
+        if key in ("imagenet_r", "imagenet_a", "objectnet"):  # compared with val over the same classes
+            if key == "objectnet":
+                ids = getattr(sets[key], "dataset", sets[key]).imagenet_ids  # (a Subset wraps the dataset)
+                wnids = [prompts.imagenet_wnids()[i] for i in ids]
+            else:
+                wnids = shifts.imagenet_r_wnids() if key == "imagenet_r" else shifts.imagenet_a_wnids()
             sets[f"imagenet ({key} classes)"] = sample(shifts.imagenet_subset_val(roots["imagenet"], wnids))
             pairs[key] = f"imagenet ({key} classes)"
         else:

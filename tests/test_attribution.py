@@ -191,3 +191,58 @@ def test_notebook_runs_through_papermill(tmp_path, monkeypatch):
     assert entry["run"]["results"]["lab-vit-tiny/rollout/pointing_game"] == pytest.approx(
         metrics.set_index(["model", "method"]).loc[("lab-vit-tiny", "rollout"), "pointing_game"])
     assert any("prompts_lab-rn-tiny" in f for f in entry["figures"])
+
+
+def test_attention_swap_checks_first_and_restores_what_was_there(vit):
+    blocks = vit.module.visual.transformer.resblocks
+    mine = lambda *a, **k: None  # noqa: E731  an instance-level forward set by someone else
+    blocks[0].attn.forward = mine
+    original = blocks[1].attn
+    blocks[1].attn = torch.nn.Identity()  # a block lab cannot explain
+    try:
+        with pytest.raises(BadInput, match="Identity"):
+            with at.keep_attention(vit.module.visual.transformer):
+                pass
+        assert vars(blocks[0].attn)["forward"] is mine and "forward" not in vars(blocks[2].attn)  # nothing patched
+    finally:
+        blocks[1].attn = original
+    with at.keep_attention(vit.module.visual.transformer):
+        assert vars(blocks[0].attn)["forward"] is not mine
+    assert vars(blocks[0].attn)["forward"] is mine  # restored, not deleted
+    del blocks[0].attn.forward
+
+
+def test_rollout_and_relevance_rules_by_hand():
+    A1 = torch.tensor([[[[0.5, 0.5], [0.2, 0.8]]]])  # (N=1, h=1, L=2, L=2)
+    A2 = torch.tensor([[[[0.9, 0.1], [0.3, 0.7]]]])
+    eye = torch.eye(2)
+
+    def step(a):
+        a = 0.5 * a[0, 0] + 0.5 * eye
+        return a / a.sum(-1, keepdim=True)
+    torch.testing.assert_close(at.rollout_from_attention([A1, A2])[0], step(A2) @ step(A1))
+    G1, G2 = torch.tensor([[[[1.0, -1.0], [2.0, 0.0]]]]), torch.tensor([[[[-1.0, 3.0], [1.0, 1.0]]]])
+    R1 = eye + (G1 * A1).clamp(min=0)[0, 0] @ eye
+    R2 = R1 + (G2 * A2).clamp(min=0)[0, 0] @ R1
+    torch.testing.assert_close(at.relevance_from_attention([A1, A2], [G1, G2], start_layer=0)[0], R2)
+    torch.testing.assert_close(at.relevance_from_attention([A1, A2], [G1, G2])[0],
+                               eye + (G2 * A2).clamp(min=0)[0, 0])  # default: the last block only
+    with pytest.raises(BadInput, match="start_layer=2"):
+        at.relevance_from_attention([A1, A2], [G1, G2], start_layer=2)
+
+
+def test_bad_targets_and_frozen_weights(vit, rn, world):
+    _, images = world
+    with pytest.raises(BadInput, match="must index the 2 texts"):
+        at.attribute(vit, images[:2], TEXTS, labels=[0, 2])
+    for p in vit.module.parameters():
+        p.requires_grad_(False)
+    try:
+        words, rel = at.text_relevance(vit, images[0], "a red circle")  # works without weight gradients
+        assert words == ["a", "red", "circle"] and np.isfinite(rel).all()
+    finally:
+        for p in vit.module.parameters():
+            p.requires_grad_(True)
+    plus = at.attribute(rn, images[:3], TEXTS, method="gradcam++").maps
+    plain = at.attribute(rn, images[:3], TEXTS, method="gradcam").maps
+    assert np.isfinite(plus).all() and plus.shape == plain.shape and not np.allclose(plus, plain)

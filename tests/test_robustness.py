@@ -132,9 +132,17 @@ def test_suite_table_and_effective_robustness(small_study):
     assert set(table["model"]) == {"lab-vit-tiny", "CNN w8, 1 epochs", "CNN w16, 6 epochs"}
     assert table["top1"].between(0, 1).all() and (table["top1_low"] <= table["top1"]).all()
     er = rb.er_table(table, pairs)
+    # by hand: the line through the two CNNs' smoothed (ID, v2) accuracies, then the CLIP's distance above it
+    acc = table.set_index(["model", "shift"])
+    fit = lambda m, s: (acc.loc[(m, s), "top1"] * acc.loc[(m, s), "n"] + 0.5) / (acc.loc[(m, s), "n"] + 1)  # noqa
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    cnns = ["CNN w8, 1 epochs", "CNN w16, 6 epochs"]
+    (x0, x1), (y0, y1) = ([logit(fit(m, s)) for m in cnns] for s in ("clean", "v2"))
+    slope = (y1 - y0) / (x1 - x0)
+    line = y0 + slope * (logit(fit("lab-vit-tiny", "clean")) - x0)
     row = er[(er["model"] == "lab-vit-tiny") & (er["shift"] == "v2")].iloc[0]
-    assert row["effective_robustness"] == pytest.approx(
-        row["shift_top1"] - rb.predicted(row["id_top1"], row["slope"], row["intercept"]))
+    assert row["slope"] == pytest.approx(slope)
+    assert row["effective_robustness"] == pytest.approx(acc.loc[("lab-vit-tiny", "v2"), "top1"] - 1 / (1 + np.exp(-line)))
 
 
 def test_dashboard_updates_and_inspects(small_study):
@@ -151,6 +159,8 @@ def test_dashboard_updates_and_inspects(small_study):
     star._dispatch_on_click(Points(point_inds=[0], trace_index=0), None)
     assert d.selected is not None and "worst-hit classes" in d.detail.value
     assert list(d.selected.columns) == ["id_top1", "shift_top1", "drop"]
+    d.shift_box.value = "v2"
+    assert d.selected is None and d.detail.value == ""  # details of another view are cleared
 
 
 def test_notebook_runs_through_papermill(tmp_path, monkeypatch):
@@ -164,6 +174,33 @@ def test_notebook_runs_through_papermill(tmp_path, monkeypatch):
     er = pd.read_csv(tmp_path / "out" / "04_robustness" / "effective_robustness.csv")
     assert set(er["shift"]) == {"v2", "sketch", "rendition", "adversarial", "objectnet"}
     assert "lab-vit-tiny/v2/effective_robustness" in entry["run"]["results"]
+
+
+def test_objectnet_is_compared_with_val_over_its_classes(tmp_path):
+    root = _objectnet(tmp_path / "on")
+    full = prompts.imagenet_wnids()
+    for i in (409, 954, 0):  # two of ObjectNet's mapped classes and one outside them
+        write_images(tmp_path / "imagenet" / "val" / full[i], 1, size=(16, 16))
+    sets, pairs = rb.real_shift_sets({"imagenet": tmp_path / "imagenet", "objectnet": root})
+    ident = sets[pairs["objectnet"]]
+    assert pairs["objectnet"] == "imagenet (objectnet classes)" and ident.classes == sets["objectnet"].classes
+    assert sorted(ident.labels["label"]) == [0, 2]  # analog clock and banana, relabelled like ObjectNet
+
+
+def test_real_data_notebook_path(tmp_path, monkeypatch):
+    from lab.report import run_report
+    monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path / "cache"))
+    full = prompts.imagenet_wnids()
+    for i in (1, 2):
+        write_images(tmp_path / "imagenet" / "val" / full[i], 3, size=(32, 32), seed=i)
+        write_images(tmp_path / "v2" / str(i), 2, size=(32, 32), seed=10 + i)
+    nb = Path(__file__).parent.parent / "notebooks" / "04_robustness.ipynb"
+    params = {"models": ["lab-vit-tiny"], "templates": "name-only",
+              "roots": {"imagenet": str(tmp_path / "imagenet"), "imagenetv2": str(tmp_path / "v2")}}
+    entry = run_report([nb], params, {}, tmp_path / "out", progress=False)["notebooks"][0]
+    assert entry["status"] == "ok", entry.get("error")
+    table = pd.read_csv(tmp_path / "out" / "04_robustness" / "accuracy.csv")
+    assert set(table["shift"]) == {"imagenet", "imagenetv2"} and set(table["n"]) == {6, 4}
 
 
 def test_real_shift_sets_pair_each_shift_with_its_in_distribution_set(tmp_path):

@@ -3,4 +3,5 @@
     from widgets.prompt_playground import PromptPlayground     # zero-shot prompts on one image
     from widgets.embedding_explorer import EmbeddingExplorer   # a map linked to an image grid
     from widgets.attribution_viewer import AttributionViewer   # attribution overlays for image + prompt
+    from widgets.robustness_dashboard import RobustnessDashboard  # effective robustness, click for details
 """

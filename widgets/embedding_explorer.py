@@ -68,6 +68,7 @@ class EmbeddingExplorer:
             self.figure.layout = fresh.layout
         for trace in self.figure.data:
             trace.on_selection(self._on_selection)
+            trace.on_deselect(self._on_deselect)
             trace.on_click(self._on_click)
         self._picked = {}
 
@@ -117,6 +118,10 @@ class EmbeddingExplorer:
     def _on_selection(self, trace, points, selector):
         self._picked[points.trace_index] = self._rows_of(trace, points.point_inds)
         self.select(sorted(r for rows in self._picked.values() for r in rows))
+
+    def _on_deselect(self, trace, points):
+        self._picked = {}
+        self.select([])
 
     def _on_click(self, trace, points, state):
         if points.point_inds and trace.customdata is not None:

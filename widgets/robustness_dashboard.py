@@ -50,6 +50,7 @@ class RobustnessDashboard:
     def update(self):
         """Redraw both plots for the chosen models and shift (the line needs two baselines)."""
         table, shift = self.chosen(), self.shift_box.value
+        self.selected, self.detail.value = None, ""  # the last click's details belonged to another view
         fresh_er = effective_robustness_plot(rb.er_points(table, self.pairs, shift), shift)
         fresh_bars = shift_bars(table[table["shift"].isin([shift, self.pairs[shift]])])
         for widget, fresh in ((self.er, fresh_er), (self.bars, fresh_bars)):

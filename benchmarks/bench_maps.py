@@ -9,7 +9,6 @@ The N embeddings are real: ShapeWorld test images through lab-vit-tiny (128-d), 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess

@@ -57,7 +57,7 @@ def effective_robustness_plot(points: pd.DataFrame, shift: str, n_boot: int = 30
         fig.add_scatter(x=logit(grid), y=logit(hi), mode="lines", line_width=0, showlegend=False, hoverinfo="skip")
         fig.add_scatter(x=logit(grid), y=logit(lo), mode="lines", line_width=0, fill="tonexty",
                         fillcolor="rgba(100,100,100,0.2)", name="baseline fit, 95 % bootstrap", hoverinfo="skip")
-        fig.add_scatter(x=logit(grid), y=logit(predicted(grid, a, b)), mode="lines", name=f"baselines' line",
+        fig.add_scatter(x=logit(grid), y=logit(predicted(grid, a, b)), mode="lines", name="baselines' line",
                         line=dict(color="black"))
     palette = qualitative.Plotly
     for k, (kind, symbol) in enumerate((("baseline", "circle-open"), ("evaluated", "star"))):

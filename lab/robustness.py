@@ -24,6 +24,7 @@ from scipy.special import expit, logit as _logit
 
 from . import prompts, zeroshot
 from .cache import default_cache_dir
+from .data._registry import Subset
 
 EPS = 1e-4
 
@@ -260,7 +261,6 @@ def real_shift_sets(roots: dict, n: int = 0, seed: int = 0) -> tuple[dict, dict]
     imagenet_sketch, imagenet_r, imagenet_a, objectnet; n > 0 subsamples each set (seeded).
     ImageNet-R/-A and ObjectNet are compared with ImageNet val restricted to their classes."""
     from .data import shifts
-    from .data._registry import Subset
     from .data.imagenet import ImageNet
     builders = {"imagenet": ImageNet, "imagenetv2": shifts.ImageNetV2, "imagenet_sketch": shifts.ImageNetSketch,
                 "imagenet_r": shifts.ImageNetR, "imagenet_a": shifts.ImageNetA, "objectnet": shifts.ObjectNet}
@@ -296,26 +296,17 @@ def real_shift_sets(roots: dict, n: int = 0, seed: int = 0) -> tuple[dict, dict]
 
 # -- ShapeWorld's suite -------------------------------------------------------------------------
 
-class ClassSubset:
+class ClassSubset(Subset):
     """The items of a dataset whose class is in `classes`, relabelled to index `classes` (the
     in-distribution counterpart of a shift that uses a class subset, like ImageNet-R's 200)."""
 
     def __init__(self, dataset, classes: list[str]):
         names = np.array(dataset.classes, dtype=object)[dataset.labels["label"].to_numpy()]
-        self.keep = np.flatnonzero(np.isin(names, classes))
-        self.dataset, self.classes = dataset, list(classes)
-        self.name = f"{getattr(dataset, 'name', 'dataset')}/{len(classes)}-class subset"
-        self._labels = dataset.labels.iloc[self.keep].reset_index(drop=True)
-        self._labels["label"] = [self.classes.index(n) for n in names[self.keep]]
-
-    def __len__(self):
-        return len(self.keep)
-
-    def source(self, i):
-        return self.dataset.source(int(self.keep[i]))
-
-    def content_key(self, i):
-        return self.dataset.content_key(int(self.keep[i]))
+        keep = np.flatnonzero(np.isin(names, classes))
+        super().__init__(dataset, keep, f"{getattr(dataset, 'name', 'dataset')}/{len(classes)}-class subset")
+        self.classes = list(classes)
+        self._labels = dataset.labels.iloc[keep].reset_index(drop=True)
+        self._labels["label"] = [self.classes.index(n) for n in names[keep]]
 
     @property
     def labels(self) -> pd.DataFrame:

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from PIL import Image
 
 from conftest import write_images
 from lab import prompts
@@ -94,7 +93,7 @@ def test_class_subset_relabels_like_the_shift():
     names = [clean.classes[k] for k in clean.labels["label"]]
     assert len(sub) == sum(n in SUBSET for n in names)
     assert [sub.classes[k] for k in sub.labels["label"]] == [n for n in names if n in SUBSET]
-    assert sub.content_key(0) == clean.content_key(int(sub.keep[0]))
+    assert sub.content_key(0) == clean.content_key(int(sub.indices[0]))
 
 
 def test_intervals_and_the_logit_fit_by_hand():

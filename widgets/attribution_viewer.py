@@ -16,12 +16,12 @@ import io
 import ipywidgets as w
 from PIL import Image
 
-import lab
 from lab import attribution as at
-from lab.data import load_dataset
 from lab.errors import LabError
 
 from figures.attribution import overlay
+
+from ._picker import ImagePicker
 
 
 def _png(array) -> str:
@@ -30,23 +30,17 @@ def _png(array) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-class AttributionViewer:
+class AttributionViewer(ImagePicker):
     """A thin ipywidgets shell over `lab.attribution.attribute`."""
 
     def __init__(self, models=("lab-vit-tiny", "lab-rn-tiny"), dataset: str = "shapeworld", data_root: str = "",
                  n: int = 100):
-        self._models: dict = {}
-        self.dataset = load_dataset(dataset, data_root, "test", n)
+        super().__init__(models, dataset, data_root, n)
         self.result = None
-        self.status = ""
         self._quiet = False
-        self.use_upload = False
-        self.model_box = w.Dropdown(options=list(models), description="model")
         self.method_box = w.Dropdown(description="method")
         self.layer_box = w.Text(value="layer4", description="layer", continuous_update=False)
         self.start_box = w.IntText(value=-1, description="start block")
-        self.index = w.IntSlider(0, 0, len(self.dataset) - 1, description="image #", continuous_update=False)
-        self.upload = w.FileUpload(accept="image/*", multiple=False, description="upload")
         first = self.dataset.classes[self.dataset.labels["label"][0]]
         self.prompt = w.Text(value=f"a photo of a {first}.", description="prompt", continuous_update=False)
         self.prompt2 = w.Text(value="", placeholder="second prompt to compare (optional)", description="compare",
@@ -57,19 +51,11 @@ class AttributionViewer:
         self.model_box.observe(lambda _: self._model_changed(), "value")
         for box in (self.method_box, self.layer_box, self.start_box, self.prompt, self.prompt2):
             box.observe(lambda _: self.refresh(), "value")
-        self.index.observe(lambda _: self._pick(False), "value")
-        self.upload.observe(lambda _: self._pick(bool(self.upload.value)), "value")
         self.opacity.observe(lambda _: self.draw(), "value")
         self.ui = w.VBox([w.HBox([self.model_box, self.method_box, self.layer_box, self.start_box]),
                           w.HBox([self.index, self.upload]), w.HBox([self.prompt, self.prompt2]),
                           self.opacity, self.message, self.view])
         self._model_changed()
-
-    def model(self):
-        name = self.model_box.value
-        if name not in self._models:
-            self._models[name] = lab.load_model(name)
-        return self._models[name]
 
     def _model_changed(self):
         self._quiet = True  # the new options reset the method: one refresh below, not two
@@ -80,15 +66,6 @@ class AttributionViewer:
         self.layer_box.layout.display = None if at.is_resnet(self.model()) else "none"
         self.start_box.layout.display = None if at.is_vit(self.model()) else "none"
         self.refresh()
-
-    def _pick(self, upload: bool):
-        self.use_upload = upload
-        self.refresh()
-
-    def image(self):
-        if self.use_upload:
-            return Image.open(io.BytesIO(bytes(self.upload.value[0]["content"])))
-        return self.dataset.source(self.index.value)
 
     def prompts(self) -> list[str]:
         return [p for p in (self.prompt.value.strip(), self.prompt2.value.strip()) if p]
@@ -123,7 +100,3 @@ class AttributionViewer:
             f"<figure style='margin:0;text-align:center'><img src='{_png(a)}' width=192 "
             f"style='image-rendering:pixelated'><figcaption>{html.escape(c)}</figcaption></figure>"
             for c, a in panels) + "</div>"
-
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.ui)

@@ -8,38 +8,31 @@ the widget values and read `classes`, `per_template`, `status`).
 """
 from __future__ import annotations
 
-import io
-
 import ipywidgets as w
 import plotly.graph_objects as go
-from PIL import Image
 
-import lab
 from lab import prompts, zeroshot
-from lab.data import dataset_spec, default_classnames, load_dataset
+from lab.data import dataset_spec, default_classnames
 from lab.errors import LabError
 
 from figures.images import thumbnail
 from figures.zeroshot import probability_bars
+
+from ._picker import ImagePicker
 
 
 def _lines(text: str) -> list[str]:
     return [s.strip() for s in text.splitlines() if s.strip()]
 
 
-class PromptPlayground:
+class PromptPlayground(ImagePicker):
     """A thin ipywidgets shell over `lab.zeroshot.classify_image`."""
 
     def __init__(self, models=("lab-vit-tiny", "lab-rn-tiny"), dataset: str = "shapeworld", data_root: str = "",
                  n: int = 100, templates: str | None = None):
-        self._models: dict = {}
-        self.dataset = load_dataset(dataset, data_root, "test", n)
+        super().__init__(models, dataset, data_root, n)
         names, _ = default_classnames(dataset, self.dataset)
         self.classes = self.per_template = None
-        self.status = ""
-        self.model_box = w.Dropdown(options=list(models), description="model")
-        self.index = w.IntSlider(0, 0, len(self.dataset) - 1, description="image #", continuous_update=False)
-        self.upload = w.FileUpload(accept="image/*", multiple=False, description="upload")
         self.names_box = w.Textarea("\n".join(names), description="classes", layout=w.Layout(height="160px"))
         self.templates_box = w.Textarea("\n".join(prompts.templates(templates or dataset_spec(dataset).templates)),
                                         description="templates", layout=w.Layout(height="160px", width="420px"))
@@ -47,31 +40,12 @@ class PromptPlayground:
         self.message = w.HTML()
         self.figure = go.FigureWidget(probability_bars([1.0], ["…"]))
         self.table = w.HTML()
-        self.use_upload = False  # True after an upload, False again once the slider moves
         for box in (self.model_box, self.names_box, self.templates_box):
             box.observe(lambda _: self.refresh(), "value")
-        self.index.observe(lambda _: self._pick(upload=False), "value")
-        self.upload.observe(lambda _: self._pick(upload=bool(self.upload.value)), "value")
         self.ui = w.VBox([w.HBox([self.model_box, self.index, self.upload]),
                           w.HBox([self.preview, self.names_box, self.templates_box]),
                           self.message, self.figure, self.table])
         self.refresh()
-
-    def model(self):
-        name = self.model_box.value
-        if name not in self._models:
-            self._models[name] = lab.load_model(name)
-        return self._models[name]
-
-    def _pick(self, upload: bool):
-        self.use_upload = upload
-        self.refresh()
-
-    def image(self):
-        """The uploaded image while one is there and the slider was not moved since; else the dataset's."""
-        if self.use_upload:
-            return Image.open(io.BytesIO(bytes(self.upload.value[0]["content"])))
-        return self.dataset.source(self.index.value)
 
     def refresh(self):
         """Recompute for the current widget values; on bad input keep the last result and say why."""
@@ -95,7 +69,3 @@ class PromptPlayground:
             self.figure.data[0].text = fresh.data[0].text
             self.figure.layout.title.text, self.figure.layout.height = self.status, fresh.layout.height
         self.table.value = per_template.to_html(index=False, float_format="{:.1%}".format)
-
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.ui)

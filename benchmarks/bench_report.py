@@ -7,6 +7,7 @@ floor of any run). Prints seconds and ratios measured in the same run.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -42,12 +43,17 @@ def main():
         floor = report_seconds([str(tmp / "00_empty.ipynb")], tmp / "floor", tmp / "cache")
         cold = report_seconds(args.notebooks, tmp / "cold", tmp / "cache")
         warm = report_seconds(args.notebooks, tmp / "warm", tmp / "cache")
+        runs = [json.loads((tmp / run / "manifest.json").read_text())["notebooks"] for run in ("cold", "warm")]
     print(f"report of {len(args.notebooks)} notebook(s), default parameters, this machine:")
     print(f"  empty notebook (kernel start + export): {floor:6.1f} s")
     print(f"  cold cache:                             {cold:6.1f} s")
     print(f"  warm cache:                             {warm:6.1f} s   cold/warm = {cold / warm:.2f}x")
     print(f"  above the empty-notebook floor: cold {cold - floor:.1f} s, warm {warm - floor:.1f} s "
           f"-> {(cold - floor) / max(warm - floor, 1e-9):.2f}x")
+    print("  per notebook (executing it, as the manifest records): cold / warm")
+    for c, w in zip(*runs):
+        print(f"    {c['notebook']:<24} {c['seconds']:6.1f} s / {w['seconds']:6.1f} s = "
+              f"{c['seconds'] / w['seconds']:.1f}x ({c['status']}, {w['status']})")
 
 
 if __name__ == "__main__":

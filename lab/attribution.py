@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from tqdm.auto import tqdm
 
 from .errors import BadInput
 from .images import load_rgb_image
@@ -269,7 +270,8 @@ def _pixel_maps(model, pixels, f, targets, method, seed, **kw):
 # -- the entry point ----------------------------------------------------------------------------
 
 def attribute(model, images, texts: list[str], method: str = "auto", target: str = "similarity", labels=None,
-              layer=None, start_layer: int = -1, batch_size: int = 16, seed: int = 0, **method_kwargs) -> Attribution:
+              layer=None, start_layer: int = -1, batch_size: int = 16, seed: int = 0, progress: bool = True,
+              **method_kwargs) -> Attribution:
     """Maps of where each image matches each text: maps (N, P, H, W) in [0, 1], scores (N, P).
     With `labels` (one text index per image) only that text is explained: maps (N, 1, H, W).
     method: 'auto' (relevance for ViTs, gradcam for ResNets) or one of list_methods(model).
@@ -296,7 +298,8 @@ def attribute(model, images, texts: list[str], method: str = "auto", target: str
     for p in frozen:  # gradients flow from the pixels; weight gradients would only cost time
         p.requires_grad_(False)
     try:
-        for s in range(0, len(images), batch_size):
+        starts = range(0, len(images), batch_size)
+        for s in tqdm(starts, desc=f"{method} maps", disable=not progress or len(starts) < 2):
             pixels, view = model_inputs(model, images[s:s + batch_size])
             pixels.requires_grad_(method in ("relevance", "gradcam", "gradcam++"))
             targets = list(range(len(texts))) if labels is None else \

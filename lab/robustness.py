@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 from scipy import stats
 from scipy.special import expit, logit as _logit
+from tqdm.auto import tqdm
 
 from . import prompts, zeroshot
 from .cache import default_cache_dir
@@ -64,15 +65,16 @@ def evaluate(classifier, sets: dict) -> pd.DataFrame:
     return pd.DataFrame([{"shift": name, **score(classifier(ds), ds.labels)} for name, ds in sets.items()])
 
 
-def run_suite(classifiers: dict, sets: dict) -> tuple[pd.DataFrame, dict]:
+def run_suite(classifiers: dict, sets: dict, progress: bool = True) -> tuple[pd.DataFrame, dict]:
     """classifiers {name: (kind, classify)} with kind 'baseline' or 'evaluated' -> (table: one row per
     classifier and set, predictions {(name, set): (N, 5)})."""
     rows, predictions = [], {}
-    for name, (kind, classify) in classifiers.items():
-        for shift, ds in sets.items():
-            top = classify(ds)
-            predictions[(name, shift)] = top
-            rows.append({"model": name, "kind": kind, "shift": shift, **score(top, ds.labels)})
+    jobs = [(name, kind, classify, shift, ds) for name, (kind, classify) in classifiers.items()
+            for shift, ds in sets.items()]
+    for name, kind, classify, shift, ds in tqdm(jobs, desc="classifiers x sets", disable=not progress):
+        top = classify(ds)
+        predictions[(name, shift)] = top
+        rows.append({"model": name, "kind": kind, "shift": shift, **score(top, ds.labels)})
     return pd.DataFrame(rows), predictions
 
 

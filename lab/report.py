@@ -132,11 +132,17 @@ def _versions() -> dict:
     return out
 
 
-def export_html(executed: Path, target: Path) -> Path:
-    """The executed notebook as standalone HTML (plotly figures come through as their text/html copy)."""
+def finish_notebook(executed: Path, source: Path, target: Path) -> Path:
+    """Give the executed notebook back its own kernelspec (it ran under this interpreter's temporary
+    one) and export it as standalone HTML (plotly figures come through as their text/html copy)."""
     import nbformat
     from nbconvert import HTMLExporter
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
+    nb = nbformat.read(executed, as_version=4)
+    kernelspec = nbformat.read(source, as_version=4).metadata.get("kernelspec")
+    if kernelspec:
+        nb.metadata["kernelspec"] = kernelspec
+        nbformat.write(nb, executed)
+    body, _ = HTMLExporter().from_notebook_node(nb)
     target.write_text(body, encoding="utf-8")
     return target
 
@@ -189,7 +195,7 @@ def run_notebook(nb: Path, params: dict, out: Path, kernel: str, progress: bool 
         entry["error"] = {"cell": None, "ename": type(e).__name__, "evalue": str(e)}
     entry["seconds"] = round(time.perf_counter() - start, 2)
     if executed.exists():
-        entry["html"] = export_html(executed, exported).name
+        entry["html"] = finish_notebook(executed, nb, exported).name
     run_file = folder / "run.json"
     entry["run"] = json.loads(run_file.read_text()) if run_file.exists() else None
     entry["figures"] = sorted(str(p.relative_to(out)) for p in (folder / "figures").glob("*.html")) \

@@ -132,3 +132,9 @@ def test_cli_exit_status_says_whether_all_passed(tmp_path, capsys):
     config = tmp_path / "report.yaml"
     config.write_text(f"notebooks: [{bad}]\nparameters: {{x: 2.5}}\n")
     assert cli.main(["report", "--config", str(config)]) == 2  # a float for an int: refused up front
+
+
+def test_executed_notebooks_keep_their_kernelspec(report):
+    tmp, _ = report
+    nb = nbformat.read(tmp / "out" / "01_prompt_engineering.ipynb", as_version=4)
+    assert nb.metadata["kernelspec"]["name"] == "python3"  # not the report's temporary kernel

@@ -153,15 +153,19 @@ def keep_attention(transformer):
                 m.forward = before
 
 
+def _start(start_layer: int, blocks: int) -> int:
+    if not -blocks <= start_layer < blocks:
+        raise BadInput(f"start_layer={start_layer} but the model has {blocks} blocks: "
+                       f"use 0..{blocks - 1}, or -1 for the last block")
+    return start_layer % blocks
+
+
 def relevance_from_attention(attentions, grads, start_layer: int = -1) -> torch.Tensor:
     """Chefer et al.'s rule: R = I; for each block from start_layer: R += mean_h(clamp(grad * A, 0)) @ R.
     attentions, grads: lists of (N, h, L, L). Returns R (N, L, L)."""
     n, _, length, _ = attentions[0].shape
     R = torch.eye(length, device=attentions[0].device).expand(n, length, length).clone()
-    if not -len(attentions) <= start_layer < len(attentions):
-        raise BadInput(f"start_layer={start_layer} but the model has {len(attentions)} blocks: "
-                       f"use 0..{len(attentions) - 1}, or -1 for the last block")
-    start = start_layer % len(attentions)
+    start = _start(start_layer, len(attentions))
     for A, g in zip(attentions[start:], grads[start:]):
         cam = (g * A).clamp(min=0).mean(1)  # (N, L, L)
         R = R + cam @ R
@@ -189,8 +193,10 @@ def _vit_maps(model, pixels, f, targets, method, start_layer):
         if method == "rollout":
             R = rollout_from_attention([a.detach() for a in attentions])
         else:
-            grads = torch.autograd.grad(_pick(scores, t).sum(), attentions, retain_graph=k < len(targets) - 1)
-            R = relevance_from_attention(attentions, grads, start_layer)
+            start = _start(start_layer, len(attentions))
+            needed = torch.autograd.grad(_pick(scores, t).sum(), attentions[start:],  # the backward pass stops
+                                         retain_graph=k < len(targets) - 1)          # at the start block
+            R = relevance_from_attention(attentions, [None] * start + list(needed), start_layer)
         cls = R[:, 0, 1:1 + grid * grid].reshape(-1, grid, grid)  # class token's row over the patches
         maps.append(_upsample(cls, pixels.shape[-2:]))
     return torch.stack(maps, 1), scores.detach()

@@ -43,7 +43,7 @@ def _logit_axis(title: str) -> dict:
 
 
 def effective_robustness_plot(points: pd.DataFrame, shift: str, n_boot: int = 300, seed: int = 0) -> go.Figure:
-    """points (lab.robustness.er_points): model, kind ('baseline' or 'evaluated'), id_top1, shift_top1,
+    """points (lab.robustness.er_points): model, kind ('baseline', 'evaluated' or 'published'), id_top1, shift_top1,
     their _low/_high, and the smoothed id_fit / shift_fit the line is fitted on.
     Axes are logit-scaled; the line is fitted on the baselines, the band is a bootstrap over them."""
     fig = go.Figure()
@@ -60,13 +60,13 @@ def effective_robustness_plot(points: pd.DataFrame, shift: str, n_boot: int = 30
         fig.add_scatter(x=logit(grid), y=logit(predicted(grid, a, b)), mode="lines", name="baselines' line",
                         line=dict(color="black"))
     palette = qualitative.Plotly
-    for k, (kind, symbol) in enumerate((("baseline", "circle-open"), ("evaluated", "star"))):
+    for k, (kind, symbol) in enumerate((("baseline", "circle-open"), ("evaluated", "star"), ("published", "diamond"))):
         for j, row in enumerate(points[points["kind"] == kind].itertuples()):
             x, y = _l(row.id_top1), _l(row.shift_top1)
             fig.add_scatter(
                 x=[x], y=[y], mode="markers", name=row.model, customdata=[[row.model]],
                 marker=dict(symbol=symbol, size=12 if kind == "evaluated" else 9,
-                            color=palette[j % len(palette)] if kind == "evaluated" else "grey"),
+                            color={"evaluated": palette[j % len(palette)], "published": "black"}.get(kind, "grey")),
                 error_x=dict(type="data", symmetric=False, array=[_l(row.id_top1_high) - x],
                              arrayminus=[x - _l(row.id_top1_low)]),
                 error_y=dict(type="data", symmetric=False, array=[_l(row.shift_top1_high) - y],

@@ -166,12 +166,14 @@ def linear_probe(model, train, val, Cs=(0.01, 0.1, 1.0, 10.0)):
     val_acc = {C: float((f.predict(xv[kv]) == yv[kv]).mean()) for C, f in fits.items()}
     best = max(val_acc, key=val_acc.get)
     clf = fits[best]
-    trained = [train.classes[c] for c in clf.classes_]
 
     def classify(dataset) -> np.ndarray:
         x = model.encode_images(dataset, progress=False)
         ok = np.isfinite(x).all(1)
-        return _topk(_restrict(clf.decision_function(np.nan_to_num(x)), trained, list(dataset.classes)), ok)
+        scores = np.full((len(x), len(train.classes)), -np.inf)  # classes the probe never saw: never predicted
+        decision = clf.decision_function(np.nan_to_num(x))
+        scores[:, clf.classes_] = decision if decision.ndim == 2 else np.stack([-decision, decision], 1)
+        return _topk(_restrict(scores, list(train.classes), list(dataset.classes)), ok)
     classify.name, classify.C, classify.val_top1 = f"{model.name} linear probe", best, val_acc[best]
     return classify
 
@@ -256,6 +258,18 @@ def reference_points() -> pd.DataFrame:
     """Published (ImageNet, shift) top-1 in percent, with their sources (see the CSV), to place
     real-data runs among published models."""
     return pd.read_csv(REFERENCE_FILE)
+
+
+def reference_er_points(shift: str) -> pd.DataFrame:
+    """Published (ImageNet, shift) points in er_points' columns (kind 'published'; shift named as in
+    real_shift_sets: imagenetv2, imagenet_sketch, imagenet_r, imagenet_a, objectnet), empty if unknown."""
+    ref = reference_points()
+    if shift not in ref.columns:
+        return pd.DataFrame()
+    x, y = ref["imagenet"] / 100, ref[shift] / 100
+    return pd.DataFrame({"model": ref["model"] + " (published)", "kind": "published",
+                         "id_top1": x, "id_top1_low": x, "id_top1_high": x, "id_fit": x,
+                         "shift_top1": y, "shift_top1_low": y, "shift_top1_high": y, "shift_fit": y})
 
 
 def real_shift_sets(roots: dict, n: int = 0, seed: int = 0) -> tuple[dict, dict]:

@@ -192,14 +192,17 @@ def test_real_data_notebook_path(tmp_path, monkeypatch):
     full = prompts.imagenet_wnids()
     for i in (1, 2):
         write_images(tmp_path / "imagenet" / "val" / full[i], 3, size=(32, 32), seed=i)
+        write_images(tmp_path / "imagenet" / "train" / full[i], 6, size=(32, 32), seed=20 + i)
         write_images(tmp_path / "v2" / str(i), 2, size=(32, 32), seed=10 + i)
     nb = Path(__file__).parent.parent / "notebooks" / "04_robustness.ipynb"
-    params = {"models": ["lab-vit-tiny"], "templates": "name-only",
-              "roots": {"imagenet": str(tmp_path / "imagenet"), "imagenetv2": str(tmp_path / "v2")}}
+    params = {"models": ["lab-vit-tiny"], "templates": "name-only", "n_probe_train": 100,
+              "roots": {"imagenet": str(tmp_path / "imagenet"), "imagenetv2": str(tmp_path / "v2")},
+              "probe_train_root": str(tmp_path / "imagenet" / "train")}
     entry = run_report([nb], params, {}, tmp_path / "out", progress=False)["notebooks"][0]
     assert entry["status"] == "ok", entry.get("error")
     table = pd.read_csv(tmp_path / "out" / "04_robustness" / "accuracy.csv")
     assert set(table["shift"]) == {"imagenet", "imagenetv2"} and set(table["n"]) == {6, 4}
+    assert set(table["model"]) == {"lab-vit-tiny", "lab-vit-tiny linear probe"}  # the probe saw 2 of 1000 classes
 
 
 def test_real_shift_sets_pair_each_shift_with_its_in_distribution_set(tmp_path):
@@ -216,5 +219,10 @@ def test_real_shift_sets_pair_each_shift_with_its_in_distribution_set(tmp_path):
     assert sets["imagenet_r"].classes == sets["imagenet (imagenet_r classes)"].classes
     ref = rb.reference_points()
     assert {"imagenet", "imagenetv2", "imagenet_r", "objectnet", "imagenet_sketch", "imagenet_a"} <= set(ref.columns)
+    published = rb.reference_er_points("imagenet_r")
+    assert (published["kind"] == "published").all() and published["shift_top1"].tolist() == [0.889, 0.377]
+    from figures.robustness import effective_robustness_plot
+    fig = effective_robustness_plot(published, "imagenet_r")
+    assert {t.name for t in fig.data} >= set(published["model"])
     with pytest.raises(ValueError, match="roots\\['imagenet'\\]"):
         rb.real_shift_sets({"imagenetv2": tmp_path / "v2"})

@@ -114,6 +114,8 @@ def plan(notebooks: list[Path], parameters: dict, per_notebook: dict[str, dict])
                     chosen[name] = coerce(value, declared[nb][name]["inferred_type_name"], f"{nb.stem}: {name}")
                 except BadInput as e:
                     problems.append(str(e))
+        if "output_dir" in declared[nb]:
+            chosen["output_dir"] = None  # filled by run_notebook with the notebook's folder under --out
         out[nb] = chosen
     if problems:
         valid = "\n".join(f"  {nb.stem}: " + ", ".join(f"{n} ({d['inferred_type_name']})" for n, d in declared[nb].items())
@@ -169,15 +171,15 @@ def this_python_kernel():
 
 
 def run_notebook(nb: Path, params: dict, out: Path, kernel: str, progress: bool = True) -> dict:
-    """Execute one notebook into `out` (replacing an earlier run's files); never raises for a
-    failure inside the notebook."""
+    """Execute one notebook into `out` (replacing an earlier run's files) with the parameters `plan`
+    checked; never raises for a failure inside the notebook."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
     folder, executed, exported = out / nb.stem, out / f"{nb.stem}.ipynb", out / f"{nb.stem}.html"
     shutil.rmtree(folder, ignore_errors=True)
     for stale in (executed, exported):
         stale.unlink(missing_ok=True)
-    if "output_dir" in notebook_parameters(nb):
+    if "output_dir" in params:  # declared by the notebook (plan put a placeholder there)
         params = {**params, "output_dir": str(folder)}
     entry = {"notebook": nb.stem, "input": str(nb), "parameters": params, "executed": executed.name}
     start = time.perf_counter()

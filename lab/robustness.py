@@ -14,6 +14,7 @@ images that failed). A prediction is right when it equals `label`, or falls in `
 """
 from __future__ import annotations
 
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -178,6 +179,17 @@ def linear_probe(model, train, val, Cs=(0.01, 0.1, 1.0, 10.0)):
     return classify
 
 
+_PIXELS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _rendered(dataset) -> np.ndarray:
+    """A ShapeWorld set's images as one uint8 array, drawn once per dataset object however many
+    CNN baselines classify it."""
+    if dataset not in _PIXELS:
+        _PIXELS[dataset] = np.stack([np.asarray(dataset.source(i)) for i in range(len(dataset))])
+    return _PIXELS[dataset]
+
+
 def cnn_baseline(width: int = 16, epochs: int = 5, n_train: int = 2000, seed: int = 0, cache: bool = True):
     """ShapeWorld: a small CNN trained for `epochs` on n_train clean training images (lab.supervised),
     saved under the cache folder so it trains once. Returns a classifier (dataset -> (N, 5))."""
@@ -201,10 +213,10 @@ def cnn_baseline(width: int = 16, epochs: int = 5, n_train: int = 2000, seed: in
 
     @torch.no_grad()
     def classify(dataset) -> np.ndarray:
-        images = [dataset.source(i) for i in range(len(dataset))]
-        logits = np.concatenate([net(supervised.to_tensor(images[s:s + 256])).numpy()
-                                 for s in range(0, len(images), 256)])
-        return _topk(_restrict(logits, classes, list(dataset.classes)), np.ones(len(images), bool))
+        pixels = _rendered(dataset)  # (N, H, W, 3) uint8
+        logits = np.concatenate([net(supervised.to_tensor(pixels[s:s + 256])).numpy()
+                                 for s in range(0, len(pixels), 256)])
+        return _topk(_restrict(logits, classes, list(dataset.classes)), np.ones(len(pixels), bool))
     classify.name = f"CNN w{width}, {epochs} epochs"
     return classify
 

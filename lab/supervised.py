@@ -32,7 +32,7 @@ class SmallCNN(nn.Module):
 
 
 def to_tensor(images) -> torch.Tensor:
-    """PIL images -> (B, 3, H, W) float in [-1, 1]."""
+    """PIL images or (H, W, 3) uint8 arrays -> (B, 3, H, W) float in [-1, 1]."""
     a = np.stack([np.asarray(im, dtype=np.float32) for im in images]) / 127.5 - 1.0
     return torch.from_numpy(a).permute(0, 3, 1, 2)
 

@@ -8,7 +8,7 @@ import base64
 import io
 
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
+from PIL import Image
 
 from lab.images import load_rgb_image
 
@@ -23,20 +23,35 @@ def thumbnail(item, size: int = 128) -> str:
 
 
 def image_grid(images, titles=None, cols: int = 8, title: str | None = None, cell_px: int = 120) -> go.Figure:
-    """Images (paths, PIL images or HxWx3 uint8 arrays) in a grid, each with its caption (also on hover)."""
-    images = [thumbnail(im, cell_px) for im in images]
+    """Images (paths, PIL images or HxWx3 uint8 arrays) in a grid, each with its caption above it
+    (also on hover). The grid is one mosaic picture: one PNG in the HTML, however many cells."""
+    images = [load_rgb_image(im) for im in images]
     if not images:
         return go.Figure(layout={"title": (title or "") + " (no images)"})
-    titles = list(titles) if titles is not None else [""] * len(images)
+    titles = [str(t) for t in titles] if titles is not None else [""] * len(images)
     cols = max(1, min(cols, len(images)))
     rows = -(-len(images) // cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.01,
-                        vertical_spacing=min(0.3 / rows, 0.08))
-    for k, (im, t) in enumerate(zip(images, titles)):
-        fig.add_trace(go.Image(source=im, hovertemplate=f"{t}<extra></extra>"), row=k // cols + 1, col=k % cols + 1)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    fig.update_annotations(font_size=10)
-    fig.update_layout(title=title, height=rows * (cell_px + 30) + (60 if title else 20),
-                      width=cols * cell_px + 40, margin=dict(l=10, r=10, t=60 if title else 30, b=10))
+    pad, caption = 4, 18 if any(titles) else 0  # pixels around each picture, and above it for its caption
+    cell_w, cell_h = cell_px + 2 * pad, cell_px + 2 * pad + caption
+    mosaic = Image.new("RGB", (cols * cell_w, rows * cell_h), "white")
+    centres = []
+    for k, img in enumerate(images):
+        scale = cell_px / max(img.size)  # small pictures are enlarged, large ones shrunk
+        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.LANCZOS)
+        x0, y0 = (k % cols) * cell_w + pad, (k // cols) * cell_h + pad + caption
+        mosaic.paste(img, (x0 + (cell_px - img.width) // 2, y0 + (cell_px - img.height) // 2))
+        centres.append((x0 + cell_px / 2, y0 + cell_px / 2))
+    buf = io.BytesIO()
+    mosaic.save(buf, format="PNG")
+    source = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+    xs, ys = zip(*centres)
+    fig = go.Figure([go.Image(source=source, hoverinfo="skip"),
+                     go.Scatter(x=xs, y=ys, mode="markers", hovertext=titles, hoverinfo="text", showlegend=False,
+                                marker=dict(size=cell_px, symbol="square", opacity=0))])
+    fig.update_layout(
+        title=title, height=rows * cell_h + (70 if title else 30), width=cols * cell_w + 20,
+        margin=dict(l=10, r=10, t=60 if title else 20, b=10), plot_bgcolor="white",
+        xaxis=dict(visible=False, range=[0, cols * cell_w]), yaxis=dict(visible=False, range=[rows * cell_h, 0], scaleanchor="x"),
+        annotations=[dict(x=x, y=y - cell_px / 2 - pad, text=t, showarrow=False, yanchor="bottom", font_size=10)
+                     for (x, y), t in zip(centres, titles) if t])
     return fig

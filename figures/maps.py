@@ -1,5 +1,5 @@
 """Embedding-map figures: points coloured by any label/metadata column, symbol by modality, hover
-text from customdata, one legend entry per class (click hides it, double-click isolates it).
+text from the chosen columns, row numbers in customdata, one legend entry per class (click hides it, double-click isolates it).
 
     fig = scatter_map(coords, points, color=["shape", "colour", "count"], hover=["caption"])
 `points` is a DataFrame with one row per point (labels, metadata, `modality`); with several colour
@@ -16,32 +16,41 @@ SYMBOLS = {"image": "circle", "text": "diamond", "query": "star"}
 MAX_CATEGORIES = 40  # more distinct values than this are drawn as a continuous colour scale
 
 
-def _traces(coords: np.ndarray, points: pd.DataFrame, color: str, hover: list[str], size: int) -> list:
+def _hover_text(points: pd.DataFrame, hover: list[str]) -> np.ndarray:
+    """One hover string per point ("class: cat<br>shape: ..."), built once for every colouring."""
+    cols = [c for c in hover if c in points]
+    if not cols:
+        return np.array([""] * len(points), dtype=object)
+    text = pd.Series("", index=points.index)
+    for k, c in enumerate(cols):
+        text = text + ("<br>" if k else "") + f"{c}: " + points[c].astype(str)
+    return text.to_numpy(dtype=object)
+
+
+def _traces(coords: np.ndarray, points: pd.DataFrame, color: str, text: np.ndarray, size: int) -> list:
     three_d = coords.shape[1] == 3
     Scatter = go.Scatter3d if three_d else go.Scattergl
-    cols = [c for c in hover if c in points] + ["_row"]
-    frame = points.assign(_row=np.arange(len(points)))
-    tip = "<br>".join(f"{c}: %{{customdata[{i}]}}" for i, c in enumerate(cols[:-1])) + "<extra></extra>"
     modality = points["modality"] if "modality" in points else pd.Series("image", index=points.index)
     values = points[color]
+    common = dict(mode="markers", hovertemplate="%{hovertext}<extra></extra>")
     traces = []
     if values.dtype.kind in "fiu" and values.nunique() > MAX_CATEGORIES:
-        for mod, idx in frame.groupby(modality.to_numpy()).indices.items():
+        for mod, idx in points.groupby(modality.to_numpy()).indices.items():
             xyz = dict(zip("xyz", coords[idx].T))
-            traces.append(Scatter(**xyz, mode="markers", name=f"{mod}", customdata=frame[cols].iloc[idx].to_numpy(),
-                                  hovertemplate=tip, marker=dict(size=size, color=values.iloc[idx], colorscale="Viridis",
-                                                                 cmin=float(values.min()), cmax=float(values.max()),
-                                                                 symbol=SYMBOLS.get(mod, "circle"),
-                                                                 showscale=not traces, colorbar=dict(title=color))))
+            traces.append(Scatter(**xyz, **common, name=f"{mod}", customdata=idx, hovertext=text[idx],
+                                  marker=dict(size=size, color=values.iloc[idx], colorscale="Viridis",
+                                              cmin=float(values.min()), cmax=float(values.max()),
+                                              symbol=SYMBOLS.get(mod, "circle"),
+                                              showscale=not traces, colorbar=dict(title=color))))
         return traces
     palette = qualitative.Dark24 + qualitative.Light24
-    groups = frame.groupby([values.astype(str).to_numpy(), modality.to_numpy()], sort=False).indices
+    groups = points.groupby([values.astype(str).to_numpy(), modality.to_numpy()], sort=False).indices
     categories = list(dict.fromkeys(values.astype(str)))
     for (value, mod), idx in groups.items():
         xyz = dict(zip("xyz", coords[idx].T))
         colour = palette[categories.index(value) % len(palette)]
-        traces.append(Scatter(**xyz, mode="markers", name=value if mod == "image" else f"{value} ({mod})",
-                              legendgroup=value, customdata=frame[cols].iloc[idx].to_numpy(), hovertemplate=tip,
+        traces.append(Scatter(**xyz, **common, name=value if mod == "image" else f"{value} ({mod})",
+                              legendgroup=value, customdata=idx, hovertext=text[idx],
                               marker=dict(size=size * (2 if mod != "image" else 1), color=colour,
                                           symbol=SYMBOLS.get(mod, "circle"),
                                           line=dict(width=1, color="black") if mod != "image" else None)))
@@ -51,13 +60,14 @@ def _traces(coords: np.ndarray, points: pd.DataFrame, color: str, hover: list[st
 def scatter_map(coords: np.ndarray, points: pd.DataFrame, color="label", hover=(), title: str = "Embedding map",
                 size: int = 5) -> go.Figure:
     """A 2-D or 3-D scatter of `coords` (N, 2|3). `color`: a column name or a list of them (dropdown).
-    Each trace's customdata ends with the point's row number in `points` (for selections)."""
+    Each trace's customdata holds its points' row numbers in `points` (for selections)."""
     colors = [color] if isinstance(color, str) else list(color)
     missing = [c for c in colors if c not in points]
     if missing:
         raise KeyError(f"colour columns {missing} are not in the point table; columns are {list(points.columns)}")
     hover = list(hover) or [c for c in points.columns if c not in ("label",)][:6]
-    per_color = [_traces(coords, points, c, hover, size) for c in colors]
+    text = _hover_text(points, hover)
+    per_color = [_traces(coords, points, c, text, size) for c in colors]
     fig = go.Figure()
     for k, traces in enumerate(per_color):
         for t in traces:

@@ -8,7 +8,8 @@ transaction, so a killed process loses at most the batch in flight, and concurre
 
 The same database remembers (path, size, mtime, ctime) -> content hash, so a warm pass over many
 files only stats them. ctime cannot be set by copies that preserve times (cp -p, rsync -a, tar),
-so a rewritten file is hashed again.
+so a rewritten file is hashed again. It also remembers each model file's identity (configs,
+embedding size, fingerprint) under its content hash, so a cached run need not build the model.
 
     python -m lab cache info      # entries and bytes per model
     python -m lab cache clear     # prune (optionally --model FINGERPRINT_OR_NAME)
@@ -16,6 +17,7 @@ so a rewritten file is hashed again.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sqlite3
 import threading
@@ -38,6 +40,8 @@ CREATE TABLE IF NOT EXISTS models (
 CREATE TABLE IF NOT EXISTS file_hashes (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, ctime_ns INTEGER NOT NULL,
     digest TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS model_identities (
+    key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, identity TEXT NOT NULL);
 """
 
 
@@ -131,6 +135,15 @@ class EmbeddingCache:
     def register_model(self, fingerprint: str, name: str, dim: int):
         self._write("INSERT OR IGNORE INTO models VALUES (?,?,?,?)", [(fingerprint, name, dim, time.time())])
 
+    def model_identity(self, key: str) -> dict | None:
+        """A model's remembered identity (configs, sizes, fingerprint) under its load request's key."""
+        rows = self._read("SELECT identity FROM model_identities WHERE key=?", (key,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def put_model_identity(self, key: str, fingerprint: str, identity: dict):
+        self._write("INSERT OR REPLACE INTO model_identities VALUES (?,?,?)",
+                    [(key, fingerprint, json.dumps(identity, default=list))])
+
     # -- file content hashes ------------------------------------------------------------------
     def file_digests(self, stats: dict[str, tuple[int, int, int]]) -> dict[str, str]:
         """{path: digest} for the paths whose remembered `stat_key` still matches."""
@@ -183,6 +196,7 @@ class EmbeddingCache:
                     n = conn.execute("DELETE FROM embeddings").rowcount
                     conn.execute("DELETE FROM models")
                     conn.execute("DELETE FROM file_hashes")
+                    conn.execute("DELETE FROM model_identities")
                 else:
                     fps = [r[0] for r in conn.execute(
                         "SELECT fingerprint FROM models WHERE name=? OR substr(fingerprint, 1, ?)=?",
@@ -191,6 +205,7 @@ class EmbeddingCache:
                     for fp in fps:
                         n += conn.execute("DELETE FROM embeddings WHERE fingerprint=?", (fp,)).rowcount
                         conn.execute("DELETE FROM models WHERE fingerprint=?", (fp,))
+                        conn.execute("DELETE FROM model_identities WHERE fingerprint=?", (fp,))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

@@ -8,9 +8,9 @@ place new points into an existing map, and measure what the picture shows.
     trustworthiness(image_emb, proj.coords), modality_gap(image_emb, text_emb)
     nearest(image_emb, query_emb, k=8)   # (Q, k) indices and cosine similarities
 
-Projections are cached under <cache dir>/projections, keyed by a digest of the embeddings and
-the parameters, so re-running with the same inputs costs a file read and a colour change never
-recomputes. Seeds are fixed; UMAP with a seed is deterministic (and single-threaded).
+Projections and the measures are cached under <cache dir>/projections, keyed by a digest of
+their input arrays and the parameters, so re-running with the same inputs costs a file read and
+a colour change never recomputes. Seeds are fixed; UMAP with a seed is deterministic (and single-threaded).
 """
 from __future__ import annotations
 
@@ -95,6 +95,32 @@ def _atomic_save(file: Path, array: np.ndarray = None, **arrays):
     os.replace(tmp, file)
 
 
+def _folder(cache: bool | str | os.PathLike) -> Path | None:
+    return None if cache is False else Path(default_cache_dir() if cache is True else cache) / "projections"
+
+
+def _memoized(name: str, arrays: list, params: dict, cache, compute):
+    """compute() -> JSON-able result, kept in the cache folder under a digest of the input arrays
+    and parameters, so a re-run with unchanged inputs reads it back."""
+    folder = _folder(cache)
+    if folder is None:
+        return compute()
+    digests = [embeddings_digest(a) if a.dtype.kind in "biuf" else  # labels as strings: by their text
+               hashlib.sha256(f"{a.shape}:{chr(0).join(map(str, a.ravel()))}".encode()).hexdigest()
+               for a in map(np.asarray, arrays)]
+    versions = [metadata.version(p) for p in ("numpy", "scikit-learn")]
+    key = hashlib.sha256(json.dumps([name, digests, params, versions], sort_keys=True).encode()).hexdigest()[:32]
+    file = folder / f"{name}-{key}.json"
+    if file.exists():
+        return json.loads(file.read_text())
+    value = compute()
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_name(f".{file.stem}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(value))
+    os.replace(tmp, file)
+    return value
+
+
 def _umap(params: dict):
     import umap
     return umap.UMAP(n_components=params["n_components"], n_neighbors=params["n_neighbors"],
@@ -125,7 +151,7 @@ def project(emb: np.ndarray, method: str = "umap", n_components: int = 2, n_neig
         params.update(n_neighbors=min(n_neighbors, len(emb) - 1), min_dist=min_dist, metric=metric,
                       umap_version=metadata.version("umap-learn"))  # without importing umap (slow)
     key = hashlib.sha256((embeddings_digest(emb) + json.dumps(params, sort_keys=True)).encode()).hexdigest()[:32]
-    folder = None if cache is False else Path(default_cache_dir() if cache is True else cache) / "projections"
+    folder = _folder(cache)
     file = folder / f"{key}.npz" if folder else None
     if file is not None and file.exists():
         start = time.perf_counter()
@@ -161,21 +187,29 @@ def _neighbours(x: np.ndarray, k: int, metric: str) -> np.ndarray:
     return out
 
 
-def knn_accuracy(x: np.ndarray, labels, k: int = 10, metric: str = "euclidean") -> float:
+def knn_accuracy(x: np.ndarray, labels, k: int = 10, metric: str = "euclidean", cache=True) -> float:
     """Leave-one-out k-NN label accuracy (majority vote, ties to the smaller label as in
     scikit-learn): how well neighbourhoods in this space (full embedding or map) keep classes together."""
     labels = np.asarray(labels)
-    classes = np.unique(labels)
-    nbr = labels[_neighbours(np.asarray(x), k, metric)]  # (N, k)
-    votes = np.stack([(nbr == c).sum(1) for c in classes], 1)  # (N, classes)
-    return float((classes[votes.argmax(1)] == labels).mean())
+
+    def compute():
+        classes = np.unique(labels)
+        nbr = labels[_neighbours(np.asarray(x), k, metric)]  # (N, k)
+        votes = np.stack([(nbr == c).sum(1) for c in classes], 1)  # (N, classes)
+        return float((classes[votes.argmax(1)] == labels).mean())
+    return _memoized("knn", [x, labels], {"k": k, "metric": metric}, cache, compute)
 
 
-def trustworthiness(high: np.ndarray, low: np.ndarray, k: int = 10, sample: int | None = 2000, seed: int = 0
-                    ) -> float:
+def trustworthiness(high: np.ndarray, low: np.ndarray, k: int = 10, sample: int | None = 2000, seed: int = 0,
+                    cache=True) -> float:
     """Trustworthiness of a map (Venna & Kaski; 1 = every map neighbour is a true neighbour),
     euclidean in both spaces (for unit-norm embeddings the same ranks as cosine). With `sample`,
     averaged over that many random query points (exact when sample is None or >= N)."""
+    return _memoized("trustworthiness", [high, low], {"k": k, "sample": sample, "seed": seed}, cache,
+                     lambda: _trustworthiness(high, low, k, sample, seed))
+
+
+def _trustworthiness(high, low, k, sample, seed) -> float:
     high, low = np.asarray(high, dtype=np.float64), np.asarray(low, dtype=np.float64)
     n, sq = len(high), (high ** 2).sum(1)
     if not 0 < k < n / 2:
@@ -195,10 +229,15 @@ def trustworthiness(high: np.ndarray, low: np.ndarray, k: int = 10, sample: int 
     return float(1 - 2.0 / (len(queries) * k * (2 * n - 3 * k - 1)) * penalty)
 
 
-def modality_gap(image_emb: np.ndarray, text_emb: np.ndarray, seed: int = 0) -> dict:
+def modality_gap(image_emb: np.ndarray, text_emb: np.ndarray, seed: int = 0, cache=True) -> dict:
     """The gap between image and text embeddings: distance and cosine between the two centroids,
     and how linearly separable the modalities are (5-fold logistic-regression accuracy on equal
     numbers of each; 0.5 = inseparable)."""
+    return _memoized("modality_gap", [image_emb, text_emb], {"seed": seed}, cache,
+                     lambda: _modality_gap(image_emb, text_emb, seed))
+
+
+def _modality_gap(image_emb, text_emb, seed) -> dict:
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_score
     ci, ct = image_emb.mean(0), text_emb.mean(0)
@@ -223,18 +262,22 @@ def nearest(emb: np.ndarray, queries: np.ndarray, k: int = 8) -> tuple[np.ndarra
     return idx, np.take_along_axis(sims, idx, 1)
 
 
-def cluster_exemplars(coords: np.ndarray, n_clusters: int = 8, per_cluster: int = 8, seed: int = 0
+def cluster_exemplars(coords: np.ndarray, n_clusters: int = 8, per_cluster: int = 8, seed: int = 0, cache=True
                       ) -> tuple[np.ndarray, pd.DataFrame]:
     """k-means on the map -> (cluster of every point (N,), exemplars: cluster, item, rank — the
     points nearest each cluster centre, so a static report can show what each island holds)."""
-    from sklearn.cluster import KMeans
-    km = KMeans(n_clusters=min(n_clusters, len(coords)), n_init=4, random_state=seed).fit(coords)
-    rows = []
-    for c, centre in enumerate(km.cluster_centers_):
-        members = np.flatnonzero(km.labels_ == c)
-        order = members[np.argsort(((coords[members] - centre) ** 2).sum(1))][:per_cluster]
-        rows += [(c, int(i), r) for r, i in enumerate(order)]
-    return km.labels_, pd.DataFrame(rows, columns=["cluster", "item", "rank"])
+    def compute():
+        from sklearn.cluster import KMeans
+        km = KMeans(n_clusters=min(n_clusters, len(coords)), n_init=4, random_state=seed).fit(coords)
+        rows = []
+        for c, centre in enumerate(km.cluster_centers_):
+            members = np.flatnonzero(km.labels_ == c)
+            order = members[np.argsort(((coords[members] - centre) ** 2).sum(1))][:per_cluster]
+            rows += [(c, int(i), r) for r, i in enumerate(order)]
+        return {"labels": km.labels_.tolist(), "exemplars": rows}
+    found = _memoized("clusters", [coords], {"n_clusters": n_clusters, "per_cluster": per_cluster, "seed": seed},
+                      cache, compute)
+    return np.array(found["labels"]), pd.DataFrame(found["exemplars"], columns=["cluster", "item", "rank"])
 
 
 def select(frame: pd.DataFrame, indices) -> pd.DataFrame:

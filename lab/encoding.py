@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
-import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
@@ -69,8 +68,8 @@ def text_key(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-class _Pending(torch.utils.data.Dataset):
-    """The items to compute; __getitem__ runs in DataLoader workers."""
+class _Pending:
+    """The items to compute (a map-style dataset); __getitem__ runs in DataLoader workers."""
 
     def __init__(self, entries, preprocess, max_pixels):
         self.entries, self.preprocess, self.max_pixels = entries, preprocess, max_pixels
@@ -116,6 +115,7 @@ class _Collate:
         self.tower = tower
 
     def __call__(self, records):
+        import torch
         good = [r for r in records if r["error"] is None]
         pixels = torch.stack([r.pop("tensor") for r in good]) if good else None
         for r in records:
@@ -125,6 +125,7 @@ class _Collate:
 
 
 def _worker_init(_):
+    import torch
     torch.set_num_threads(1)
 
 
@@ -195,16 +196,17 @@ def _encode_images(model, images, out, failures, *, batch_size, cache, strict, p
         entries = [e for e in entries if e[2] not in hits]
     batch_size = batch_size or model.default_batch_size
     if entries:
+        import torch
         if num_workers is None:
             num_workers = 0 if len(entries) <= batch_size else min(4, os.cpu_count() or 1)
         # On CPU the workers run the forward pass too (one thread each): data parallel over cores
         # beats decoding beside a multi-threaded forward when both compete for the same cores.
-        in_workers = num_workers > 0 and model.device.type == "cpu"
+        in_workers = num_workers > 0 and model.device_name == "cpu"
         loader = torch.utils.data.DataLoader(
             _Pending(entries, model.preprocess_image, model.max_image_pixels), batch_size=batch_size,
             num_workers=num_workers, collate_fn=_Collate(model.image_tower if in_workers else None),
             worker_init_fn=_worker_init,
-            pin_memory=model.device.type == "cuda", prefetch_factor=4 if num_workers else None)
+            pin_memory=model.device_name.startswith("cuda"), prefetch_factor=4 if num_workers else None)
         bar = tqdm(total=len(entries), desc=f"encode images ({model.name})", unit="img", disable=not progress)
         with bar:
             _run_loader(model, images, loader, bar, out, failures, cache, strict)

@@ -59,7 +59,7 @@ def _describe(value):
     from .data import dataset_identity
     if hasattr(value, "fingerprint") and hasattr(value, "embed_dim"):  # a ClipModel
         return {"name": value.name, "fingerprint": value.fingerprint, "source": value.source,
-                "device": value.device.type, "precision": value.precision}
+                "device": value.device_name, "precision": value.precision}
     if hasattr(value, "content_key") and hasattr(value, "classes"):  # a dataset
         return dataset_identity(value)
     return value

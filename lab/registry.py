@@ -10,10 +10,9 @@ Names:
 """
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
-
-import open_clip
 
 CONFIG_DIR = Path(__file__).parent / "model_configs"
 CHECKPOINT_DIR = Path(__file__).parent / "checkpoints"
@@ -24,7 +23,13 @@ OPENAI_MODELS = {
     "ViT-B/32": "ViT-B-32", "ViT-B/16": "ViT-B-16", "ViT-L/14": "ViT-L-14", "ViT-L/14@336px": "ViT-L-14-336",
 }
 
-open_clip.add_model_config(CONFIG_DIR)
+
+@functools.cache
+def open_clip():
+    """open_clip, imported on first use (with torch, 4-5 s) and with lab's model configs added."""
+    import open_clip as oc
+    oc.add_model_config(CONFIG_DIR)
+    return oc
 
 
 def builtin_models() -> dict[str, Path]:
@@ -45,7 +50,7 @@ def split_name(name: str, pretrained: str | None) -> tuple[str, str | None]:
 def cached_pretrained_file(arch: str, tag: str, cache_dir: str | None = None) -> str | None:
     """The local file of an open_clip pretrained tag if it was downloaded before, else None.
     Looks only at the disk."""
-    cfg = open_clip.get_pretrained_cfg(arch, tag)
+    cfg = open_clip().get_pretrained_cfg(arch, tag)
     if cfg.get("file"):
         return cfg["file"] if os.path.isfile(cfg["file"]) else None
     if cfg.get("hf_hub"):
@@ -68,18 +73,18 @@ def model_info(name: str, pretrained: str | None = None) -> dict:
     """What a name resolves to, without loading weights: architecture, tag, input resolution,
     embedding size, and whether the weights need QuickGELU."""
     arch, tag = split_name(name, pretrained)
-    cfg = open_clip.get_model_config(arch)
+    cfg = open_clip().get_model_config(arch)
     if cfg is None:
         raise KeyError(f"unknown model {name!r}; see lab.list_models()")
     size = cfg["vision_cfg"].get("image_size", 224)
-    quick_gelu = bool(cfg.get("quick_gelu") or (tag and open_clip.get_pretrained_cfg(arch, tag).get("quick_gelu")))
+    quick_gelu = bool(cfg.get("quick_gelu") or (tag and open_clip().get_pretrained_cfg(arch, tag).get("quick_gelu")))
     return {"arch": arch, "pretrained": tag, "image_size": size if isinstance(size, int) else size[0],
             "embed_dim": cfg["embed_dim"], "quick_gelu": quick_gelu}
 
 
 def list_pretrained() -> list[str]:
     """Every open_clip 'architecture:tag' pair."""
-    return open_clip.list_pretrained(as_str=True)
+    return open_clip().list_pretrained(as_str=True)
 
 
 def list_models(available: bool = False, cache_dir: str | None = None) -> list[str]:
@@ -87,6 +92,6 @@ def list_models(available: bool = False, cache_dir: str | None = None) -> list[s
     a network (built-ins and pretrained weights already in the local download caches)."""
     builtins = list(builtin_models())
     if available:
-        cached = [f"{a}:{t}" for a, t in open_clip.list_pretrained() if cached_pretrained_file(a, t, cache_dir)]
+        cached = [f"{a}:{t}" for a, t in open_clip().list_pretrained() if cached_pretrained_file(a, t, cache_dir)]
         return builtins + cached
-    return builtins + list(OPENAI_MODELS) + open_clip.list_models() + list_pretrained()
+    return builtins + list(OPENAI_MODELS) + open_clip().list_models() + list_pretrained()

@@ -24,7 +24,6 @@ import warnings
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-import open_clip
 import torch
 import torch.nn.functional as F
 from open_clip.transform import PreprocessCfg, image_transform_v2
@@ -34,8 +33,9 @@ from . import zeroshot
 from .checkpoints import LAB_FORMAT
 from .data import world
 from .images import decode_bytes
-from .models import _build, pick_device
-from . import registry  # noqa: F401  (registers lab's model configs with open_clip)
+from ._build import build_module
+from .models import pick_device
+from .registry import open_clip
 
 
 @dataclass
@@ -179,16 +179,16 @@ def train(cfg: TrainConfig, progress: bool = True) -> list[dict]:
     """Train; returns the per-epoch log. Resumes from `cfg.out + '.resume'` when present."""
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.device)
-    model_cfg = copy.deepcopy(cfg.model_cfg or open_clip.get_model_config(cfg.arch))
+    model_cfg = copy.deepcopy(cfg.model_cfg or open_clip().get_model_config(cfg.arch))
     if model_cfg is None:
         raise KeyError(f"unknown architecture {cfg.arch!r}")
-    module = _build(model_cfg).to(device)
+    module = build_module(model_cfg).to(device)
     module.logit_scale.data.fill_(math.log(1 / 0.07))
     size = module.visual.image_size
     size = size if isinstance(size, int) else size[0]
     preprocess_cfg = asdict(PreprocessCfg(size=size))
     preprocess = image_transform_v2(PreprocessCfg(size=size), is_train=False)
-    tokenizer = open_clip.get_tokenizer(cfg.arch, context_length=model_cfg["text_cfg"]["context_length"])
+    tokenizer = open_clip().get_tokenizer(cfg.arch, context_length=model_cfg["text_cfg"]["context_length"])
     pairs = WorldPairs() if cfg.data == "world" else FilePairs(cfg.data)
     val = world.WorldDataset("val", n=cfg.val_n) if cfg.data == "world" else None
     optimizer = torch.optim.AdamW(_param_groups(module, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)

@@ -176,3 +176,38 @@ def test_checkpoint_digest_is_memoized(tmp_path, cache, nano):
     assert cache.file_digests({str(path): stat}) == {str(path): cache.file_digest(str(path))}
     torch.save({k: v + 1 for k, v in nano.module.state_dict().items()}, path)  # new weights, same size
     assert lab.load_model(NANO, pretrained=str(path), cache=cache).fingerprint != first
+
+
+def test_a_model_loaded_before_is_built_only_when_needed(tmp_path, cache, nano):
+    path = tmp_path / "w.pt"
+    torch.save(nano.module.state_dict(), path)
+    first = lab.load_model(NANO, pretrained=str(path), cache=cache)
+    assert first.built
+    cached = first.encode_texts(["a red circle"], progress=False)
+    again = lab.load_model(NANO, pretrained=str(path), cache=cache)
+    assert not again.built  # known by the file's hash: nothing built yet
+    assert (again.fingerprint, again.embed_dim, again.context_length, again.logit_scale) == \
+        (first.fingerprint, first.embed_dim, first.context_length, first.logit_scale)
+    np.testing.assert_array_equal(again.encode_texts(["a red circle"], progress=False), cached)
+    assert not again.built  # a cache hit needs no model
+    new = again.encode_texts(["a blue star"], progress=False)
+    assert again.built  # a miss builds it, and it computes what the eager model does
+    np.testing.assert_allclose(new, first.encode_texts(["a blue star"], cache=False, progress=False), atol=1e-6)
+    torch.save({k: v + 1 for k, v in nano.module.state_dict().items()}, path)  # new weights: built again
+    changed = lab.load_model(NANO, pretrained=str(path), cache=cache)
+    assert changed.built and changed.fingerprint != first.fingerprint
+
+
+def test_a_fully_cached_run_imports_no_torch(tmp_path):
+    import subprocess
+    import sys
+    code = ("import sys, lab; from lab.data import load_dataset; "
+            "m = lab.load_model('lab-vit-tiny', device='cpu'); "
+            "x = m.encode_images(load_dataset('shapeworld', '', 'test', 12, 0), progress=False); "
+            "t = m.encode_texts(['a red circle'], progress=False); "
+            "print(x.shape, t.shape, m.built, 'torch' in sys.modules, 'open_clip' in sys.modules)")
+    env = {**os.environ, "LAB_CACHE_DIR": str(tmp_path / "c")}
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+            .stdout.strip().splitlines()[-1] for _ in range(2)]
+    assert runs[0] == "(12, 128) (1, 128) True True True"
+    assert runs[1] == "(12, 128) (1, 128) False False False"

@@ -81,8 +81,35 @@ def test_modality_gap_nearest_and_clusters():
     assert idx.tolist() == [[1, 3, 0]] and sims[0].tolist() == pytest.approx([1.0, 0.8, 0.0])
     x, y = blobs(classes=3, spread=0.1)
     clusters, exemplars = em.cluster_exemplars(x[:, :3], n_clusters=3, per_cluster=4)
-    assert pd.crosstab(clusters, y).gt(0).sum(1).eq(1).all()  # every cluster is one class
+    assert pd.crosstab(clusters, y).gt(0).sum(axis=1).eq(1).all()  # every cluster is one class
     assert exemplars.groupby("cluster").size().tolist() == [4, 4, 4]
+
+
+def test_measures_are_cached_by_their_inputs(tmp_path):
+    x, y = blobs()
+    names = np.array(["cat", "dog", "café"])[y]  # string labels are keyed by their text
+    first = em.knn_accuracy(x, names, 5, cache=tmp_path)
+    assert len(list((tmp_path / "projections").glob("knn-*.json"))) == 1
+    assert em.knn_accuracy(x, names, 5, cache=tmp_path) == first == em.knn_accuracy(x, names, 5, cache=False)
+    em.knn_accuracy(x, names[::-1], 5, cache=tmp_path)  # other labels, other entry
+    em.knn_accuracy(x, names, 3, cache=tmp_path)  # other k, other entry
+    assert len(list((tmp_path / "projections").glob("knn-*.json"))) == 3
+    gap = em.modality_gap(x[:60], x[60:], cache=tmp_path)
+    assert em.modality_gap(x[:60], x[60:], cache=tmp_path) == gap
+    clusters, exemplars = em.cluster_exemplars(x[:, :2], 3, 4, cache=tmp_path)
+    again, exemplars_again = em.cluster_exemplars(x[:, :2], 3, 4, cache=tmp_path)
+    np.testing.assert_array_equal(clusters, again)
+    pd.testing.assert_frame_equal(exemplars, exemplars_again)
+
+
+def test_image_grid_is_one_mosaic_with_captions():
+    from figures.images import image_grid
+    pictures = [np.full((32, 48, 3), v, np.uint8) for v in (0, 80, 160, 240, 255)]
+    fig = image_grid(pictures, ["a", "b", "c", "d", "e"], cols=3)
+    image, hover = fig.data
+    assert image.type == "image" and image.source.startswith("data:image/png;base64,")
+    assert [a.text for a in fig.layout.annotations] == ["a", "b", "c", "d", "e"]
+    assert list(hover.hovertext) == ["a", "b", "c", "d", "e"] and len(set(hover.y)) == 2  # two rows
 
 
 def test_scatter_map_traces_carry_row_ids_and_a_colour_dropdown():
@@ -90,8 +117,10 @@ def test_scatter_map_traces_carry_row_ids_and_a_colour_dropdown():
                            "modality": ["image", "image", "image", "text"]})
     coords = np.arange(8, dtype=float).reshape(4, 2)
     fig = scatter_map(coords, points, ["class", "colour"], hover=["class"])
-    rows = sorted(int(r[-1]) for t in fig.data if t.visible for r in t.customdata)
+    rows = sorted(int(r) for t in fig.data if t.visible for r in t.customdata)
     assert rows == [0, 1, 2, 3]  # first colouring visible, every point once
+    hover = {int(r): h for t in fig.data if t.visible for r, h in zip(t.customdata, t.hovertext)}
+    assert hover == {0: "class: a", 1: "class: b", 2: "class: a", 3: "class: b"}
     assert [t.name for t in fig.data if t.visible] == ["a", "b", "b (text)"]
     assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["colour: class", "colour: colour"]
     with pytest.raises(KeyError, match="not in the point table"):

@@ -76,7 +76,7 @@ def test_explorer_lasso_selection_shows_the_selected_images(explorer):
     first, second = e.figure.data[0], e.figure.data[1]
     first._dispatch_on_selection(Points(point_inds=[0, 1], trace_index=0), LassoSelector())
     second._dispatch_on_selection(Points(point_inds=[0], trace_index=1), LassoSelector())
-    expected = sorted([int(first.customdata[0][-1]), int(first.customdata[1][-1]), int(second.customdata[0][-1])])
+    expected = sorted([int(first.customdata[0]), int(first.customdata[1]), int(second.customdata[0])])
     assert e.selection.index.tolist() == expected  # selections in several traces add up
     assert "3 selected" in e.grid.value and e.grid.value.count("<img") == 3
     assert set(e.selection["class"]) == {first.name, second.name}
@@ -87,7 +87,7 @@ def test_explorer_click_query_and_recolour(explorer):
     e = explorer
     trace = e.figure.data[0]
     trace._dispatch_on_click(Points(point_inds=[0], trace_index=0), None)
-    row = int(trace.customdata[0][-1])
+    row = int(trace.customdata[0])
     assert row not in e.neighbours.index and len(e.neighbours) == 8
     assert (e.neighbours["class"] == e.points["class"][row]).mean() >= 0.75  # neighbours share its shape
     e.query_box.value = "a photo of a red circle."  # as typed + enter

@@ -113,7 +113,7 @@ class EmbeddingExplorer:
     # -- plumbing ----------------------------------------------------------------------------------
 
     def _rows_of(self, trace, point_inds) -> list[int]:
-        return [int(trace.customdata[i][-1]) for i in point_inds]
+        return [int(trace.customdata[i]) for i in point_inds]
 
     def _on_selection(self, trace, points, selector):
         self._picked[points.trace_index] = self._rows_of(trace, points.point_inds)

@@ -31,16 +31,21 @@ def image_grid(images, titles=None, cols: int = 8, title: str | None = None, cel
     titles = [str(t) for t in titles] if titles is not None else [""] * len(images)
     cols = max(1, min(cols, len(images)))
     rows = -(-len(images) // cols)
-    pad, caption = 4, 18 if any(titles) else 0  # pixels around each picture, and above it for its caption
-    cell_w, cell_h = cell_px + 2 * pad, cell_px + 2 * pad + caption
-    mosaic = Image.new("RGB", (cols * cell_w, rows * cell_h), "white")
+    # The mosaic is stored at the pictures' own resolution (never above cell_px) and drawn
+    # cell_px wide: each stored pixel spans `zoom` screen pixels (small PNG, sharp enough).
+    side = min(cell_px, max(max(im.size) for im in images))
+    zoom = cell_px / side
+    pad, caption = 4 / zoom, (18 if any(titles) else 0) / zoom  # around each picture, and above it
+    cell_w, cell_h = side + 2 * pad, side + 2 * pad + caption
+    mosaic = Image.new("RGB", (round(cols * cell_w), round(rows * cell_h)), "white")
     centres = []
     for k, img in enumerate(images):
-        scale = cell_px / max(img.size)  # small pictures are enlarged, large ones shrunk
-        img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.LANCZOS)
+        scale = side / max(img.size)
+        if scale != 1:
+            img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))), Image.LANCZOS)
         x0, y0 = (k % cols) * cell_w + pad, (k // cols) * cell_h + pad + caption
-        mosaic.paste(img, (x0 + (cell_px - img.width) // 2, y0 + (cell_px - img.height) // 2))
-        centres.append((x0 + cell_px / 2, y0 + cell_px / 2))
+        mosaic.paste(img, (round(x0 + (side - img.width) / 2), round(y0 + (side - img.height) / 2)))
+        centres.append((x0 + side / 2, y0 + side / 2))
     buf = io.BytesIO()
     mosaic.save(buf, format="PNG")
     source = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
@@ -49,9 +54,10 @@ def image_grid(images, titles=None, cols: int = 8, title: str | None = None, cel
                      go.Scatter(x=xs, y=ys, mode="markers", hovertext=titles, hoverinfo="text", showlegend=False,
                                 marker=dict(size=cell_px, symbol="square", opacity=0))])
     fig.update_layout(
-        title=title, height=rows * cell_h + (70 if title else 30), width=cols * cell_w + 20,
+        title=title, height=round(rows * cell_h * zoom) + (70 if title else 30), width=round(cols * cell_w * zoom) + 20,
         margin=dict(l=10, r=10, t=60 if title else 20, b=10), plot_bgcolor="white",
-        xaxis=dict(visible=False, range=[0, cols * cell_w]), yaxis=dict(visible=False, range=[rows * cell_h, 0], scaleanchor="x"),
-        annotations=[dict(x=x, y=y - cell_px / 2 - pad, text=t, showarrow=False, yanchor="bottom", font_size=10)
+        xaxis=dict(visible=False, range=[0, mosaic.width]),
+        yaxis=dict(visible=False, range=[mosaic.height, 0], scaleanchor="x"),
+        annotations=[dict(x=x, y=y - side / 2 - pad, text=t, showarrow=False, yanchor="bottom", font_size=10)
                      for (x, y), t in zip(centres, titles) if t])
     return fig

@@ -250,26 +250,29 @@ def _gradcam_maps(model, pixels, f, targets, layer, plus: bool):
 def _pixel_maps(model, pixels, f, targets, method, seed, **kw):
     from captum.attr import IntegratedGradients, NoiseTunnel, Occlusion, Saliency
     with torch.no_grad():
-        scores = f(pixels)
+        scores = f(pixels)  # (N, P)
     if method == "random":
         g = torch.Generator().manual_seed(seed)
         return torch.rand(len(pixels), len(targets), *pixels.shape[-2:], generator=g), scores
+    if method == "occlusion":  # forward-only: each occluded batch is scored against every text at once
+        w = kw.get("window", max(4, pixels.shape[-1] // 8))
+        one_each = len(targets) == 1 and not isinstance(targets[0], int)  # each image's own text
+        a = Occlusion(f).attribute(pixels, target=targets[0] if one_each else None, sliding_window_shapes=(3, w, w),
+                                   strides=(3, max(1, w // 2), max(1, w // 2)), baselines=0.0,
+                                   perturbations_per_eval=kw.get("perturbations_per_eval", 8))
+        if not one_each:  # captum returns one map per output element: (N * P, 3, H, W), image-major
+            a = a.reshape(len(pixels), scores.shape[1], *a.shape[1:])[:, targets]
+        return a.reshape(len(pixels), -1, *a.shape[-3:]).sum(2).clamp(min=0), scores
     maps = []
-    side = pixels.shape[-1]
     for p in targets:
         if method == "integrated_gradients":
             a = IntegratedGradients(f).attribute(pixels, target=p, n_steps=kw.get("n_steps", 24),
                                                  internal_batch_size=kw.get("internal_batch_size", 64))
-        elif method == "smoothgrad":
+        else:
             a = NoiseTunnel(Saliency(f)).attribute(pixels, target=p, nt_type="smoothgrad",
                                                    nt_samples=kw.get("nt_samples", 12), stdevs=kw.get("stdevs", 0.3),
                                                    abs=True)
-        else:
-            w = kw.get("window", max(4, side // 8))
-            a = Occlusion(f).attribute(pixels, target=p, sliding_window_shapes=(3, w, w),
-                                       strides=(3, max(1, w // 2), max(1, w // 2)), baselines=0.0,
-                                       perturbations_per_eval=kw.get("perturbations_per_eval", 8))
-        maps.append(a.abs().sum(1) if method != "occlusion" else a.sum(1).clamp(min=0))
+        maps.append(a.abs().sum(1))
     return torch.stack(maps, 1), scores
 
 

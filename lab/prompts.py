@@ -38,9 +38,17 @@ def _world_colours() -> list[str]:
     return list(COLOURS)
 
 
+@lru_cache(maxsize=None)
 def _openclip():
-    from open_clip import zero_shot_metadata
-    return zero_shot_metadata
+    """open_clip's zero_shot_metadata (class names, templates): a module of plain lists, read from
+    open_clip's folder without importing open_clip itself (which imports torch: seconds)."""
+    import importlib.util
+    package = importlib.util.find_spec("open_clip")
+    spec = importlib.util.spec_from_file_location(
+        "lab._open_clip_zero_shot_metadata", Path(package.origin).parent / "zero_shot_metadata.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _wordnet_imagenet() -> list[str]:

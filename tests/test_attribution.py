@@ -117,6 +117,20 @@ def test_batched_maps_equal_one_by_one(vit, world, method):
     np.testing.assert_allclose(batch.scores, np.concatenate([s.scores for s in single]), rtol=1e-5, atol=1e-5)
 
 
+def test_occlusion_scores_every_text_from_one_set_of_forward_passes(vit, world):
+    from captum.attr import Occlusion
+    _, images = world
+    result = at.attribute(vit, images[:2], TEXTS, method="occlusion", window=16)
+    pixels, _ = at.model_inputs(vit, images[:2])
+    f = at.score_fn(vit, torch.from_numpy(vit.encode_texts(TEXTS, progress=False)))
+    for p in range(len(TEXTS)):  # captum, one text at a time
+        a = Occlusion(f).attribute(pixels, target=p, sliding_window_shapes=(3, 16, 16), strides=(3, 8, 8),
+                                   baselines=0.0).sum(1).clamp(min=0)
+        np.testing.assert_allclose(result.maps[:, p], at._normalize_maps(a), atol=1e-5)
+    own = at.attribute(vit, images[:2], TEXTS, method="occlusion", labels=[1, 0], window=16)
+    np.testing.assert_allclose(own.maps[:, 0], result.maps[[0, 1], [1, 0]], atol=1e-5)
+
+
 def test_maps_are_normalized_aligned_and_methods_are_checked(vit, rn, world):
     _, images = world
     r = at.attribute(vit, images[:3], TEXTS, method="smoothgrad", nt_samples=4)

@@ -124,6 +124,8 @@ def _explicit_attention(mha: torch.nn.MultiheadAttention, store: list):
             logits = logits.masked_fill(attn_mask, float("-inf")) if attn_mask.dtype == torch.bool \
                 else logits + attn_mask
         probs = logits.softmax(-1)
+        if torch.is_grad_enabled() and not probs.requires_grad:  # nothing upstream needs a gradient:
+            probs.requires_grad_()  # the graph starts here, and the blocks before ran without one
         store.append(probs)
         out = (probs @ v).transpose(1, 2).reshape(n, length, dim)
         out = F.linear(out, mha.out_proj.weight, mha.out_proj.bias)
@@ -132,11 +134,12 @@ def _explicit_attention(mha: torch.nn.MultiheadAttention, store: list):
 
 
 @contextlib.contextmanager
-def keep_attention(transformer):
-    """Within the block, every attention module of `transformer` computes its probabilities
-    explicitly; yields the list they are appended to (one (N, h, L, L) tensor per block, in order)."""
+def keep_attention(transformer, first: int = 0):
+    """Within the block, the attention modules of `transformer` from block `first` on compute their
+    probabilities explicitly; yields the list they are appended to (one (N, h, L, L) tensor per
+    block, in order). Earlier blocks keep their stock (fused) attention."""
     store: list = []
-    modules = [b.attn for b in transformer.resblocks]
+    modules = [b.attn for b in transformer.resblocks][first:]
     wrong = {type(m).__name__ for m in modules if not isinstance(m, torch.nn.MultiheadAttention)}
     if wrong:  # checked before anything is patched
         raise BadInput(f"attention relevance needs nn.MultiheadAttention blocks; found {sorted(wrong)}")
@@ -186,17 +189,17 @@ def rollout_from_attention(attentions) -> torch.Tensor:
 def _vit_maps(model, pixels, f, targets, method, start_layer):
     visual = model.module.visual
     grid = int(round(math.sqrt(visual.positional_embedding.shape[0] - 1)))  # patches per side
-    with keep_attention(visual.transformer) as attentions:
-        scores = f(pixels)  # (N, P)
+    start = _start(start_layer, len(visual.transformer.resblocks)) if method == "relevance" else 0
+    with keep_attention(visual.transformer, first=start) as attentions, \
+            torch.set_grad_enabled(method == "relevance"):
+        scores = f(pixels)  # (N, P); relevance: a graph from the start block's attention on
     maps = []
     for k, t in enumerate(targets):
         if method == "rollout":
-            R = rollout_from_attention([a.detach() for a in attentions])
+            R = rollout_from_attention(attentions)
         else:
-            start = _start(start_layer, len(attentions))
-            needed = torch.autograd.grad(_pick(scores, t).sum(), attentions[start:],  # the backward pass stops
-                                         retain_graph=k < len(targets) - 1)          # at the start block
-            R = relevance_from_attention(attentions, [None] * start + list(needed), start_layer)
+            grads = torch.autograd.grad(_pick(scores, t).sum(), attentions, retain_graph=k < len(targets) - 1)
+            R = relevance_from_attention(attentions, grads, 0)  # attentions start at the start block
         cls = R[:, 0, 1:1 + grid * grid].reshape(-1, grid, grid)  # class token's row over the patches
         maps.append(_upsample(cls, pixels.shape[-2:]))
     return torch.stack(maps, 1), scores.detach()
@@ -230,7 +233,9 @@ def _gradcam_maps(model, pixels, f, targets, layer, plus: bool):
             scores = f(pixels)
         return torch.stack(maps, 1), scores
     acts = {}
-    handle = layer.register_forward_hook(lambda m, i, o: acts.__setitem__("a", o))
+    def keep(module, inputs, out):  # the graph starts at the layer: nothing before it needs one
+        acts["a"] = out if out.requires_grad else out.requires_grad_()
+    handle = layer.register_forward_hook(keep)
     try:
         scores = f(pixels)
     finally:
@@ -268,10 +273,13 @@ def _pixel_maps(model, pixels, f, targets, method, seed, **kw):
         if method == "integrated_gradients":
             a = IntegratedGradients(f).attribute(pixels, target=p, n_steps=kw.get("n_steps", 24),
                                                  internal_batch_size=kw.get("internal_batch_size", 64))
-        else:
-            a = NoiseTunnel(Saliency(f)).attribute(pixels, target=p, nt_type="smoothgrad",
-                                                   nt_samples=kw.get("nt_samples", 12), stdevs=kw.get("stdevs", 0.3),
-                                                   abs=True)
+        else:  # seeded noise (the caller's RNG state is left as it was), in chunks of ~internal_batch_size images
+            with torch.random.fork_rng(devices=[pixels.device] if pixels.device.type == "cuda" else []):
+                torch.manual_seed(seed)
+                a = NoiseTunnel(Saliency(f)).attribute(
+                    pixels, target=p, nt_type="smoothgrad", nt_samples=kw.get("nt_samples", 12),
+                    nt_samples_batch_size=max(1, kw.get("internal_batch_size", 64) // len(pixels)),
+                    stdevs=kw.get("stdevs", 0.3), abs=True)
         maps.append(a.abs().sum(1))
     return torch.stack(maps, 1), scores
 
@@ -302,15 +310,15 @@ def attribute(model, images, texts: list[str], method: str = "auto", target: str
         raise BadInput(f"labels must index the {len(texts)} texts (0..{len(texts) - 1}); got {sorted(set(labels))[:5]}")
     maps, scores, views = [], [], []
     was_training = model.module.training
-    model.module.eval()
+    if was_training:
+        model.module.eval()
     frozen = [p for p in model.module.parameters() if p.requires_grad]
-    for p in frozen:  # gradients flow from the pixels; weight gradients would only cost time
+    for p in frozen:  # gradients start at the pixels or at a layer's output; weight gradients would only cost time
         p.requires_grad_(False)
     try:
         starts = range(0, len(images), batch_size)
         for s in tqdm(starts, desc=f"{method} maps", disable=not progress or len(starts) < 2):
             pixels, view = model_inputs(model, images[s:s + batch_size])
-            pixels.requires_grad_(method in ("relevance", "gradcam", "gradcam++"))
             targets = list(range(len(texts))) if labels is None else \
                 [torch.tensor(np.array(labels[s:s + batch_size]), device=model.device)]
             with torch.enable_grad():
@@ -325,7 +333,8 @@ def attribute(model, images, texts: list[str], method: str = "auto", target: str
             scores.append((sc if labels is None else _pick(sc, targets[0])[:, None]).cpu().numpy())
             views.append(view)
     finally:
-        model.module.train(was_training)
+        if was_training:
+            model.module.train()
         for p in frozen:
             p.requires_grad_(True)
     return Attribution(np.concatenate(maps), np.concatenate(scores), np.concatenate(views), method, list(texts))

@@ -108,6 +108,21 @@ def test_attention_swap_is_reversible_and_exact(vit, world):
     assert "forward" not in vars(vit.module.visual.transformer.resblocks[0].attn)
 
 
+@pytest.mark.parametrize("start", [0, 2, -1])
+def test_relevance_equals_the_rule_on_the_whole_graph(vit, world, start):
+    """attribute() runs the blocks before the start block without a graph; the same rule with a
+    graph from the pixels through every block gives the same maps."""
+    _, images = world
+    result = at.attribute(vit, images[:3], TEXTS[:1], method="relevance", start_layer=start)
+    pixels, _ = at.model_inputs(vit, images[:3])
+    f = at.score_fn(vit, torch.from_numpy(vit.encode_texts(TEXTS[:1], progress=False)))
+    with at.keep_attention(vit.module.visual.transformer) as attentions:
+        score = f(pixels.requires_grad_())[:, 0].sum()
+    R = at.relevance_from_attention(attentions, torch.autograd.grad(score, attentions), start)  # (N, L, L)
+    expected = at._normalize_maps(at._upsample(R[:, 0, 1:].reshape(-1, 8, 8), (64, 64)))
+    np.testing.assert_allclose(result.maps[:, 0], expected, atol=1e-5)
+
+
 @pytest.mark.parametrize("method", ["relevance", "rollout", "integrated_gradients", "occlusion"])
 def test_batched_maps_equal_one_by_one(vit, world, method):
     _, images = world
@@ -260,3 +275,15 @@ def test_bad_targets_and_frozen_weights(vit, rn, world):
     plus = at.attribute(rn, images[:3], TEXTS, method="gradcam++").maps
     plain = at.attribute(rn, images[:3], TEXTS, method="gradcam").maps
     assert np.isfinite(plus).all() and plus.shape == plain.shape and not np.allclose(plus, plain)
+
+
+def test_smoothgrad_is_seeded(vit, world):
+    _, images = world
+    torch.manual_seed(123)
+    state = torch.random.get_rng_state()
+    a = at.attribute(vit, images[:2], TEXTS, method="smoothgrad", nt_samples=4, seed=5)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's random state is untouched
+    np.testing.assert_array_equal(a.maps, at.attribute(vit, images[:2], TEXTS, method="smoothgrad",
+                                                       nt_samples=4, seed=5).maps)
+    assert not np.allclose(a.maps, at.attribute(vit, images[:2], TEXTS, method="smoothgrad",
+                                                nt_samples=4, seed=6).maps)

@@ -23,7 +23,8 @@ def _hover_text(points: pd.DataFrame, hover: list[str]) -> np.ndarray:
         return np.array([""] * len(points), dtype=object)
     text = pd.Series("", index=points.index)
     for k, c in enumerate(cols):
-        text = text + ("<br>" if k else "") + f"{c}: " + points[c].astype(str)
+        values = points[c].round(3) if points[c].dtype.kind == "f" else points[c]
+        text = text + ("<br>" if k else "") + f"{c}: " + values.astype(str)
     return text.to_numpy(dtype=object)
 
 

@@ -220,26 +220,40 @@ def _resolve_layer(model, layer):
     return layer
 
 
+@contextlib.contextmanager
+def _graph_starts_at(layer):
+    """Within the block, autograd's graph starts at `layer`'s output (nothing before the layer
+    records one). The output is handed on as a copy of a fresh leaf, so in-place operations after
+    the layer (ReLU(inplace=True) after a batch norm) work as they do on a full graph."""
+    def hook(module, inputs, out):
+        return out if out.requires_grad or not torch.is_grad_enabled() else out.detach().requires_grad_().clone()
+    handle = layer.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 def _gradcam_maps(model, pixels, f, targets, layer, plus: bool):
     from captum.attr import LayerAttribution, LayerGradCam
     layer = _resolve_layer(model, layer)
     maps = []
     if not plus:
         cam = LayerGradCam(f, layer)
-        for t in targets:
-            a = cam.attribute(pixels, target=t, relu_attributions=True)  # (N, 1, h, w)
-            maps.append(LayerAttribution.interpolate(a, pixels.shape[-2:], interpolate_mode="bilinear")[:, 0])
+        with _graph_starts_at(layer):  # registered before captum's own hook, which then sees the copy
+            for t in targets:
+                a = cam.attribute(pixels, target=t, relu_attributions=True)  # (N, 1, h, w)
+                maps.append(LayerAttribution.interpolate(a, pixels.shape[-2:], interpolate_mode="bilinear")[:, 0])
         with torch.no_grad():
             scores = f(pixels)
         return torch.stack(maps, 1), scores
     acts = {}
-    def keep(module, inputs, out):  # the graph starts at the layer: nothing before it needs one
-        acts["a"] = out if out.requires_grad else out.requires_grad_()
-    handle = layer.register_forward_hook(keep)
-    try:
-        scores = f(pixels)
-    finally:
-        handle.remove()
+    with _graph_starts_at(layer):
+        handle = layer.register_forward_hook(lambda m, i, o: acts.__setitem__("a", o))
+        try:
+            scores = f(pixels)
+        finally:
+            handle.remove()
     A = acts["a"]  # (N, C, h, w)
     for k, t in enumerate(targets):
         g = torch.autograd.grad(_pick(scores, t).sum(), A, retain_graph=k < len(targets) - 1)[0]
@@ -259,15 +273,19 @@ def _pixel_maps(model, pixels, f, targets, method, seed, **kw):
     if method == "random":
         g = torch.Generator().manual_seed(seed)
         return torch.rand(len(pixels), len(targets), *pixels.shape[-2:], generator=g), scores
-    if method == "occlusion":  # forward-only: each occluded batch is scored against every text at once
+    if method == "occlusion":  # forward-only: each occluded batch is scored against several texts at once
         w = kw.get("window", max(4, pixels.shape[-1] // 8))
-        one_each = len(targets) == 1 and not isinstance(targets[0], int)  # each image's own text
-        a = Occlusion(f).attribute(pixels, target=targets[0] if one_each else None, sliding_window_shapes=(3, w, w),
-                                   strides=(3, max(1, w // 2), max(1, w // 2)), baselines=0.0,
-                                   perturbations_per_eval=kw.get("perturbations_per_eval", 8))
-        if not one_each:  # captum returns one map per output element: (N * P, 3, H, W), image-major
-            a = a.reshape(len(pixels), scores.shape[1], *a.shape[1:])[:, targets]
-        return a.reshape(len(pixels), -1, *a.shape[-3:]).sum(2).clamp(min=0), scores
+        occlude = dict(sliding_window_shapes=(3, w, w), strides=(3, max(1, w // 2), max(1, w // 2)),
+                       baselines=0.0, perturbations_per_eval=kw.get("perturbations_per_eval", 8))
+        if len(targets) == 1 and not isinstance(targets[0], int):  # each image's own text
+            return Occlusion(f).attribute(pixels, target=targets[0], **occlude).sum(1, keepdim=True).clamp(min=0), \
+                scores
+        maps, step = [], max(1, kw.get("maps_per_pass", 256) // len(pixels))  # captum keeps (N * texts, 3, H, W)
+        for c in range(0, len(targets), step):
+            chunk = targets[c:c + step]
+            a = Occlusion(lambda x, chunk=chunk: f(x)[:, chunk]).attribute(pixels, **occlude)  # one map per output
+            maps.append(a.reshape(len(pixels), len(chunk), *a.shape[1:]).sum(2))  # (N, texts, H, W), image-major
+        return torch.cat(maps, 1).clamp(min=0), scores
     maps = []
     for p in targets:
         if method == "integrated_gradients":
@@ -310,8 +328,7 @@ def attribute(model, images, texts: list[str], method: str = "auto", target: str
         raise BadInput(f"labels must index the {len(texts)} texts (0..{len(texts) - 1}); got {sorted(set(labels))[:5]}")
     maps, scores, views = [], [], []
     was_training = model.module.training
-    if was_training:
-        model.module.eval()
+    model.module.eval()
     frozen = [p for p in model.module.parameters() if p.requires_grad]
     for p in frozen:  # gradients start at the pixels or at a layer's output; weight gradients would only cost time
         p.requires_grad_(False)

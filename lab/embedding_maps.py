@@ -14,10 +14,13 @@ a colour change never recomputes. Seeds are fixed; UMAP with a seed is determini
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
+import threading
 import time
+import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -103,22 +106,30 @@ def _memoized(name: str, arrays: list, params: dict, cache, compute):
     """compute() -> JSON-able result, kept in the cache folder under a digest of the input arrays
     and parameters, so a re-run with unchanged inputs reads it back."""
     folder = _folder(cache)
-    if folder is None:
-        return compute()
+    if folder is None or not all(isinstance(v, (str, int, float, type(None))) for v in params.values()):
+        return compute()  # e.g. a callable metric: no stable key
     digests = [embeddings_digest(a) if a.dtype.kind in "biuf" else  # labels as strings: by their text
-               hashlib.sha256(f"{a.shape}:{chr(0).join(map(str, a.ravel()))}".encode()).hexdigest()
+               hashlib.sha256(f"{a.dtype.kind}{a.shape}:{chr(0).join(map(str, a.ravel()))}".encode()).hexdigest()
                for a in map(np.asarray, arrays)]
-    versions = [metadata.version(p) for p in ("numpy", "scikit-learn")]
+    versions = [metadata.version(p) for p in ("numpy", "scikit-learn")] + [_code_version()]
     key = hashlib.sha256(json.dumps([name, digests, params, versions], sort_keys=True).encode()).hexdigest()[:32]
     file = folder / f"{name}-{key}.json"
     if file.exists():
         return json.loads(file.read_text())
     value = compute()
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_name(f".{file.stem}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(value))
-    os.replace(tmp, file)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = file.with_name(f".{file.stem}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(value))
+        os.replace(tmp, file)
+    except OSError as e:  # a read-only cache costs the re-computation next time, nothing else
+        warnings.warn(f"could not cache {name} in {folder}: {e}")
     return value
+
+
+@functools.cache
+def _code_version() -> str:
+    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
 
 def _umap(params: dict):

@@ -201,7 +201,7 @@ def _encode_images(model, images, out, failures, *, batch_size, cache, strict, p
             num_workers = 0 if len(entries) <= batch_size else min(4, os.cpu_count() or 1)
         # On CPU the workers run the forward pass too (one thread each): data parallel over cores
         # beats decoding beside a multi-threaded forward when both compete for the same cores.
-        in_workers = num_workers > 0 and model.device_name == "cpu"
+        in_workers = num_workers > 0 and model.device_name.split(":")[0] == "cpu"
         loader = torch.utils.data.DataLoader(
             _Pending(entries, model.preprocess_image, model.max_image_pixels), batch_size=batch_size,
             num_workers=num_workers, collate_fn=_Collate(model.image_tower if in_workers else None),

@@ -8,7 +8,7 @@
     emb = model.encode_images(paths)                          # (N, D) float32
 
 A model loaded from a file before is known by its identity (remembered in the cache, keyed by the
-file's content hash): it is built on first use, so a run whose embeddings are all cached never
+file's path and content hash): it is built on first use, so a run whose embeddings are all cached never
 imports torch or open_clip.
 """
 from __future__ import annotations
@@ -216,7 +216,7 @@ def _builder(how: str, *args, **kwargs):
 def _loader_version() -> str:
     """Changes whenever the code or packages that turn a file into a model change."""
     h = hashlib.sha256()
-    for f in ("_build.py", "models.py", "checkpoints.py"):
+    for f in ("_build.py", "models.py", "checkpoints.py", "registry.py"):
         h.update((Path(__file__).parent / f).read_bytes())
     for p in ("open_clip_torch", "torch"):
         h.update(metadata.version(p).encode())
@@ -230,11 +230,29 @@ def _file_request(name: str, pretrained: str | None, quick_gelu, trust: bool) ->
     if name in builtins and not pretrained:  # lab-vit-tiny with pretrained="random" is the bare architecture
         return dict(path=str(builtins[name]), arch=None, quick_gelu=quick_gelu, trust=False, name=name)
     if os.path.isfile(name):
-        return dict(path=name, arch=None, quick_gelu=quick_gelu, trust=trust)
+        return dict(path=os.path.abspath(name), arch=None, quick_gelu=quick_gelu, trust=trust)
+    if name.startswith(("hf-hub:", "local-dir:")):
+        return None
     arch, tag = split_name(name, pretrained)
     if tag is not None and os.path.isfile(tag):
         qg = True if quick_gelu is None and name in OPENAI_MODELS else quick_gelu
-        return dict(path=tag, arch=arch, quick_gelu=qg, trust=trust)
+        return dict(path=os.path.abspath(tag), arch=arch, quick_gelu=qg, trust=trust)
+    return None
+
+
+def _arch_config(arch: str | None):
+    """The config an architecture name resolves to, for the identity key: from open_clip when it is
+    imported already (configs may have been added to it), else from the JSON file it would read."""
+    if arch is None:
+        return None
+    if "open_clip" in sys.modules:
+        return open_clip().get_model_config(arch)
+    import importlib.util
+    folders = [Path(__file__).parent / "model_configs",
+               Path(importlib.util.find_spec("open_clip").origin).parent / "model_configs"]
+    for folder in folders:
+        if (folder / f"{arch}.json").is_file():
+            return json.loads((folder / f"{arch}.json").read_text())
     return None
 
 
@@ -284,8 +302,8 @@ def load_model(name_or_path, pretrained: str | None = None, device=None, precisi
         return ClipModel.build_now(build, device=device, precision=precision, cache=cache)
     path = request.pop("path")
     build = _builder("from_file", path, **request, cache=cache)
-    key = hashlib.sha256(json.dumps([cache.file_digest(path), request, precision, _loader_version()],
-                                    sort_keys=True).encode()).hexdigest()
+    key = hashlib.sha256(json.dumps([path, cache.file_digest(path), request, _arch_config(request["arch"]),
+                                     precision, _loader_version()], sort_keys=True).encode()).hexdigest()
     known = cache.model_identity(key)
     if known is not None:
         return ClipModel(known, build, device=device, cache=cache)

@@ -44,6 +44,8 @@ def _openclip():
     open_clip's folder without importing open_clip itself (which imports torch: seconds)."""
     import importlib.util
     package = importlib.util.find_spec("open_clip")
+    if package is None:
+        raise ModuleNotFoundError("open_clip is not installed: pip install open_clip_torch")
     spec = importlib.util.spec_from_file_location(
         "lab._open_clip_zero_shot_metadata", Path(package.origin).parent / "zero_shot_metadata.py")
     module = importlib.util.module_from_spec(spec)

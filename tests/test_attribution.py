@@ -142,6 +142,8 @@ def test_occlusion_scores_every_text_from_one_set_of_forward_passes(vit, world):
         a = Occlusion(f).attribute(pixels, target=p, sliding_window_shapes=(3, 16, 16), strides=(3, 8, 8),
                                    baselines=0.0).sum(1).clamp(min=0)
         np.testing.assert_allclose(result.maps[:, p], at._normalize_maps(a), atol=1e-5)
+    chunked = at.attribute(vit, images[:2], TEXTS, method="occlusion", window=16, maps_per_pass=2)  # a text a pass
+    np.testing.assert_allclose(chunked.maps, result.maps, atol=1e-6)
     own = at.attribute(vit, images[:2], TEXTS, method="occlusion", labels=[1, 0], window=16)
     np.testing.assert_allclose(own.maps[:, 0], result.maps[[0, 1], [1, 0]], atol=1e-5)
 
@@ -275,6 +277,21 @@ def test_bad_targets_and_frozen_weights(vit, rn, world):
     plus = at.attribute(rn, images[:3], TEXTS, method="gradcam++").maps
     plain = at.attribute(rn, images[:3], TEXTS, method="gradcam").maps
     assert np.isfinite(plus).all() and plus.shape == plain.shape and not np.allclose(plus, plain)
+
+
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++"])
+def test_gradcam_on_a_layer_followed_by_an_in_place_op(rn, world, method):
+    _, images = world
+    pixels, _ = at.model_inputs(rn, images[:2])
+    layer = rn.module.visual.layer4[0].bn1  # ReLU(inplace=True) follows it
+    f = at.score_fn(rn, torch.from_numpy(rn.encode_texts(TEXTS, progress=False)))
+    result = at.attribute(rn, images[:2], TEXTS, method=method, layer="layer4.0.bn1")
+    if method == "gradcam":  # the same through a graph from the pixels
+        from captum.attr import LayerAttribution, LayerGradCam
+        a = LayerGradCam(f, layer).attribute(pixels.requires_grad_(), target=1, relu_attributions=True)
+        expected = LayerAttribution.interpolate(a, (96, 96), interpolate_mode="bilinear")[:, 0]
+        np.testing.assert_allclose(result.maps[:, 1], at._normalize_maps(expected), atol=1e-5)
+    assert np.isfinite(result.maps).all() and result.maps.max() == 1
 
 
 def test_smoothgrad_is_seeded(vit, world):

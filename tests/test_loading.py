@@ -193,6 +193,9 @@ def test_a_model_loaded_before_is_built_only_when_needed(tmp_path, cache, nano):
     new = again.encode_texts(["a blue star"], progress=False)
     assert again.built  # a miss builds it, and it computes what the eager model does
     np.testing.assert_allclose(new, first.encode_texts(["a blue star"], cache=False, progress=False), atol=1e-6)
+    copy = tmp_path / "copy.pt"
+    copy.write_bytes(path.read_bytes())
+    assert lab.load_model(NANO, pretrained=str(copy), cache=cache).source == str(copy)  # its own name, not path's
     torch.save({k: v + 1 for k, v in nano.module.state_dict().items()}, path)  # new weights: built again
     changed = lab.load_model(NANO, pretrained=str(path), cache=cache)
     assert changed.built and changed.fingerprint != first.fingerprint

@@ -1,5 +1,6 @@
 """Embedding-map figures: points coloured by any label/metadata column, symbol by modality, hover
-text from the chosen columns, row numbers in customdata, one legend entry per class (click hides it, double-click isolates it).
+text from the chosen columns, row numbers in customdata, one legend entry per class (click hides
+it, double-click isolates it).
 
     fig = scatter_map(coords, points, color=["shape", "colour", "count"], hover=["caption"])
 `points` is a DataFrame with one row per point (labels, metadata, `modality`); with several colour

@@ -9,7 +9,7 @@ transaction, so a killed process loses at most the batch in flight, and concurre
 The same database remembers (path, size, mtime, ctime) -> content hash, so a warm pass over many
 files only stats them. ctime cannot be set by copies that preserve times (cp -p, rsync -a, tar),
 so a rewritten file is hashed again. It also remembers each model file's identity (configs,
-embedding size, fingerprint) under its content hash, so a cached run need not build the model.
+embedding size, fingerprint) under its path and content hash, so a cached run need not build the model.
 
     python -m lab cache info      # entries and bytes per model
     python -m lab cache clear     # prune (optionally --model FINGERPRINT_OR_NAME)

@@ -89,12 +89,18 @@ class Projection:
         return (weights[..., None] * self.coords[idx]).sum(1) / weights.sum(1, keepdims=True)
 
 
-def _atomic_save(file: Path, array: np.ndarray = None, **arrays):
-    """np.save / np.savez through a temporary file and a rename: readers never see half a file."""
+def _atomic_save(file: Path, array: np.ndarray = None, text: str | None = None, **arrays):
+    """np.save / np.savez (or `text`) through a temporary file and a rename: readers never see
+    half a file, and concurrent writers (processes or threads) never share a temporary file."""
     file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_name(f".{file.stem}.{os.getpid()}.tmp{file.suffix}")
+    tmp = file.with_name(f".{file.stem}.{os.getpid()}.{threading.get_ident()}.tmp{file.suffix}")
     with open(tmp, "wb") as fh:
-        np.save(fh, array) if array is not None else np.savez(fh, **arrays)
+        if text is not None:
+            fh.write(text.encode())
+        elif array is not None:
+            np.save(fh, array)
+        else:
+            np.savez(fh, **arrays)
     os.replace(tmp, file)
 
 
@@ -118,10 +124,7 @@ def _memoized(name: str, arrays: list, params: dict, cache, compute):
         return json.loads(file.read_text())
     value = compute()
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = file.with_name(f".{file.stem}.{os.getpid()}.{threading.get_ident()}.tmp")
-        tmp.write_text(json.dumps(value))
-        os.replace(tmp, file)
+        _atomic_save(file, text=json.dumps(value))
     except OSError as e:  # a read-only cache costs the re-computation next time, nothing else
         warnings.warn(f"could not cache {name} in {folder}: {e}")
     return value

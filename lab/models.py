@@ -78,7 +78,7 @@ def fingerprint(identity: dict) -> str:
     return hashlib.sha256(json.dumps(keep, sort_keys=True, default=list).encode()).hexdigest()
 
 
-def _runtime(parts: dict, device: str, precision: str) -> dict:
+def _prepare(parts: dict, device: str, precision: str) -> dict:
     """Built parts -> what a forward pass needs: the module on its device, tokenizer, transforms."""
     import torch
     from open_clip.transform import PreprocessCfg, image_transform_v2
@@ -126,13 +126,13 @@ class ClipModel:
     @classmethod
     def build_now(cls, build, *, device: str, precision: str, cache: EmbeddingCache) -> "ClipModel":
         parts = build()
-        runtime = _runtime(parts, device, precision)
+        runtime = _prepare(parts, device, precision)
         return cls(_identity(parts, runtime, precision), build, device=device, cache=cache, runtime=runtime)
 
     @functools.cached_property
     def _runtime(self) -> dict:
         parts = self._build()
-        runtime = _runtime(parts, self.device_name, self.precision)
+        runtime = _prepare(parts, self.device_name, self.precision)
         if fingerprint(_identity(parts, runtime, self.precision)) != self.fingerprint:
             raise LabError(f"{self.name} built from {self.source} is not the model remembered under that file's "
                            f"hash in {self.cache.path}; clear the cache (python -m lab cache clear) and load again")

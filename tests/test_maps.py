@@ -91,11 +91,14 @@ def test_measures_are_cached_by_their_inputs(tmp_path):
     first = em.knn_accuracy(x, names, 5, cache=tmp_path)
     assert len(list((tmp_path / "projections").glob("knn-*.json"))) == 1
     assert em.knn_accuracy(x, names, 5, cache=tmp_path) == first == em.knn_accuracy(x, names, 5, cache=False)
+    next((tmp_path / "projections").glob("knn-*.json")).write_text("0.125")  # a hit reads the file back
+    assert em.knn_accuracy(x, names, 5, cache=tmp_path) == 0.125
     em.knn_accuracy(x, names[::-1], 5, cache=tmp_path)  # other labels, other entry
     em.knn_accuracy(x, names, 3, cache=tmp_path)  # other k, other entry
     assert len(list((tmp_path / "projections").glob("knn-*.json"))) == 3
     gap = em.modality_gap(x[:60], x[60:], cache=tmp_path)
-    assert em.modality_gap(x[:60], x[60:], cache=tmp_path) == gap
+    assert em.modality_gap(x[:60], x[60:], cache=tmp_path) == gap == em.modality_gap(x[:60], x[60:], cache=False)
+    assert len(list((tmp_path / "projections").glob("modality_gap-*.json"))) == 1
     clusters, exemplars = em.cluster_exemplars(x[:, :2], 3, 4, cache=tmp_path)
     again, exemplars_again = em.cluster_exemplars(x[:, :2], 3, 4, cache=tmp_path)
     np.testing.assert_array_equal(clusters, again)

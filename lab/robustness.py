@@ -156,26 +156,27 @@ def _restrict(scores: np.ndarray, trained: list[str], wanted: list[str]) -> np.n
     return scores[:, [trained.index(c) for c in wanted]]
 
 
-def linear_probe(model, train, val, Cs=(0.01, 0.1, 1.0, 10.0)):
-    """Logistic regression on the model's (cached) features of a clean training set; C chosen on
-    `val` top-1. Returns a classifier (dataset -> (N, 5)) with `.C` and `.val_top1`."""
-    from sklearn.linear_model import LogisticRegression
+def linear_probe(model, train, val, Cs=None):
+    """The CLIP paper's linear probe (lab.linear_probe) on the model's (cached) features of a clean
+    training set: λ = 1/C searched on `val` top-1 (the paper's 97-point grid, or only `Cs` when
+    given), refit on train + val. Returns a classifier (dataset -> (N, 5)) with `.C` and `.val_top1`."""
+    from . import linear_probe as lp
     xt, xv = (model.encode_images(d, progress=False) for d in (train, val))
     yt, yv = train.labels["label"].to_numpy(), val.labels["label"].to_numpy()
-    kt, kv = np.isfinite(xt).all(1) & (yt >= 0), np.isfinite(xv).all(1) & (yv >= 0)
-    fits = {C: LogisticRegression(C=C, max_iter=2000).fit(xt[kt], yt[kt]) for C in Cs}
-    val_acc = {C: float((f.predict(xv[kv]) == yv[kv]).mean()) for C, f in fits.items()}
-    best = max(val_acc, key=val_acc.get)
-    clf = fits[best]
+    lambdas = lp.LAMBDAS if Cs is None else np.sort(1.0 / np.asarray(Cs, dtype=float))
+    n_classes = len(train.classes)
+    best, curve = lp.select_lambda(xt, yt, xv, yv, lambdas=lambdas, n_classes=n_classes)
+    x, y = lp.usable(np.concatenate([xt, xv]), np.concatenate([yt, yv]))
+    clf = lp.fit(x, y, 1.0 / lambdas[best])
 
     def classify(dataset) -> np.ndarray:
         x = model.encode_images(dataset, progress=False)
         ok = np.isfinite(x).all(1)
-        scores = np.full((len(x), len(train.classes)), -np.inf)  # classes the probe never saw: never predicted
-        decision = clf.decision_function(np.nan_to_num(x))
-        scores[:, clf.classes_] = decision if decision.ndim == 2 else np.stack([-decision, decision], 1)
+        scores = lp.class_scores(clf, np.nan_to_num(x), n_classes)
+        scores[:, np.setdiff1d(np.arange(n_classes), clf.classes_)] = -np.inf  # classes the probe never saw
         return _topk(_restrict(scores, list(train.classes), list(dataset.classes)), ok)
-    classify.name, classify.C, classify.val_top1 = f"{model.name} linear probe", best, val_acc[best]
+    classify.name, classify.C = f"{model.name} linear probe", float(1.0 / lambdas[best])
+    classify.val_top1 = float(curve.loc[curve["index"] == best, "val_score"].iloc[0])
     return classify
 
 

@@ -254,21 +254,31 @@ def _article(word: str) -> str:
 
 def caption(scene: Scene, rng: np.random.Generator) -> str:
     """One caption from the grammar: framing, attribute order, synonyms, count, position."""
+    return stated_caption(scene, rng)[0]
+
+
+def stated_caption(scene: Scene, rng: np.random.Generator) -> tuple[str, dict]:
+    """`caption`'s text (same draws from rng) and the attributes it states, by their canonical
+    values ({shape, colour, count} always; size and position when the caption names them)."""
     syn = lambda w, table: table[w] if w in table and rng.random() < 0.25 else w  # noqa: E731
     shape, colour, size = syn(scene.shape, SHAPE_SYNONYMS), syn(scene.colour, COLOUR_SYNONYMS), syn(scene.size, SIZE_SYNONYMS)
+    base = {"shape": scene.shape, "colour": scene.colour, "count": scene.count}
+    sized, placed = {"size": scene.size}, {"position": POSITIONS[scene.cells[0]]}
     if scene.count == 1:
         pos = POSITIONS[scene.cells[0]]
-        forms = [f"{colour} {shape}", f"{size} {colour} {shape}", f"{colour} {shape} in the {pos}",
-                 f"{size} {colour} {shape} in the {pos}", f"{shape} that is {colour}", f"{colour} {size} {shape}"]
-        obj = forms[rng.integers(len(forms))]
+        forms = [(f"{colour} {shape}", {}), (f"{size} {colour} {shape}", sized),
+                 (f"{colour} {shape} in the {pos}", placed), (f"{size} {colour} {shape} in the {pos}", sized | placed),
+                 (f"{shape} that is {colour}", {}), (f"{colour} {size} {shape}", sized)]
+        obj, extra = forms[rng.integers(len(forms))]
         text = f"{_article(obj)} {obj}"
         frame = FRAMES[rng.integers(len(FRAMES))]
     else:
         num, shapes = COUNTS[scene.count - 1], plural(shape)
-        forms = [f"{num} {colour} {shapes}", f"{num} {size} {colour} {shapes}", f"{num} {shapes} that are {colour}"]
-        text = forms[rng.integers(len(forms))]
+        forms = [(f"{num} {colour} {shapes}", {}), (f"{num} {size} {colour} {shapes}", sized),
+                 (f"{num} {shapes} that are {colour}", {})]
+        text, extra = forms[rng.integers(len(forms))]
         frame = ["a photo of {x}.", "a picture of {x}.", "there are {x}.", "{x}.", "a drawing of {x}."][rng.integers(5)]
-    return frame.format(x=text)
+    return frame.format(x=text), base | extra
 
 
 # -- zero-shot prompts --------------------------------------------------------------------------

@@ -1,0 +1,55 @@
+"""Limitation studies: the balanced counting set, the typographic band, and the studies' tables on a
+real built-in model (small sets)."""
+import numpy as np
+import pytest
+
+from lab.data.studies import CONDITIONS, counting_set, typographic_sets
+from lab.data.world import render
+
+
+def test_counting_set_is_balanced_and_splits_are_disjoint():
+    ds = counting_set(41)
+    assert len(ds) == 40 and np.bincount(ds.labels["count"]).tolist() == [0, 10, 10, 10, 10]
+    assert ds.classes == ["one", "two", "three", "four"] and (ds.labels["label"] == ds.labels["count"] - 1).all()
+    keys = {s: {counting_set(20, s).content_key(i) for i in range(20)} for s in ("train", "val", "test")}
+    assert not (keys["train"] & keys["test"]) and not (keys["val"] & keys["test"])
+
+
+def test_the_band_never_covers_an_object_and_blank_differs_from_clean_only_inside_it():
+    sets = typographic_sets(120)
+    clean, blank = sets["clean"], sets["blank"]
+    for i in range(len(clean)):
+        _, masks, _ = render(clean.scene(i), clean.image_size)
+        x0, y0, x1, y1 = clean.band[i]
+        inside = np.zeros((64, 64), bool)
+        inside[y0:y1, x0:x1] = True
+        assert masks and not any((m & inside).any() for m in masks), f"item {i}: the band covers an object"
+        a, b = np.asarray(clean.source(i)), np.asarray(blank.source(i))
+        differ = (a != b).any(-1)
+        assert differ[inside].any() and not differ[~inside].any()
+    assert list(sets) == CONDITIONS
+    written = clean.labels["written"]
+    assert (written != clean.labels["label"]).all() and (sets["word_only"].labels["label"] == written).all()
+    assert sets["wrong"].words == [clean.classes[w] for w in written]
+    assert sets["correct"].words == list(clean.labels["shape"])
+    keys = {c: sets[c].content_key(0) for c in CONDITIONS}
+    assert len(set(keys.values())) == len(CONDITIONS)  # each condition has its own cache entries
+
+
+def test_studies_on_a_built_in_model():
+    import lab
+    from lab import limitations as lim
+    model = lab.load_model("lab-vit-tiny")
+    counting = lim.counting_study(model, n_train=120, n_val=40, n_test=80)
+    overall = counting[counting["count"] == "all"].set_index("method")
+    assert list(overall.index) == ["zero-shot (specific prompts)", "zero-shot (generic prompt)", "linear probe"]
+    assert (overall["n"] == 80).all() and (overall["low"] <= overall["rate"]).all()
+    close = lim.close_caption_study(model, n=40, n_distractors=5).set_index("kind")
+    assert close.loc["position", "n"] == (lab.data.world.WorldDataset("test", 40).labels["count"] == 1).sum()
+    assert ((close["top1_after"] + close["close_wins"]) <= 1 + 1e-9).all()
+    assert (close["top1_after"] <= close["top1_before"]).all()  # one more candidate can only take wins away
+    table, preds = lim.typographic_study(model, typographic_sets(30))
+    t = table.set_index("condition")
+    assert t.loc["clean", "flip_rate"] == 0 and np.isnan(t.loc["word_only", "flip_rate"])
+    assert lim.reading_effect(table) == pytest.approx(t.loc["wrong", "written_rate"] - t.loc["nonsense", "written_rate"])
+    assert t.loc["blank", "flip_rate"] == pytest.approx((preds["blank"] != preds["clean"]).mean())

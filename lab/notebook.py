@@ -47,8 +47,11 @@ def save_figure(fig, output_dir: str | os.PathLike, name: str) -> list[Path]:
     fig.write_html(html, include_plotlyjs="directory", full_html=True)
     written = [html]
     if _png_possible():
-        fig.write_image(folder / f"{name}.png", scale=2)
-        written.append(folder / f"{name}.png")
+        try:
+            fig.write_image(folder / f"{name}.png", scale=2)
+            written.append(folder / f"{name}.png")
+        except Exception as e:  # kaleido's headless browser can time out on a loaded machine: keep the HTML
+            print(f"figure {name}: PNG export failed ({type(e).__name__}: {str(e)[:120]}); the HTML copy is saved")
     elif not _png_warning_shown:
         _png_warning_shown = True
         print("figures are saved as HTML only (PNG needs `pip install kaleido` and a headless Chrome/Chromium)")

@@ -53,3 +53,23 @@ def test_studies_on_a_built_in_model():
     assert t.loc["clean", "flip_rate"] == 0 and np.isnan(t.loc["word_only", "flip_rate"])
     assert lim.reading_effect(table) == pytest.approx(t.loc["wrong", "written_rate"] - t.loc["nonsense", "written_rate"])
     assert t.loc["blank", "flip_rate"] == pytest.approx((preds["blank"] != preds["clean"]).mean())
+
+
+def test_notebook_06_runs_through_papermill(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    import pandas as pd
+
+    from lab.report import run_report
+    monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path / "cache"))
+    nb = Path(__file__).parent.parent / "notebooks" / "06_limitations_and_class_design.ipynb"
+    params = {"models": ["lab-vit-tiny"], "n_count_train": 80, "n_count_val": 40, "n_count_test": 40, "n_close": 30,
+              "n_distractors": 4, "n_typographic": 12, "n_audit": 80, "audit_groups": ["count", "size"]}
+    entry = run_report([nb], params, {}, tmp_path / "out", progress=False)["notebooks"][0]
+    assert entry["status"] == "ok", entry.get("error")
+    folder = tmp_path / "out" / "06_limitations_and_class_design"
+    typo = pd.read_csv(folder / "typographic.csv")
+    assert list(typo["condition"]) == ["clean", "blank", "correct", "wrong", "nonsense", "word_only"]
+    summary = pd.read_csv(folder / "class_design_summary.csv")
+    assert set(summary["groups"]) == {"count", "size"} and set(summary["label_set"]) == {"default", "remedy"}
+    assert "lab-vit-tiny/typographic/reading_effect" in entry["run"]["results"]

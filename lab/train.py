@@ -21,7 +21,7 @@ import math
 import os
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
@@ -54,16 +54,40 @@ class TrainConfig:
     seed: int = 0
     device: str | None = None
     out: str = "runs/train/model.pt"
+    init: str = ""                 # start from this lab checkpoint's weights (fine-tuning); empty: random
+    literate: float = 0.0          # share of ShapeWorld images with their shape's name written on a band
+    word_only: float = 0.0         # share of ShapeWorld images that are the shape's name alone
     model_cfg: dict = field(default_factory=dict)
 
 
 class WorldPairs:
     """ShapeWorld training batches: a random permutation of (shape, colour) pairs per batch,
-    so no two captions in a batch describe the same object class."""
+    so no two captions in a batch describe the same object class. With `literate` > 0 that share
+    of images carries its shape's name on a band away from the objects (lab.data.studies); with
+    `word_only` > 0 that share is the name alone, written in the pair's colour on the background and
+    captioned 'a picture of a <colour> <shape>.'"""
 
-    def __init__(self, image_size: int = 64):
-        self.image_size = image_size
+    def __init__(self, image_size: int = 64, literate: float = 0.0, word_only: float = 0.0):
+        self.image_size, self.literate, self.word_only = image_size, literate, word_only
         self.combos = [(s, c) for s in world.SHAPES for c in world.COLOURS]
+
+    def _reading(self, scene, r):
+        """A scene drawn as a literate training pair, or None for a plain one (no extra draws then)."""
+        from .data import studies
+        u = r.random()
+        if u >= self.literate + self.word_only:
+            return None
+        top = bool(r.integers(2))
+        box = studies.band_box(top, self.image_size)
+        if u < self.word_only:
+            empty = replace(scene, count=0, cells=[], angles=[], jitter=[])
+            image = world.render(empty, self.image_size, with_masks=False)[0]
+            return (studies.write_word(image, scene.shape, box, fill=scene.rgb),  # one (shape, colour) per batch
+                    f"a picture of {world._a(f'{scene.colour} {scene.shape}')}.")
+        rows = (3, 4, 5, 6, 7, 8) if top else (0, 1, 2, 3, 4, 5)
+        scene = studies.place(scene, r, min(scene.count, 2), rows)
+        image = world.render(scene, self.image_size, with_masks=False)[0]
+        return studies.write_word(image, scene.shape, box), world.caption(scene, r)
 
     def batch(self, step: int, size: int):
         if size > len(self.combos):
@@ -74,8 +98,11 @@ class WorldPairs:
         for j, k in enumerate(rng.permutation(len(self.combos))[:size]):
             r = world.item_rng(world.SPLIT_SEEDS["train"], step, j)
             scene = world.draw_scene(r, *self.combos[k])
-            images.append(world.render(scene, self.image_size, with_masks=False)[0])
-            captions.append(world.caption(scene, r))
+            pair = self._reading(scene, r) if self.literate or self.word_only else None
+            if pair is None:
+                pair = world.render(scene, self.image_size, with_masks=False)[0], world.caption(scene, r)
+            images.append(pair[0])
+            captions.append(pair[1])
         return images, captions
 
 
@@ -184,12 +211,15 @@ def train(cfg: TrainConfig, progress: bool = True) -> list[dict]:
         raise KeyError(f"unknown architecture {cfg.arch!r}")
     module = build_module(model_cfg).to(device)
     module.logit_scale.data.fill_(math.log(1 / 0.07))
+    if cfg.init:  # a lab checkpoint (tensors and plain data only: nothing in it is executed)
+        module.load_state_dict({k: v.float() for k, v in
+                                torch.load(cfg.init, map_location="cpu", weights_only=True)["state_dict"].items()})
     size = module.visual.image_size
     size = size if isinstance(size, int) else size[0]
     preprocess_cfg = asdict(PreprocessCfg(size=size))
     preprocess = image_transform_v2(PreprocessCfg(size=size), is_train=False)
     tokenizer = open_clip().get_tokenizer(cfg.arch, context_length=model_cfg["text_cfg"]["context_length"])
-    pairs = WorldPairs() if cfg.data == "world" else FilePairs(cfg.data)
+    pairs = WorldPairs(literate=cfg.literate, word_only=cfg.word_only) if cfg.data == "world" else FilePairs(cfg.data)
     val = world.WorldDataset("val", n=cfg.val_n) if cfg.data == "world" else None
     optimizer = torch.optim.AdamW(_param_groups(module, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")

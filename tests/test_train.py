@@ -86,3 +86,23 @@ def test_builtin_models_load_offline_and_know_the_world(name):
         assert zeroshot.accuracy(emb, weights, test.task_labels(task)) >= floor, task
     card = lab.registry.builtin_models()[name].with_suffix(".md").read_text()
     assert "python -m lab.train" in card and "Training time" in card
+
+
+def test_literate_batches_and_fine_tuning_from_a_checkpoint(tmp_path):
+    from lab.data.studies import band_box
+    from lab.train import WorldPairs
+    plain, plain_captions = WorldPairs().batch(3, 40)
+    images, captions = WorldPairs(literate=0.4, word_only=0.3).batch(3, 40)
+    assert len(set(captions)) == 40  # still one (shape, colour) per batch: no false negatives
+    assert sum(c.startswith("a picture of") and " in the " not in c for c in captions) >= 5
+    bands = [np.asarray(im)[slice(*band_box(t)[1::2]), :] for im in images for t in (True, False)]
+    assert sum((b == 248).all(-1).mean() > 0.5 for b in bands) >= 10  # light bands with a word on them
+    again, again_captions = WorldPairs().batch(3, 40)  # plain batches are unchanged by the option
+    assert again_captions == plain_captions and all((np.asarray(a) == np.asarray(b)).all() for a, b in zip(plain, again))
+    first = tmp_path / "first.pt"
+    train(TrainConfig(arch=NANO, steps=2, batch_size=8, epoch_steps=2, val_n=8, warmup=1, workers=0, out=str(first)),
+          progress=False)
+    tuned = train(TrainConfig(arch=NANO, steps=2, batch_size=8, epoch_steps=2, val_n=8, warmup=1, workers=0, lr=0.0,
+                              init=str(first), literate=0.5, word_only=0.2, out=str(tmp_path / "tuned.pt")), progress=False)
+    a, b = (torch.load(p, weights_only=True)["state_dict"] for p in (first, tmp_path / "tuned.pt"))
+    assert tuned and all(torch.equal(a[k], b[k]) for k in a if "logit_scale" not in k)  # lr 0: the init weights

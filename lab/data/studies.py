@@ -46,7 +46,7 @@ class SceneSet(WorldDataset):
         return self._scenes[i]
 
 
-def _place(scene, rng: np.random.Generator, count: int, cells=range(9)):
+def place(scene, rng: np.random.Generator, count: int, cells=range(9)):
     """The scene with `count` objects in distinct cells drawn from `cells` (small or medium from
     three objects on, as the world draws them)."""
     size = list(SIZES)[rng.integers(3)] if count < 3 else list(SIZES)[rng.integers(2)]
@@ -62,7 +62,7 @@ def counting_set(n: int = 400, split: str = "test", image_size: int = 64) -> Sce
     scenes = []
     for i in range(n - n % 4):
         rng = item_rng(SEEDS["counting"] + SPLIT_SEEDS[split], i)
-        scenes.append(_place(draw_scene(rng), rng, 1 + i % 4))
+        scenes.append(place(draw_scene(rng), rng, 1 + i % 4))
     return SceneSet(f"counting-{split}-n{len(scenes)}", scenes, task="count", image_size=image_size, split=split)
 
 
@@ -91,8 +91,8 @@ class TypographicSet(SceneSet):
         return write_word(img, self.words[i], self.band[i])
 
 
-def write_word(img: Image.Image, word: str, box) -> Image.Image:
-    """The image with a light band over `box` and `word` (black) centred on it."""
+def write_word(img: Image.Image, word: str, box, fill=(0, 0, 0)) -> Image.Image:
+    """The image with a light band over `box` and `word` (in `fill`, black by default) centred on it."""
     img = img.copy()
     draw = ImageDraw.Draw(img)
     draw.rectangle((box[0], box[1], box[2] - 1, box[3] - 1), fill=BAND_FILL)
@@ -101,7 +101,7 @@ def write_word(img: Image.Image, word: str, box) -> Image.Image:
         x0, y0, x1, y1 = draw.textbbox((0, 0), word, font=font)
         x = (box[0] + box[2] - (x1 - x0)) / 2 - x0
         y = (box[1] + box[3] - (y1 - y0)) / 2 - y0
-        draw.text((x, y), word, fill=(0, 0, 0), font=font)
+        draw.text((x, y), word, fill=tuple(fill), font=font)
     return img
 
 
@@ -116,7 +116,7 @@ def typographic_sets(n: int = 300, image_size: int = 64, shapes=SHAPES) -> dict[
         scene = draw_scene(rng, shapes=shapes)
         top = bool(rng.integers(2))
         rows = (3, 4, 5, 6, 7, 8) if top else (0, 1, 2, 3, 4, 5)  # the two rows away from the band
-        scenes.append(_place(scene, rng, min(scene.count, 2), rows))
+        scenes.append(place(scene, rng, min(scene.count, 2), rows))
         tops.append(top)
         others = [s for s in shapes if s != scene.shape]
         wrong.append(others[rng.integers(len(others))])

@@ -184,13 +184,14 @@ def few_shot(x_train, y_train, x_val, y_val, x_test, y_test, ks=(1, 2, 4, 8, 16)
     optimistic), the probe fitted on the k-shot items alone (refitting with val would swamp them).
     One row per (k, seed): k, seed, lambda, n, top1, top5, mean_per_class_recall."""
     from tqdm.auto import tqdm
+    x_train, y_train = usable(x_train, y_train)
     x_test, y_test = usable(x_test, y_test)
     x_val, y_val = usable(x_val, y_val)
-    n_classes = int(max(np.max(y_train), y_val.max(), y_test.max()) + 1)
+    n_classes = int(max(y_train.max(), y_val.max(), y_test.max()) + 1)
     rows = []
     for k, seed in tqdm([(k, s) for k in ks for s in seeds], desc="few-shot", disable=not progress):
         idx = k_shot_indices(y_train, k, seed)
-        xs, ys = np.asarray(x_train)[idx], np.asarray(y_train)[idx]
+        xs, ys = x_train[idx], y_train[idx]
         best, _ = select_lambda(xs, ys, x_val, y_val, metric, n_classes=n_classes)
         clf = fit(xs, ys, 1.0 / LAMBDAS[best])
         rows.append({"k": k, "seed": seed, "lambda": float(LAMBDAS[best]),

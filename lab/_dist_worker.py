@@ -7,6 +7,7 @@ driver, which alone writes the run folder and the cache.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 import numpy as np
@@ -97,29 +98,61 @@ def rows_from_shards(df, skip: frozenset = frozenset()):
     return pd.DataFrame({"item": pd.Series(items, dtype=object), "data": pd.Series(datas, dtype=object)})
 
 
-class Encoder:
-    """A Ray Data actor: one model, `threads` torch threads. Image rows are hashed (the cache key
-    is the sha256 of the file's bytes, wherever they came from), decoded and preprocessed with the
-    lab's own code; a bad item becomes an error row."""
+_TRANSFORMS: dict = {}  # preprocessing config -> the per-image transform, built once per worker process
 
-    def __init__(self, load_args: dict, fingerprint: str, device: str, threads: int, modality: str,
-                 max_pixels: int):
+
+def _per_image(preprocess_cfg: dict):
+    key = json.dumps(preprocess_cfg, sort_keys=True, default=list)
+    if key not in _TRANSFORMS:
+        from open_clip.transform import PreprocessCfg, image_transform_v2
+        from ._towers import split_preprocess
+        _TRANSFORMS[key] = split_preprocess(image_transform_v2(PreprocessCfg(**preprocess_cfg), is_train=False))[0]
+    return _TRANSFORMS[key]
+
+
+def decode_batch(batch: dict, preprocess_cfg: dict, max_pixels: int) -> dict:
+    """The CPU stage before the encoders: {item, data} -> {item, key, error, pixels (B, 3, H, W)}.
+    The key is the sha256 of the file's bytes, wherever they came from (a file, a tar member); the
+    image is decoded and preprocessed by the lab's own code (pixel limits, modes, bad input)."""
+    per_image = _per_image(preprocess_cfg)
+    n = len(batch["item"])
+    keys, errors, pixels = [], [""] * n, [None] * n
+    for i, data in enumerate(batch["data"]):
+        data = bytes(data)
+        keys.append(file_key(hashlib.sha256(data).hexdigest()))
+        try:
+            pixels[i] = per_image(decode_bytes(data, max_pixels)).numpy()  # (3, H, W) uint8
+        except Exception as e:  # reported per item, never fatal to the run
+            errors[i] = error_text(e)
+    size = preprocess_cfg["size"]
+    blank = next((p for p in pixels if p is not None), None)
+    blank = np.zeros((3, *((size, size) if isinstance(size, int) else size)), np.uint8) if blank is None \
+        else np.zeros_like(blank)
+    return {"item": batch["item"], "key": np.array(keys, dtype=object), "error": np.array(errors, dtype=object),
+            "pixels": np.stack([blank if p is None else p for p in pixels])}
+
+
+class Encoder:
+    """A Ray Data actor holding one model, with `threads` torch threads: decoded pixels (or texts)
+    -> rows {item, key, ok, error, embedding, node, pid}; a bad item is an error row."""
+
+    def __init__(self, load_args: dict, fingerprint: str, device: str, threads: int, modality: str):
         self.model = load_worker_model(load_args, fingerprint, device, threads)
-        self.modality, self.max_pixels = modality, max_pixels
+        self.modality = modality
         self.node, self.pid = where()
 
     def __call__(self, batch: dict) -> dict:
+        import torch
         items = batch["item"]
-        n, dim = len(items), self.model.embed_dim
-        emb = np.full((n, dim), np.nan, dtype=np.float32)  # (B, D)
-        errors = [""] * n
+        n = len(items)
+        emb = np.full((n, self.model.embed_dim), np.nan, dtype=np.float32)  # (B, D)
         if self.modality == "text":
-            keys = [text_key(t) for t in items]
+            keys, errors, good = [text_key(t) for t in items], [""] * n, list(range(n))
             vecs = self.model.embed_texts([str(t) for t in items])
-            good = list(range(n))
         else:
-            keys, pixels, good = self._decode(items, batch["data"], errors)
-            vecs = self.model.embed_image_tensors(pixels) if good else emb[:0]
+            keys, errors = list(batch["key"]), list(batch["error"])
+            good = [i for i, e in enumerate(errors) if not e]
+            vecs = self.model.embed_image_tensors(torch.from_numpy(batch["pixels"][good])) if good else emb[:0]
         for j, i in enumerate(good):
             if np.isfinite(vecs[j]).all():
                 emb[i] = vecs[j]
@@ -128,19 +161,6 @@ class Encoder:
         return {"item": items, "key": np.array(keys, dtype=object), "ok": np.array([not e for e in errors]),
                 "error": np.array(errors, dtype=object), "embedding": emb,
                 "node": np.array([self.node] * n, dtype=object), "pid": np.full(n, self.pid, dtype=np.int64)}
-
-    def _decode(self, items, datas, errors):
-        import torch
-        keys, tensors, good = [], [], []
-        for i, data in enumerate(datas):
-            data = bytes(data)
-            keys.append(file_key(hashlib.sha256(data).hexdigest()))
-            try:
-                tensors.append(self.model.preprocess_image(decode_bytes(data, self.max_pixels)))
-                good.append(i)
-            except Exception as e:  # reported per item, never fatal to the run
-                errors[i] = error_text(e)
-        return keys, (torch.stack(tensors) if tensors else None), good
 
 
 def evaluate_pair(load_args: dict, fingerprint: str, device: str, threads: int, dataset, templates) -> dict:

@@ -378,7 +378,7 @@ def _stream(job: _Job, dispatch: list[int], engine: dict, resources):
     rows {item, key, ok, error, embedding, node, pid} streamed back to the driver."""
     ray = _ray()
     from ray.data import ActorPoolStrategy
-    from ._dist_worker import Encoder, rows_from_files, rows_from_shards
+    from ._dist_worker import Encoder, decode_batch, rows_from_files, rows_from_shards
     _data_context()
     batch_size, workers = engine["batch_size"], engine["workers"]
     blocks = lambda n: max(1, -(-n // (batch_size * 8)))  # noqa: E731  read tasks of ~8 batches each
@@ -402,7 +402,11 @@ def _stream(job: _Job, dispatch: list[int], engine: dict, resources):
             parts.append(ray.data.read_webdataset(shards, decoder=None, **io)
                          .map_batches(rows_from_shards, fn_kwargs={"skip": skip}, batch_format="pandas", **io))
     ds = parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0]
-    # one block per batch, all of a read's blocks at once: idle workers share them (the pool hands a
+    if job.modality == "image":  # decode tasks of ~8 batches on any CPU, streaming into the encoders
+        ds = ds.repartition(target_num_rows_per_block=8 * batch_size).map_batches(
+            decode_batch, batch_format="numpy", num_cpus=1,
+            fn_kwargs=dict(preprocess_cfg=job.model.preprocess_cfg, max_pixels=job.model.max_image_pixels))
+    # one block per batch, all of a task's blocks at once: idle workers share them (the pool hands a
     # trickle of single blocks to the same least-busy worker)
     ds = ds.repartition(target_num_rows_per_block=batch_size)
     gpus, cpus = engine["gpus_per_worker"], engine["cpus_per_worker"]
@@ -415,7 +419,7 @@ def _stream(job: _Job, dispatch: list[int], engine: dict, resources):
         num_cpus=cpus, num_gpus=gpus, **({"resources": resources} if resources else {}),
         fn_constructor_kwargs=dict(load_args=job.model.load_args, fingerprint=job.model.fingerprint,
                                    device="cuda" if gpus else "cpu", threads=max(1, int(engine["cpus_per_worker"])),
-                                   modality=job.modality, max_pixels=job.model.max_image_pixels))
+                                   modality=job.modality))
     yield from ds.iter_batches(batch_size=None, batch_format="numpy")
 
 

@@ -121,10 +121,12 @@ def _encode_on_ray(args, model) -> int:
                     batch_size=args.batch_size, resume=not args.no_resume, wave_size=args.wave_size,
                     resources=json.loads(args.resources) if args.resources else None, address=args.address,
                     cache_import=not args.no_import)
+    items = None  # the rows of emb.npy: the run's items, or every line of --texts (repeats included)
     if args.texts:
         if not Path(args.texts).is_file():
             raise LabError(f"--texts {args.texts}: no such file")
-        manifest = dist.encode_texts(model, Path(args.texts).read_text().splitlines(), folder, **settings)
+        items = Path(args.texts).read_text().splitlines()
+        manifest = dist.encode_texts(model, items, folder, **settings)
     elif args.sources:
         manifest = dist.encode_images(model, args.sources, folder, **settings)
     else:
@@ -135,8 +137,11 @@ def _encode_on_ray(args, model) -> int:
           f"done before)")
     if out.suffix == ".npy":
         table, emb = runs.read_run(folder)
-        return _save_npy(model, out, emb, table["item"].tolist(),
-                         {i: e for i, (ok, e) in enumerate(zip(table["ok"], table["error"])) if not ok})
+        items = table["item"].tolist() if items is None else items
+        row_of = dict(zip(table["item"], range(len(table))))
+        rows = [row_of[item] for item in items]
+        errors = {i: table["error"][r] for i, r in enumerate(rows) if not table["ok"][r]}
+        return _save_npy(model, out, emb[rows], items, errors)
     return 1 if counts["failed"] else 0
 
 
@@ -200,14 +205,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--engine", choices=["process", "ray"], default="process",
                    help="process (default): this machine; ray: a Ray cluster (pip install 'clip-lab[dist]')")
     g = e.add_argument_group("--engine ray")
-    g.add_argument("--address", default=None, help="'auto' or ray://HOST:10001 to attach (default: start a local cluster)")
+    g.add_argument("--address", default=None,
+                   help="'auto' or ray://HOST:10001 to attach (default: start a local cluster)")
     g.add_argument("--workers", type=int, default=1, help="encoder workers, one model each")
     g.add_argument("--gpus-per-worker", type=float, default=0)
     g.add_argument("--cpus-per-worker", type=float, default=1, help="also each worker's torch threads")
     g.add_argument("--resources", default=None, help='custom Ray resources per worker as JSON, e.g. \'{"encoder": 1}\'')
     g.add_argument("--wave-size", type=int, default=1024, help="items per resumable wave (a shard is never split)")
     g.add_argument("--no-resume", action="store_true", help="start the output folder over")
-    g.add_argument("--no-import", action="store_true", help="leave the local cache alone (python -m lab cache import DIR later)")
+    g.add_argument("--no-import", action="store_true",
+                   help="leave the local cache alone (python -m lab cache import DIR later)")
     e.set_defaults(func=cmd_encode)
     c = sub.add_parser("cache", help="inspect, prune or fill the embedding cache")
     c.add_argument("action", choices=["info", "clear", "import"])

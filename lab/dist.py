@@ -294,7 +294,10 @@ def encode_texts(model, texts, out, *, workers: int = 1, gpus_per_worker: float 
 
 def _model(model):
     from .models import load_model
-    return load_model(model) if isinstance(model, (str, os.PathLike)) else model
+    model = load_model(model) if isinstance(model, (str, os.PathLike)) else model
+    if not hasattr(model, "load_args"):
+        raise LabError("workers load the model the way the driver did: pass a name or a model from lab.load_model")
+    return model
 
 
 def _execute(job: _Job, workers, gpus_per_worker, cpus_per_worker, batch_size, resume, resources, address,
@@ -363,9 +366,8 @@ def _execute(job: _Job, workers, gpus_per_worker, cpus_per_worker, batch_size, r
         raise LabError(f"the engine returned no row for {len(lost)} item(s) ({', '.join(lost[:3])}"
                        f"{' ...' if len(lost) > 3 else ''}); {last['waves_written']} waves were written to "
                        f"{job.out}; rerun the same command to finish")
-    table, _ = runs.read_run(job.out)
-    manifest.update(status="complete", counts={"items": len(table), "ok": int(table["ok"].sum()),
-                                                "failed": int((~table["ok"]).sum())},
+    ok = np.concatenate([runs.read_part(p, columns=["ok"])[0]["ok"].to_numpy() for p in runs.parts(job.out)])
+    manifest.update(status="complete", counts={"items": len(ok), "ok": int(ok.sum()), "failed": int((~ok).sum())},
                     last_run={**last, "seconds": round(time.perf_counter() - t0, 3)})
     runs.write_manifest(job.out, manifest)
     if cache_import:

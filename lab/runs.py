@@ -83,7 +83,10 @@ def write_part(path: Path, rows: list[dict], meta: dict, dim: int):
         "pid": pa.array([r.get("pid") for r in rows], pa.int64()),
         "stat": pa.array([r.get("stat") for r in rows], pa.list_(pa.int64())),  # size, mtime_ns, ctime_ns
     }).replace_schema_metadata({b"lab": json.dumps(meta).encode()})
-    atomic_write(path, lambda tmp: pq.write_table(table, tmp))
+    # vectors do not compress: storing them plain makes a part twice as fast to read back
+    atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression={c: "none" if c == "embedding" else "snappy"
+                                                                           for c in table.column_names},
+                                                  use_dictionary=["origin", "node", "error"]))
 
 
 def part_meta(path) -> dict:
@@ -133,18 +136,24 @@ def import_run(folder, cache=None) -> dict:
     fp, modality = manifest["fingerprint"], manifest["modality"]
     cache.register_model(fp, manifest["model"], manifest["dim"])
     rows = 0
+    _, pq = _pa()
     for p in files:
         meta = part_meta(p)
         if meta["fingerprint"] != fp or meta["modality"] != modality:
             raise LabError(f"{p} was written by model {meta['model']} [{meta['fingerprint'][:12]}], not the "
                            f"folder's {manifest['model']} [{fp[:12]}]; remove the part or the folder")
-        table, emb = read_part(p, columns=["key", "item", "ok", "embedding", "stat"])
-        ok = table["ok"].to_numpy()
-        cache.put(fp, modality, table["key"][ok].tolist(), emb[ok])
-        cache.put_file_digests((item, *map(int, stat), key.removeprefix("file:"))  # numpy ints would bind as blobs
-                               for item, key, stat in zip(table["item"][ok], table["key"][ok], table["stat"][ok])
-                               if stat is not None and key.startswith("file:"))
-        rows += int(ok.sum())
+        table = pq.read_table(p, columns=["key", "item", "ok", "embedding", "stat"])
+        table = table.filter(table.column("ok"))  # failed items are never cached
+        emb = table.column("embedding").combine_chunks().values.to_numpy().reshape(len(table), -1)  # (N, D)
+        keys = table.column("key").to_pylist()
+        cache.put(fp, modality, keys, emb)
+        stat = table.column("stat").combine_chunks()
+        if modality == "image" and stat.null_count < len(stat):  # remembered hashes: a warm pass only stats
+            values = stat.flatten().to_numpy().reshape(-1, 3).tolist()  # (M, 3): size, mtime_ns, ctime_ns
+            with_stat = np.flatnonzero(stat.is_valid().to_numpy(zero_copy_only=False))
+            items = table.column("item").to_pylist()
+            cache.put_file_digests((items[i], *v, keys[i].removeprefix("file:")) for i, v in zip(with_stat, values))
+        rows += len(table)
     return {"rows": rows, "parts": len(files)}
 
 

@@ -125,7 +125,7 @@ def test_shards_interrupted_resumed_from_the_cli_imported_and_exported(cluster, 
     cache_dir = tmp_path / "cache"
     model = lab.load_model("lab-vit-tiny", cache=cache_dir)
     pattern = str(data["root"] / "shards" / "{00000..00002}.tar")
-    out = tmp_path / "run"
+    out = tmp_path / "run.parts"  # where the CLI's --out run.npy keeps its run folder
 
     def fault(wave, path):
         raise KeyboardInterrupt("injected: the driver dies after its first wave")
@@ -137,7 +137,8 @@ def test_shards_interrupted_resumed_from_the_cli_imported_and_exported(cluster, 
     cli = subprocess.run(
         [sys.executable, "-m", "lab", "encode", pattern, "--model", "lab-vit-tiny", "--engine", "ray",
          "--address", cluster[0].address, "--workers", "2", "--cpus-per-worker", "0", "--resources",
-         json.dumps(ENCODER), "--batch-size", "4", "--wave-size", "1", "--no-import", "--out", str(out)],
+         json.dumps(ENCODER), "--batch-size", "4", "--wave-size", "1", "--no-import",
+         "--out", str(tmp_path / "run.npy")],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert cli.returncode == 1, cli.stderr[-2000:]  # one corrupt member: reported in the exit status
     manifest = runs.read_manifest(out)
@@ -145,6 +146,9 @@ def test_shards_interrupted_resumed_from_the_cli_imported_and_exported(cluster, 
     assert manifest["last_run"]["dispatched"] == 25 - len(first)  # only what was missing
     table, emb = runs.read_run(out)
     assert table["key"].is_unique and len(table) == 25 and table["item"].is_unique
+    np.testing.assert_array_equal(np.load(tmp_path / "run.npy"), emb)
+    index = pd.read_csv(tmp_path / "run.index.csv")
+    assert index["item"].tolist() == table["item"].tolist() and index["ok"].sum() == 24
     by_key = dict(zip(table["key"], emb))
     files = data["files"]
     ref_keys = {f: "file:" + hashlib.sha256(Path(f).read_bytes()).hexdigest() for f in files}
@@ -191,3 +195,16 @@ def test_grid_equals_in_process_and_a_rerun_skips_every_pair(cluster, tmp_path):
     again = dist.run_grid(models, sets, tmp_path / "grid", resources=ENCODER, cpus_per_worker=0, progress=False)
     assert not again["computed"].any()
     pd.testing.assert_frame_equal(again.drop(columns="computed"), grid.drop(columns="computed"))
+
+
+def test_texts_on_the_engine_equal_in_process(cluster, tmp_path):
+    model = lab.load_model("lab-vit-tiny", cache=tmp_path / "cache")
+    texts = [f"a photo of {n} red circles" for n in range(12)] + ["a photo of 0 red circles"]  # a repeat
+    manifest = dist.encode_texts(model, texts, tmp_path / "run", workers=1, cpus_per_worker=0, resources=ENCODER,
+                                 batch_size=4, wave_size=5, progress=False)
+    assert manifest["counts"] == {"items": 12, "ok": 12, "failed": 0}  # each distinct text once
+    table, emb = runs.read_run(tmp_path / "run")
+    np.testing.assert_allclose(emb, model.encode_texts(texts[:12], cache=False, progress=False), atol=1e-5)
+    assert set(table["node"]) <= cluster[1]
+    again = dist.encode_texts(model, texts, tmp_path / "other", workers=1, progress=False)
+    assert again["last_run"]["dispatched"] == 0 and again["last_run"]["from_cache"] == 12  # imported: no Ray

@@ -110,6 +110,8 @@ def test_folder_runs_on_both_worker_nodes_and_matches_in_process(cluster, data, 
     assert again["last_run"]["dispatched"] == 0 and again["last_run"]["waves_written"] == 0
     with pytest.raises(lab.LabError, match="differs in its inputs"):
         dist.encode_images(model, data["files"][:5], out, wave_size=10, progress=False)
+    with pytest.raises(lab.LabError, match="differs in its model"):
+        dist.encode_images("lab-rn-tiny", [str(data["root"] / "imgs")], out, wave_size=10, progress=False)
     assert runs.import_run(out, cache)["rows"] == 24 and runs.import_run(out, cache)["rows"] == 24  # idempotent
     fresh = lab.load_model("lab-vit-tiny", cache=cache)
     good = data["files"][:24]  # a failed item is tried again in-process: it was never cached
@@ -130,7 +132,8 @@ def test_shards_interrupted_resumed_from_the_cli_imported_and_exported(cluster, 
     def fault(wave, path):
         raise KeyboardInterrupt("injected: the driver dies after its first wave")
     with pytest.raises(KeyboardInterrupt):
-        dist.encode_images(model, [pattern], out, wave_size=1, progress=False, on_wave=fault, **ON_WORKERS)
+        dist.encode_images(model, [pattern], out, wave_size=1, progress=False, on_wave=fault,
+                           **{**ON_WORKERS, "workers": 1})
     assert len(runs.parts(out)) == 1 and runs.read_manifest(out)["status"] == "running"
     first, _ = runs.read_run(out)
     env = {**os.environ, "LAB_CACHE_DIR": str(cache_dir), "PYTHONPATH": str(ROOT)}
@@ -141,6 +144,8 @@ def test_shards_interrupted_resumed_from_the_cli_imported_and_exported(cluster, 
          "--out", str(tmp_path / "run.npy")],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     assert cli.returncode == 1, cli.stderr[-2000:]  # one corrupt member: reported in the exit status
+    import ray
+    assert ray.cluster_resources().get("lab_encoder") == 2  # the CLI attached, and left the cluster running
     manifest = runs.read_manifest(out)
     assert manifest["status"] == "complete" and manifest["last_run"]["waves_skipped"] == 1
     assert manifest["last_run"]["dispatched"] == 25 - len(first)  # only what was missing

@@ -412,7 +412,12 @@ def _stream(job: _Job, dispatch: list[int], engine: dict, resources):
     # trickle of single blocks to the same least-busy worker)
     ds = ds.repartition(target_num_rows_per_block=batch_size)
     gpus, cpus = engine["gpus_per_worker"], engine["cpus_per_worker"]
-    free = ray.cluster_resources().get("CPU", 0) - 1  # one logical CPU stays free for the streaming steps
+    have = ray.cluster_resources()
+    short = [f"{workers * v:g} {k} (the cluster has {have.get(k, 0):g})"
+             for k, v in {"GPU": gpus, **(resources or {})}.items() if workers * v > have.get(k, 0)]
+    if short:  # else the pool would wait for workers that never start
+        raise LabError(f"{workers} workers need {', '.join(short)}; lower --workers or add nodes that have them")
+    free = have.get("CPU", 0) - 1  # one logical CPU stays free for the streaming steps
     if cpus and workers * cpus > free:
         cpus = max(free, 0) / workers  # the request only: each worker still runs int(cpus_per_worker) threads
     ds = ds.map_batches(

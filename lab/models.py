@@ -312,6 +312,7 @@ def load_model(name_or_path, pretrained: str | None = None, device=None, precisi
             model = ClipModel.build_now(build, device=device, precision=precision, cache=cache)
             cache.put_model_identity(key, model.fingerprint, model.identity)
     # how to load the same model elsewhere (lab.dist's workers): everything but device and cache
-    model.load_args = dict(name_or_path=os.path.abspath(name) if os.path.isfile(name) else name, pretrained=pretrained, precision=precision, cache_dir=cache_dir,
-                           trust_checkpoint=trust_checkpoint, quick_gelu=quick_gelu)
+    as_file = lambda p: os.path.abspath(p) if p and os.path.isfile(p) else p  # noqa: E731  any working directory
+    model.load_args = dict(name_or_path=as_file(name), pretrained=as_file(pretrained), precision=precision,
+                           cache_dir=cache_dir, trust_checkpoint=trust_checkpoint, quick_gelu=quick_gelu)
     return model

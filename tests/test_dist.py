@@ -213,3 +213,5 @@ def test_texts_on_the_engine_equal_in_process(cluster, tmp_path):
     assert set(table["node"]) <= cluster[1]
     again = dist.encode_texts(model, texts, tmp_path / "other", workers=1, progress=False)
     assert again["last_run"]["dispatched"] == 0 and again["last_run"]["from_cache"] == 12  # imported: no Ray
+    with pytest.raises(lab.LabError, match=r"need 1 GPU \(the cluster has 0\)"):  # refused, not waited for
+        dist.encode_texts(model, ["a photo of a gpu"], tmp_path / "gpu", gpus_per_worker=1, progress=False)

@@ -2,7 +2,7 @@
 against in-process encode_images on the same GPU(s); img/s printed beside clip-retrieval's published
 2,500 img/s per A100 (ViT-B/32, resize-bound). One command on a machine with CUDA GPUs:
 
-    python benchmarks/gpu_dist.py [--n 10000] [--batch-size 256] [--cpus-per-worker 6]
+    python benchmarks/gpu_dist.py [--n 10000] [--batch-size 256] [--cpus-per-worker 2]
 
 Target: Ray >= 0.9x in-process on one GPU (the same GPU, the same batch size).
 """
@@ -28,14 +28,15 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=10000)
     ap.add_argument("--batch-size", type=int, default=256)
-    ap.add_argument("--cpus-per-worker", type=float, default=None, help="default: the cores / GPUs")
+    ap.add_argument("--cpus-per-worker", type=float, default=2,
+                    help="the encoder's own CPUs; the other cores run the decode tasks")
     ap.add_argument("--data", default=str(HERE / ".data"))
     args = ap.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("no CUDA GPU here: this benchmark needs one (CPU figures: benchmarks/bench_dist.py)")
     gpus = torch.cuda.device_count()
     cores = len(os.sched_getaffinity(0))
-    cpus = args.cpus_per_worker or max(1, cores // gpus - 1)
+    cpus = args.cpus_per_worker
     paths = make_jpegs(Path(args.data) / "jpeg256", args.n)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

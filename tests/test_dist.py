@@ -117,6 +117,8 @@ def test_folder_runs_on_both_worker_nodes_and_matches_in_process(cluster, data, 
     good = data["files"][:24]  # a failed item is tried again in-process: it was never cached
     np.testing.assert_allclose(fresh.encode_images(good, progress=False), data["ref"][:24], atol=1e-5)
     assert not fresh.built  # after the import an in-process encode computes (and reads) nothing
+    cached = dist.encode_images(model, good, tmp_path / "again", progress=False, **ON_WORKERS)
+    assert cached["last_run"]["dispatched"] == 0 and cached["last_run"]["from_cache"] == 24  # the driver skips them
     with pytest.raises(lab.LabError, match="not the driver's"):
         from lab._dist_worker import load_worker_model
         load_worker_model(model.load_args, "0" * 64, "cpu", 1)
@@ -170,6 +172,9 @@ def test_shards_interrupted_resumed_from_the_cli_imported_and_exported(cluster, 
     again = fresh.encode_images(files, progress=False, num_workers=0)
     assert seen["images"] == 0  # the folder's files hash to the tar members' keys: nothing computed
     np.testing.assert_allclose(again, data["ref"], atol=1e-5)
+    members = dist.encode_images(model, [str(data["root"] / "shards" / "{00000..00001}.tar")], tmp_path / "again",
+                                 progress=False, **ON_WORKERS)  # members known by "<shard>::<member>" and its stat
+    assert members["last_run"]["dispatched"] == 0 and members["last_run"]["from_cache"] == 18
     assert cli_main(["export", str(out), "--format", "clip-retrieval"]) == 0
     img = np.load(out / "clip-retrieval" / "img_emb" / "img_emb_0.npy")
     meta = pd.read_parquet(out / "clip-retrieval" / "metadata" / "metadata_0.parquet")

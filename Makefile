@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,dist]"
 	touch $@
 
 setup: $(VENV)/.installed
@@ -27,6 +27,7 @@ bench: setup
 	$(PY) benchmarks/bench_report.py
 	$(PY) benchmarks/bench_maps.py
 	$(PY) benchmarks/bench_attribution.py
+	$(PY) benchmarks/bench_dist.py
 
 clean:
 	rm -rf $(VENV) runs

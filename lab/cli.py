@@ -4,8 +4,12 @@
     python -m lab encode FOLDER|FILE.txt|IMAGE... --model NAME [--pretrained TAG] --out emb.npy
     python -m lab encode --texts prompts.txt --model NAME --out text_emb.npy
     python -m lab encode --world test:200 --model lab-vit-tiny --out runs/world.npy   # built-in images
+    python -m lab encode SRC... --model NAME --engine ray [--address auto] [--workers N] [--gpus-per-worker G] \
+        --out DIR|emb.npy                     # on a Ray cluster (the dist extra); SRC may be shards/{000..099}.tar
     python -m lab cache info
     python -m lab cache clear [--model NAME_OR_FINGERPRINT]
+    python -m lab cache import DIR             # merge a Ray run's output folder into the cache
+    python -m lab export DIR --format clip-retrieval [--out DEST]   # img_emb/*.npy + metadata/*.parquet
     python -m lab report [--config report.yaml] [-p NAME VALUE ...] [--notebooks NB ...] [--out DIR]
 
 `encode` writes an (N, D) float32 .npy and an index CSV beside it (`emb.index.csv`: row, item,
@@ -64,6 +68,8 @@ def cmd_encode(args) -> int:
         raise LabError("nothing to encode: pass image folders/files, a .txt list of paths, --texts FILE or --world SPLIT")
     model = load_model(args.model, pretrained=args.pretrained, device=args.device, cache=args.cache_dir,
                        trust_checkpoint=args.trust_checkpoint)
+    if args.engine == "ray":
+        return _encode_on_ray(args, model)
     if args.texts:
         if not Path(args.texts).is_file():
             raise LabError(f"--texts {args.texts}: no such file")
@@ -85,10 +91,14 @@ def cmd_encode(args) -> int:
                                             return_failures=True)
     out = Path(args.out)
     out = out if out.suffix == ".npy" else out.with_name(out.name + ".npy")  # as np.save names it
+    return _save_npy(model, out, emb, items, {f.index: f.reason for f in failures})
+
+
+def _save_npy(model, out: Path, emb, items, errors: dict) -> int:
+    """emb.npy + emb.index.csv (row, item, ok, error); exit status 1 when an item failed."""
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, emb)
     index = out.with_name(out.stem + ".index.csv")
-    errors = {f.index: f.reason for f in failures}
     with open(index, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["row", "item", "ok", "error"])
@@ -97,6 +107,42 @@ def cmd_encode(args) -> int:
     print(f"{model.name} [{model.fingerprint[:12]}]: {len(items) - len(errors)} of {len(items)} encoded "
           f"-> {out} {emb.shape}, index {index}")
     return 1 if errors else 0
+
+
+def _encode_on_ray(args, model) -> int:
+    """--engine ray: the run folder is --out (or emb.parts/ beside --out emb.npy, which is then written too)."""
+    import json
+    from . import dist, runs
+    if args.world:
+        raise LabError("--world renders images in this process; drop --engine ray")
+    out = Path(args.out)
+    folder = out.with_name(out.stem + ".parts") if out.suffix == ".npy" else out
+    settings = dict(workers=args.workers, gpus_per_worker=args.gpus_per_worker, cpus_per_worker=args.cpus_per_worker,
+                    batch_size=args.batch_size, resume=not args.no_resume, wave_size=args.wave_size,
+                    resources=json.loads(args.resources) if args.resources else None, address=args.address,
+                    cache_import=not args.no_import)
+    items = None  # the rows of emb.npy: the run's items, or every line of --texts (repeats included)
+    if args.texts:
+        if not Path(args.texts).is_file():
+            raise LabError(f"--texts {args.texts}: no such file")
+        items = Path(args.texts).read_text().splitlines()
+        manifest = dist.encode_texts(model, items, folder, **settings)
+    elif args.sources:
+        manifest = dist.encode_images(model, args.sources, folder, **settings)
+    else:
+        raise LabError("nothing to encode: pass image folders/files, .txt lists, tar shards or --texts FILE")
+    counts, last = manifest["counts"], manifest["last_run"]
+    print(f"{model.name} [{model.fingerprint[:12]}] on ray: {counts['ok']} of {counts['items']} encoded -> {folder} "
+          f"({last['dispatched']} dispatched, {last['from_cache']} from the cache, {last['waves_skipped']} waves "
+          f"done before)")
+    if out.suffix == ".npy":
+        table, emb = runs.read_run(folder)
+        items = table["item"].tolist() if items is None else items
+        row_of = dict(zip(table["item"], range(len(table))))
+        rows = [row_of[item] for item in items]
+        errors = {i: table["error"][r] for i, r in enumerate(rows) if not table["ok"][r]}
+        return _save_npy(model, out, emb[rows], items, errors)
+    return 1 if counts["failed"] else 0
 
 
 def cmd_cache(args) -> int:
@@ -109,9 +155,22 @@ def cmd_cache(args) -> int:
                   f"{_human(r['bytes']):>10}")
         size = sum(os.path.getsize(p) for p in cache.directory.glob(cache.path.name + "*"))
         print(f"  total {sum(r['entries'] for r in rows):,} entries, {_human(size)} on disk")
+    elif args.action == "import":
+        from .runs import import_run
+        if not args.run:
+            raise LabError("cache import needs the run folder: python -m lab cache import DIR")
+        done = import_run(args.run, cache)
+        print(f"imported {done['rows']:,} rows from {done['parts']} parts of {args.run} into {cache.path}")
     else:
         n = cache.clear(args.model)
         print(f"removed {n:,} embeddings" + (f" of {args.model}" if args.model else ""))
+    return 0
+
+
+def cmd_export(args) -> int:
+    from .runs import export_clip_retrieval
+    dest = export_clip_retrieval(args.run, args.out)
+    print(f"exported {args.run} -> {dest} (img_emb/*.npy + metadata/*.parquet)")
     return 0
 
 
@@ -143,11 +202,31 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
     e.add_argument("--strict", action="store_true", help="stop at the first bad item")
     e.add_argument("--trust-checkpoint", action="store_true", help="allow full unpickling (runs code from the file)")
+    e.add_argument("--engine", choices=["process", "ray"], default="process",
+                   help="process (default): this machine; ray: a Ray cluster (pip install 'clip-lab[dist]')")
+    g = e.add_argument_group("--engine ray")
+    g.add_argument("--address", default=None,
+                   help="'auto' or ray://HOST:10001 to attach (default: start a local cluster)")
+    g.add_argument("--workers", type=int, default=1, help="encoder workers, one model each")
+    g.add_argument("--gpus-per-worker", type=float, default=0)
+    g.add_argument("--cpus-per-worker", type=float, default=1, help="also each worker's torch threads")
+    g.add_argument("--resources", default=None, help='custom Ray resources per worker as JSON, e.g. \'{"encoder": 1}\'')
+    g.add_argument("--wave-size", type=int, default=1024, help="items per resumable wave (a shard is never split)")
+    g.add_argument("--no-resume", action="store_true", help="start the output folder over")
+    g.add_argument("--no-import", action="store_true",
+                   help="leave the local cache alone (python -m lab cache import DIR later)")
     e.set_defaults(func=cmd_encode)
-    c = sub.add_parser("cache", help="inspect or prune the embedding cache")
-    c.add_argument("action", choices=["info", "clear"])
+    c = sub.add_parser("cache", help="inspect, prune or fill the embedding cache")
+    c.add_argument("action", choices=["info", "clear", "import"])
+    c.add_argument("run", nargs="?", help="import: a Ray run's output folder")
     c.add_argument("--model", default=None, help="clear only this model (name or fingerprint prefix)")
     c.set_defaults(func=cmd_cache)
+    x = sub.add_parser("export", help="write a Ray run's output in another tool's layout")
+    x.add_argument("run", help="the run folder (--out of encode --engine ray)")
+    x.add_argument("--format", choices=["clip-retrieval"], required=True,
+                   help="clip-retrieval: img_emb/img_emb_N.npy + metadata/metadata_N.parquet (autofaiss reads it)")
+    x.add_argument("--out", default=None, help="destination (default RUN/clip-retrieval)")
+    x.set_defaults(func=cmd_export)
     r = sub.add_parser("report", help="run the notebooks through papermill into an HTML report")
     r.add_argument("--config", help="YAML with out, notebooks, parameters, notebook_parameters")
     r.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),

@@ -96,8 +96,27 @@ class _Pending:
                 img = as_rgb_image(item, self.max_pixels)
             out["tensor"] = self.preprocess(img)
         except Exception as e:  # reported per item, never fatal to the run
-            out["error"] = str(e) if isinstance(e, (ValueError, OSError, TypeError)) else f"{type(e).__name__}: {e}"
+            out["error"] = error_text(e)
         return out
+
+
+def error_text(e: Exception) -> str:
+    """What a failed item's row says (the same words in every engine)."""
+    return str(e) if isinstance(e, (ValueError, OSError, TypeError)) else f"{type(e).__name__}: {e}"
+
+
+NON_FINITE = "the model produced a non-finite embedding (fp16 overflow? try precision='fp32')"
+
+
+def path_problem(path: str) -> tuple[os.stat_result | None, str | None]:
+    """(stat, None) for an image file path, else (None, why it cannot be one)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None, "file not found; check the path"
+    if not os.path.isfile(path):
+        return None, "is a folder, not an image file; use lab.data.list_images(folder)"
+    return st, None
 
 
 def _item_at(images, i):
@@ -151,13 +170,9 @@ def _resolve_image_keys(model, images, failures, strict):
             entries.append((i, item, key))
         elif isinstance(item, (str, os.PathLike)):
             path = os.path.abspath(item)
-            try:
-                st = os.stat(path)
-            except OSError:
-                _fail(failures, strict, i, item, "file not found; check the path", "image")
-                continue
-            if not os.path.isfile(path):
-                _fail(failures, strict, i, item, "is a folder, not an image file; use lab.data.list_images(folder)", "image")
+            st, problem = path_problem(path)
+            if problem:
+                _fail(failures, strict, i, item, problem, "image")
                 continue
             stats[path] = stat_key(st)
             entries.append((i, path, None))
@@ -229,8 +244,7 @@ def _run_loader(model, images, loader, bar, out, failures, cache, strict):
         if good:
             vecs = vectors if vectors is not None else model.embed_image_tensors(pixels)
             finite = np.isfinite(vecs).all(1)  # an fp16 overflow must never reach the cache
-            bad += [(r, "the model produced a non-finite embedding (fp16 overflow? try precision='fp32')")
-                    for r, ok in zip(good, finite) if not ok]
+            bad += [(r, NON_FINITE) for r, ok in zip(good, finite) if not ok]
             good, vecs = [r for r, ok in zip(good, finite) if ok], vecs[finite]
             out[[r["index"] for r in good]] = vecs
             if cache and good:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import re
 import warnings
 
 import numpy as np
@@ -65,8 +66,9 @@ def decode_bytes(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
     pil_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # check_size applies our limit
     try:
         img = Image.open(io.BytesIO(data))
-    except Exception as e:
-        raise ValueError(f"not a readable image ({type(e).__name__}: {e})") from None
+    except Exception as e:  # PIL names the BytesIO object (its address): drop it, so messages repeat
+        reason = re.sub(r" <_io\.BytesIO object at 0x[0-9a-fA-F]+>", "", str(e))
+        raise ValueError(f"not a readable image ({type(e).__name__}: {reason})") from None
     finally:
         Image.MAX_IMAGE_PIXELS = pil_limit
     check_size(img.width, img.height, max_pixels)

@@ -299,14 +299,20 @@ def load_model(name_or_path, pretrained: str | None = None, device=None, precisi
     request = _file_request(name, pretrained, quick_gelu, trust_checkpoint)
     if request is None:
         build = _from_name(name, pretrained, quick_gelu, trust_checkpoint, cache, cache_dir)
-        return ClipModel.build_now(build, device=device, precision=precision, cache=cache)
-    path = request.pop("path")
-    build = _builder("from_file", path, **request, cache=cache)
-    key = hashlib.sha256(json.dumps([path, cache.file_digest(path), request, _arch_config(request["arch"]),
-                                     precision, _loader_version()], sort_keys=True).encode()).hexdigest()
-    known = cache.model_identity(key)
-    if known is not None:
-        return ClipModel(known, build, device=device, cache=cache)
-    model = ClipModel.build_now(build, device=device, precision=precision, cache=cache)
-    cache.put_model_identity(key, model.fingerprint, model.identity)
+        model = ClipModel.build_now(build, device=device, precision=precision, cache=cache)
+    else:
+        path = request.pop("path")
+        build = _builder("from_file", path, **request, cache=cache)
+        key = hashlib.sha256(json.dumps([path, cache.file_digest(path), request, _arch_config(request["arch"]),
+                                         precision, _loader_version()], sort_keys=True).encode()).hexdigest()
+        known = cache.model_identity(key)
+        if known is not None:
+            model = ClipModel(known, build, device=device, cache=cache)
+        else:
+            model = ClipModel.build_now(build, device=device, precision=precision, cache=cache)
+            cache.put_model_identity(key, model.fingerprint, model.identity)
+    # how to load the same model elsewhere (lab.dist's workers): everything but device and cache
+    as_file = lambda p: os.path.abspath(p) if p and os.path.isfile(p) else p  # noqa: E731  any working directory
+    model.load_args = dict(name_or_path=as_file(name), pretrained=as_file(pretrained), precision=precision,
+                           cache_dir=cache_dir, trust_checkpoint=trust_checkpoint, quick_gelu=quick_gelu)
     return model

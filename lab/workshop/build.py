@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,7 +34,8 @@ BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = "raise NotImplementedError()  # your code here"
 TIMINGS = "timings.json"
 _UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b|\b[0-9a-f]{32}\b"
-                   r"|(?<=\bT_)[0-9a-f]{5}(?=[_\"\s])")  # uuid4s (plotly divs), widget model ids, pandas Styler ids
+                   r"|(?<=\bT_)[0-9a-f]{5}(?=[_\"\\\s])"  # uuid4s (plotly divs), widget model ids, pandas Styler ids
+                   r"|(?<= at 0x)[0-9a-f]{6,16}\b")  # object addresses in reprs
 
 
 # -- editions of one notebook ---------------------------------------------------------------------
@@ -105,12 +107,16 @@ def solution_source(nb, stem: str):
 
 # -- execution ------------------------------------------------------------------------------------
 
-def execute(nb, cwd: Path, kernel: str, timeout: int = 600, allow_errors: bool = False):
-    """Run a notebook in place with nbclient -> seconds per cell (None for markdown)."""
+def execute(nb, cwd: Path, kernel: str, timeout: int = 300, allow_errors: bool = False):
+    """Run a notebook in place with nbclient -> seconds per cell (None for markdown). The kernel
+    talks over IPC sockets in a private folder: no TCP ports to race for on a shared machine."""
     from nbclient import NotebookClient
-    client = NotebookClient(nb, kernel_name=kernel, timeout=timeout, allow_errors=allow_errors,
-                            resources={"metadata": {"path": str(cwd)}}, record_timing=True)
-    client.execute()
+    from traitlets.config import Config
+    with tempfile.TemporaryDirectory() as sockets:
+        config = Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(sockets, "kernel")}})
+        client = NotebookClient(nb, kernel_name=kernel, timeout=timeout, allow_errors=allow_errors, config=config,
+                                resources={"metadata": {"path": str(cwd)}}, record_timing=True)
+        client.execute()
     seconds = []
     for cell in nb.cells:
         ex = cell.metadata.get("execution", {})
@@ -210,24 +216,36 @@ def solutions_edition(executed, stem: str):
 # -- handout and site -----------------------------------------------------------------------------
 
 def handout_markdown(workshop: src.Workshop) -> str:
-    lines = [f"# {workshop.title}", "", "| from start | min | |", "|---|---|---|"]
-    lines += [f"| {_hm(r['offset'])} | {r['minutes']} | {r['title']}{' (bonus)' if r['kind'] == 'bonus' else ''} |"
-              for r in src.schedule(workshop)]
+    """One page: the day in one line per module and break, then every exercise's prompt."""
+    t, day = 0, []
+    for item in workshop.items:
+        name = f"{item.name} {item.title}" if isinstance(item, src.Module) else item.title.split(":")[0]
+        day.append(f"{_hm(t)} {name} ({item.minutes} min)")
+        t += item.minutes
+    lines = [f"# {workshop.title}", "", " · ".join(day)]
     for module in workshop.modules:
-        lines += ["", f"## {module.name} · {module.title} ({module.minutes} min) — `{module.path.stem}.ipynb`", ""]
+        lines += ["", f"## {module.name} · {module.title} — `{module.path.stem}.ipynb`", ""]
         for cell in module.notebook.cells:
-            m = src.meta(cell)
-            if cell.cell_type == "markdown" and ("exercise" in m or "question" in m):
-                text = re.sub(r"^#+\s*", "", cell.source.strip()).replace("\n\nSet `my_answer` to a letter and run the cell.", "")
-                title, _, body = text.partition("\n")
-                lines += [f"**{title}** — {' '.join(body.split())}", ""]
+            if cell.cell_type == "markdown" and "exercise" in src.meta(cell):
+                title, _, body = re.sub(r"^#+\s*", "", cell.source.strip()).partition("\n")
+                bonus = " (bonus)" if _section_of(module, cell) == "bonus" else ""
+                lines += [f"**{title.replace('Exercise ', '')}**{bonus}: {' '.join(body.split())}", ""]
     return "\n".join(lines) + "\n"
+
+
+def _section_of(module: src.Module, target) -> str:
+    kind = "core"
+    for cell in module.notebook.cells:
+        kind = src.meta(cell).get("kind", kind) if "section" in src.meta(cell) else kind
+        if cell is target:
+            return kind
+    return kind
 
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em;line-height:1.45}
 pre,code{background:#f5f5f5;font-size:.92em} pre{padding:.6em;overflow-x:auto} table{border-collapse:collapse}
 td,th{border:1px solid #ccc;padding:.25em .6em} .jp-InputPrompt,.jp-OutputPrompt{display:none}
-.jp-Cell{margin:.6em 0} nav a{margin-right:1em}"""
+.jp-Cell{margin:.6em 0} nav a{margin-right:1em} @media print{body{font-size:9.5pt;margin:0} nav{display:none}}"""
 
 
 def _page(title: str, body: str, nav: str = "") -> str:

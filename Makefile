@@ -28,6 +28,7 @@ bench: setup
 	$(PY) benchmarks/bench_maps.py
 	$(PY) benchmarks/bench_attribution.py
 	$(PY) benchmarks/bench_dist.py
+	$(PY) benchmarks/bench_workshop.py
 
 clean:
 	rm -rf $(VENV) runs

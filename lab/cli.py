@@ -11,6 +11,7 @@
     python -m lab cache import DIR             # merge a Ray run's output folder into the cache
     python -m lab export DIR --format clip-retrieval [--out DEST]   # img_emb/*.npy + metadata/*.parquet
     python -m lab report [--config report.yaml] [-p NAME VALUE ...] [--notebooks NB ...] [--out DIR]
+    python -m lab workshop agenda|build|check|prepare [--start 09:30] [--out DIR|FILE]   # lab.workshop
 
 `encode` writes an (N, D) float32 .npy and an index CSV beside it (`emb.index.csv`: row, item,
 ok, error); rows of items that failed are NaN. Errors print one line, no traceback.
@@ -235,6 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="output folder (default runs/report-<time>)")
     r.add_argument("--no-progress", action="store_true", help="no per-cell progress bars")
     r.set_defaults(func=cmd_report)
+    from .workshop.cli import add_parser as add_workshop
+    add_workshop(sub)
     return p
 
 

@@ -1,0 +1,21 @@
+"""The CLIP Lab teaching workshop: one source notebook per module under notebooks/workshop/,
+built into learner, solution and instructor editions, a handout and an offline site.
+
+    python -m lab workshop agenda --start 09:30        # the schedule, core vs bonus, what to drop
+    python -m lab workshop check                        # is this learner machine ready?
+    python -m lab workshop prepare --out cache.zip      # every embedding and map the modules use
+    python -m lab workshop build --out build/workshop   # student/, solutions/, instructor/, handout, site/
+
+In the notebooks: `from lab.workshop import check, catch_up, answer` (see lab.workshop.checks).
+"""
+from importlib import import_module
+
+__all__ = ["check", "catch_up", "answer", "summary"]
+
+
+def __getattr__(name):  # imported on first use, so `python -m lab` starts without numpy/scipy
+    if name in __all__:
+        value = getattr(import_module(".checks", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'lab.workshop' has no attribute {name!r}")

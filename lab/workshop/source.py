@@ -1,0 +1,166 @@
+"""The workshop's source: notebooks/workshop/workshop.yaml (the day's order, breaks, wrap-up) and
+one notebook per module whose markdown cells carry the timing and the exercise marks.
+
+Cell metadata under "workshop":
+    {"section": "Logits and probabilities", "minutes": 12, "kind": "core"}   a section starts here
+    {"exercise": "m1.logits"}      this markdown cell is an exercise's prompt (goes to the handout)
+    {"question": "m1.q1"}          a multiple-choice question's text (goes to the handout)
+Cells tagged "instructor" are instructor notes. Code between `### BEGIN SOLUTION` and
+`### END SOLUTION` is the solution (nbgrader's markers).
+
+    agenda(load(), start="09:30") -> rows: clock, item, minutes, kind
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+import yaml
+
+from ..errors import BadInput
+
+SOURCE = Path(__file__).resolve().parent.parent.parent / "notebooks" / "workshop"
+KINDS = ("core", "bonus")
+
+
+@dataclass
+class Section:
+    title: str
+    minutes: int
+    kind: str  # "core" or "bonus"
+
+
+@dataclass
+class Module:
+    path: Path
+    name: str  # "M1"
+    title: str
+    notebook: nbformat.NotebookNode
+    sections: list[Section] = field(default_factory=list)
+
+    @property
+    def minutes(self) -> int:
+        return sum(s.minutes for s in self.sections)
+
+
+@dataclass
+class Break:
+    title: str
+    minutes: int
+
+
+@dataclass
+class Workshop:
+    title: str
+    minutes: int
+    items: list  # Module | Break, in the day's order
+    folder: Path
+
+    @property
+    def modules(self) -> list[Module]:
+        return [m for m in self.items if isinstance(m, Module)]
+
+
+def meta(cell) -> dict:
+    return cell.metadata.get("workshop", {})
+
+
+def is_instructor(cell) -> bool:
+    return "instructor" in cell.metadata.get("tags", [])
+
+
+def read_module(path: Path) -> Module:
+    nb = nbformat.read(path, as_version=4)
+    info = nb.metadata.get("workshop", {})
+    if not info.get("module"):
+        raise BadInput(f"{path}: notebook metadata needs workshop.module (e.g. 'M1') and workshop.title")
+    module = Module(path, info["module"], info.get("title", path.stem), nb)
+    for i, cell in enumerate(nb.cells):
+        m = meta(cell)
+        if "section" in m:
+            if m.get("kind", "core") not in KINDS or not isinstance(m.get("minutes"), int):
+                raise BadInput(f"{path.name} cell {i}: a section needs integer minutes and kind in {KINDS}; got {m}")
+            module.sections.append(Section(m["section"], m["minutes"], m.get("kind", "core")))
+    if not module.sections:
+        raise BadInput(f"{path.name}: no section cells (metadata workshop.section / minutes)")
+    return module
+
+
+def load(folder: str | Path | None = None, modules: list[str] | None = None) -> Workshop:
+    """Read workshop.yaml and its module notebooks; `modules` (names like "M1" or file stems) keeps a subset."""
+    folder = Path(folder or SOURCE)
+    spec_file = folder / "workshop.yaml"
+    if not spec_file.is_file():
+        raise BadInput(f"{spec_file} not found: the workshop source folder needs a workshop.yaml")
+    spec = yaml.safe_load(spec_file.read_text())
+    items = []
+    for entry in spec["agenda"]:
+        if "module" in entry:
+            module = read_module(folder / entry["module"])
+            if modules and module.name not in modules and module.path.stem not in modules:
+                continue
+            items.append(module)
+        else:
+            b = entry["break"]
+            items.append(Break(b["title"], int(b["minutes"])))
+    return Workshop(spec["title"], int(spec.get("minutes", 180)), items, folder)
+
+
+def _clock(start: dt.datetime, minutes: int) -> str:
+    return (start + dt.timedelta(minutes=minutes)).strftime("%H:%M")
+
+
+def schedule(workshop: Workshop) -> list[dict]:
+    """One row per module section and break: offset (minutes from start), minutes, kind, module, title."""
+    rows, t = [], 0
+    for item in workshop.items:
+        if isinstance(item, Break):
+            rows.append({"offset": t, "minutes": item.minutes, "kind": "break", "module": "", "title": item.title})
+            t += item.minutes
+            continue
+        for s in item.sections:
+            rows.append({"offset": t, "minutes": s.minutes, "kind": s.kind, "module": item.name,
+                         "title": f"{item.name} {item.title}: {s.title}"})
+            t += s.minutes
+    return rows
+
+
+def drop_order(workshop: Workshop) -> list[dict]:
+    """What to drop first when running late: bonus sections (longest, latest first), then the
+    'Explore' widget sections (learners can do them afterwards)."""
+    rows = schedule(workshop)
+    bonus = sorted((r for r in rows if r["kind"] == "bonus"), key=lambda r: (-r["minutes"], -r["offset"]))
+    explore = sorted((r for r in rows if r["kind"] == "core" and ": Explore" in r["title"]),
+                     key=lambda r: (-r["minutes"], -r["offset"]))
+    return bonus + explore
+
+
+def totals(workshop: Workshop) -> dict:
+    rows = schedule(workshop)
+    out = {k: sum(r["minutes"] for r in rows if r["kind"] == k) for k in ("core", "bonus", "break")}
+    out["total"] = sum(out.values())
+    return out
+
+
+def agenda_text(workshop: Workshop, start: str = "09:00") -> str:
+    """The printed schedule: clock times, core vs bonus totals, and the drop-first list."""
+    try:
+        t0 = dt.datetime.strptime(start, "%H:%M")
+    except ValueError as e:
+        raise BadInput(f"--start takes a clock time like 09:30; got {start!r}") from e
+    lines = [workshop.title, ""]
+    for r in schedule(workshop):
+        tag = {"core": "", "bonus": "  [bonus]", "break": ""}[r["kind"]]
+        lines.append(f"{_clock(t0, r['offset'])}  {r['minutes']:>3} min  {r['title']}{tag}")
+    tot = totals(workshop)
+    lines += [f"{_clock(t0, tot['total'])}  end", "",
+              f"core {tot['core']} min + bonus {tot['bonus']} min + breaks and wrap-up {tot['break']} min "
+              f"= {tot['total']} min (planned {workshop.minutes})"]
+    if tot["total"] > workshop.minutes:
+        lines.append(f"over by {tot['total'] - workshop.minutes} min: drop from the list below")
+    lines += ["", "Running late? Drop these first:"]
+    for r in drop_order(workshop):
+        lines.append(f"  - {r['title']} ({r['minutes']} min, at {_clock(t0, r['offset'])})")
+    return "\n".join(lines)

@@ -1,0 +1,281 @@
+"""The teaching workshop: one source built into editions that run, checks that teach without leaking,
+an agenda that fits, a machine check and a cache hand-out. The workshop is built once per session
+(real notebook executions on the built-in models) into a session cache; module times are printed."""
+import html
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from lab.workshop import build as wb
+from lab.workshop import checks, room
+from lab.workshop import source as src
+
+MARKS = re.compile(r"^([✓✗○]) (m\d\.[a-z_0-9]+): (.*)$", re.M)
+
+
+def _files(folder: Path):
+    return sorted(p for p in folder.rglob("*") if p.is_file())
+
+
+@pytest.fixture(scope="session")
+def session_cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("workshop-cache")
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory, session_cache):
+    """Two builds (the first cold, the second warm) -> (first folder, second folder, times)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LAB_CACHE_DIR", str(session_cache))
+    try:
+        first, second = tmp_path_factory.mktemp("ws1"), tmp_path_factory.mktemp("ws2")
+        cold = wb.build(first, progress=False)
+        warm = wb.build(second, progress=False)
+    finally:
+        mp.undo()
+    times = {stem: (sum(cold[stem].values()), sum(warm[stem].values())) for stem in cold}
+    print("\nworkshop module compute times (cold, warm):",
+          ", ".join(f"{k} {c:.1f} s / {w:.1f} s" for k, (c, w) in times.items()))
+    return first, second, times
+
+
+def _marks(nb) -> list[tuple[str, str, str]]:
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    return MARKS.findall(text)
+
+
+def _all_checks() -> set:
+    return set(checks.EXERCISES) | set(checks.ANSWERS)
+
+
+def test_solutions_execute_and_pass_every_check(built):
+    first, _, _ = built
+    seen = set()
+    for path in sorted((first / "solutions").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        assert not wb.errors_in(nb), path.name
+        marks = _marks(nb)
+        assert marks and all(m == "✓" for m, _, _ in marks), (path.name, [x for x in marks if x[0] != "✓"])
+        seen |= {name for _, name, _ in marks}
+    assert seen == _all_checks()  # every exercise and question is used, and passes
+
+
+def test_learner_edition_runs_top_to_bottom_with_nothing_attempted(built, session_cache, monkeypatch):
+    from lab.report import this_python_kernel
+    first, _, _ = built
+    monkeypatch.setenv("LAB_CACHE_DIR", str(session_cache))
+    seen = set()
+    with this_python_kernel() as kernel:
+        for path in sorted((first / "student").glob("*.ipynb")):
+            nb = nbformat.read(path, as_version=4)
+            wb.execute(nb, Path(wb.__file__).resolve().parents[2], kernel)  # raises on any error
+            marks = _marks(nb)
+            assert marks and all(m == "○" and "not attempted" in msg for m, _, msg in marks), path.name
+            seen |= {name for _, name, _ in marks}
+            text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+            for name in {n for _, n, _ in marks if n in checks.EXERCISES}:
+                assert f"↪ {name}: continuing with the reference solution" in text
+    assert seen == _all_checks()
+
+
+def test_no_solution_line_reaches_the_learner_edition_handout_or_site(built):
+    first, _, _ = built
+    lines = set()
+    for module in src.load().modules:
+        for cell in module.notebook.cells:
+            if cell.cell_type == "code":
+                lines |= {ln.strip() for ln in wb.solution_lines(cell.source) if len(ln.strip()) >= 12}
+    assert len(lines) > 20
+    targets = _files(first / "student") + _files(first / "site") + [first / "handout.md", first / "handout.html"]
+    for path in targets:
+        text = path.read_text(encoding="utf-8")
+        variants = [text, html.unescape(text), json.dumps(text)]
+        leaked = [ln for ln in lines if any(ln in v for v in variants)]
+        assert not leaked, (path.name, leaked)
+
+
+def test_editions_have_what_they_promise(built):
+    first, _, _ = built
+    for path in sorted((first / "student").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        assert not any(src.is_instructor(c) for c in nb.cells)
+        assert all(not c.outputs for c in nb.cells if c.cell_type == "code")
+        assert any(wb.STUB in c.source for c in nb.cells)
+        inst = nbformat.read(first / "instructor" / path.name, as_version=4)
+        banners = [c.source for c in inst.cells if "timing" in c.metadata.get("tags", [])]
+        assert len(banners) == sum("section" in src.meta(c) for c in nb.cells)
+        assert all("from start" in b and "compute" in b for b in banners)
+        assert any(src.is_instructor(c) and "timing" not in c.metadata.get("tags", []) for c in inst.cells)
+    handout = (first / "handout.md").read_text()
+    assert all(name in handout for name in checks.EXERCISES)
+    site = first / "site"
+    assert (site / "index.html").exists() and len(list(site.glob("*.html"))) == 2 + len(src.load().modules)
+    for path in _files(site):
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//|@import|url\(\s*["']?https?:""", text), path.name
+
+
+def test_two_builds_are_byte_identical(built):
+    first, second, _ = built
+    names = [p.relative_to(first) for p in _files(first)]
+    assert names == [p.relative_to(second) for p in _files(second)]
+    different = [str(n) for n in names if (first / n).read_bytes() != (second / n).read_bytes()]
+    assert not different
+
+
+def test_module_times_are_measured(built):
+    _, _, times = built
+    assert set(times) == {m.path.stem for m in src.load().modules}
+    assert all(cold > 0 and warm > 0 for cold, warm in times.values())
+
+
+# -- checks ----------------------------------------------------------------------------------------
+
+def _wrong_answers(ex: checks.Exercise) -> list:
+    """At least 20 wrong functions for one exercise: its named mistakes and generic slips."""
+    ref = ex.reference
+    out = list(ex.mistakes.values())
+
+    def raising(*a):
+        raise ValueError("shapes do not align")
+
+    if ex.kind == "bool":
+        generic = [lambda *a: not ref(*a), lambda *a: True, lambda *a: False, lambda *a: 1, lambda *a: "yes",
+                   lambda *a: None, raising, lambda *a: [ref(*a)], lambda *a: np.array([ref(*a)] * 2),
+                   lambda *a: bool(a[1][np.unravel_index(np.argmax(a[0]), a[0].shape)[0], 0]),
+                   lambda *a: bool(a[1].any()), lambda *a: bool(a[1].all()), lambda *a: bool(a[0].max() > 0.5),
+                   lambda *a: bool(a[1][0, 0]), lambda *a: bool(a[1][-1, -1]), lambda *a: bool(a[1].mean() > 0.4),
+                   lambda *a: bool(a[1].flat[np.argmin(a[0])] and a[1].flat[np.argmax(a[0])]),
+                   lambda *a: bool(a[1].flat[np.argmax(a[0])] or a[1].flat[np.argmin(a[0])]),
+                   lambda *a: bool(a[1].flat[np.argsort(a[0], axis=None)[-2]])]
+    else:
+        generic = [lambda *a: 2 * np.asarray(ref(*a)), lambda *a: np.asarray(ref(*a)) + 1,
+                   lambda *a: -np.asarray(ref(*a)), lambda *a: np.zeros_like(np.asarray(ref(*a), dtype=float)),
+                   lambda *a: np.ones_like(np.asarray(ref(*a), dtype=float)), lambda *a: None, raising,
+                   lambda *a: "42", lambda *a: {"value": 1}, lambda *a: np.asarray(ref(*a)) * 1.01,
+                   lambda *a: np.asarray(ref(*a)) + 1e-2, lambda *a: np.round(np.asarray(ref(*a), dtype=float) + 0.5),
+                   lambda *a: np.full(np.shape(ref(*a)), np.nan), lambda *a: np.asarray(ref(*a)) ** 2 + 0.1,
+                   lambda *a: np.append(np.ravel(ref(*a)), 0.0), lambda *a: np.ravel(ref(*a))[::-1] + 0.3,
+                   lambda *a: np.sqrt(np.abs(np.asarray(ref(*a), dtype=float))) + 0.2,
+                   lambda *a: np.asarray(ref(*a)) - np.mean(ref(*a)) + 7,
+                   lambda *a: np.exp(np.asarray(ref(*a), dtype=float) / 50)]
+        if ex.kind == "array":
+            generic += [lambda *a: np.asarray(ref(*a)).T if np.ndim(ref(*a)) == 2 else np.asarray(ref(*a))[None],
+                        lambda *a: np.asarray(ref(*a))[..., :-1]]
+    return out + generic
+
+
+def _reference_strings(ex, seed) -> set:
+    """How the reference's outputs for the check's own inputs (same seed) could be printed."""
+    rng = np.random.default_rng(seed)
+    values = []
+    for t in range(ex.trials):
+        values += list(np.ravel(np.asarray(ex.reference(*ex.inputs(rng, t)), dtype=float)))
+    return {s for v in values for s in (f"{v:.2f}", f"{v:.3f}", repr(float(v)))
+            if len(s.strip("-0.")) >= 2}
+
+
+@pytest.mark.parametrize("name", sorted(checks.EXERCISES))
+def test_wrong_answers_get_a_hint_and_never_the_reference(name, capsys):
+    ex = checks.EXERCISES[name]
+    wrong = _wrong_answers(ex)
+    assert len(wrong) >= 20
+    for k, fn in enumerate(wrong):
+        seed = 1000 + k
+        result = checks.check(name, fn, seed=seed)
+        assert result.status == "hint", (name, k, str(result))
+        assert result.message and not re.search(r"\d\.\d", result.message), (name, k, result.message)
+        leaked = [s for s in _reference_strings(ex, seed) if s in result.message]
+        assert not leaked, (name, k, leaked)
+    assert "✗" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", sorted(checks.EXERCISES))
+def test_reference_passes_a_stub_is_not_attempted_and_catch_up_keeps_the_attempt(name):
+    ex = checks.EXERCISES[name]
+    assert checks.check(name, ex.reference).status == "correct"
+
+    def stub(*args):
+        raise NotImplementedError()
+    assert checks.check(name, stub).status == "not attempted"
+    assert checks.catch_up(name, stub) is ex.reference and checks.attempts[name] is stub
+    mine = ex.reference.__call__  # a correct attempt of one's own is kept in use
+    assert checks.catch_up(name, mine) is mine
+
+
+def test_named_mistakes_are_named():
+    result = checks.check("m1.ensemble", lambda p: (p / np.linalg.norm(p, axis=-1, keepdims=True)).mean(0))
+    assert "forgot to renormalise" in result.message
+    assert "missing logit scale" in checks.check("m1.logits", lambda x, w, s: x @ w.T).message
+    assert "transposed" in checks.check("m1.logits", lambda x, w, s: s * w @ x.T).message
+    assert "subtract each row's maximum" in checks.check(
+        "m1.softmax", lambda z: np.exp(z) / np.exp(z).sum(-1, keepdims=True)).message
+
+
+def test_multiple_choice_answers_are_stored_hashed():
+    source = Path(checks.__file__).read_text()
+    questions = {src.meta(c)["question"] for m in src.load().modules for c in m.notebook.cells if "question" in src.meta(c)}
+    assert questions == set(checks.ANSWERS) and all(len(q) >= 2 for q in questions)
+    assert all(re.fullmatch(r"[0-9a-f]{64}", h) for h in checks.ANSWERS.values())
+    assert not re.search(r'"m\d\.q\d":\s*"[a-d]"', source)
+    for q in questions:
+        statuses = [checks.answer(q, c).status for c in "abcd"]
+        assert statuses.count("correct") == 1 and statuses.count("hint") == 3
+        assert checks.answer(q, "").status == "not attempted"
+
+
+# -- source, agenda and room -----------------------------------------------------------------------
+
+def test_strip_solutions_stubs_functions_and_drops_top_level_answers():
+    code = "def f(x):\n    y = 1\n    ### BEGIN SOLUTION\n    return x + y\n    ### END SOLUTION\n\n" \
+           "a = ''\n### BEGIN SOLUTION\na = 'b'\n### END SOLUTION\ncheck(a)"
+    student = wb.strip_solutions(code)
+    assert "return x + y" not in student and "a = 'b'" not in student
+    assert f"    {wb.STUB}" in student and student.endswith("a = ''\ncheck(a)")
+    assert wb.solution_lines(code) == ["    return x + y", "a = 'b'"]
+    assert "BEGIN" not in wb.remove_markers(code) and "return x + y" in wb.remove_markers(code)
+    with pytest.raises(Exception, match="without"):
+        wb.strip_solutions("### BEGIN SOLUTION\nx = 1")
+
+
+def test_agenda_fits_the_day_and_prints_clock_times(capsys):
+    from lab.cli import main
+    workshop = src.load()
+    tot = src.totals(workshop)
+    assert tot["total"] == workshop.minutes == 180 and tot["bonus"] > 0 and tot["break"] >= 20
+    assert [m.name for m in workshop.modules] == ["M0", "M1", "M2", "M3", "M4"]
+    for m in workshop.modules:
+        core = [s for s in m.sections if s.kind == "core"]
+        assert core and any(s.kind == "bonus" for s in m.sections)
+        exercises = [src.meta(c)["exercise"] for c in m.notebook.cells if "exercise" in src.meta(c)]
+        assert 2 <= len([e for e in exercises if e in checks.EXERCISES]) <= 4
+    assert main(["workshop", "agenda", "--start", "09:30"]) == 0
+    out = capsys.readouterr().out
+    assert "09:30" in out and "12:30  end" in out and "Drop these first" in out
+    drop = out.split("Drop these first:")[1]
+    assert drop.index("Bonus") < drop.index("Explore")
+    assert main(["workshop", "agenda", "--start", "9h30"]) == 2
+
+
+def test_machine_check_names_each_problem_with_its_fix(tmp_path, monkeypatch):
+    from lab.report import this_python_kernel
+    with this_python_kernel():
+        assert room._kernel() == []
+        assert room.check_machine() == []  # packages, both models encode, cache, kernel, front end
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    monkeypatch.setenv("LAB_CACHE_DIR", str(blocked / "cache"))
+    [problem] = room._cache()
+    assert "not writable" in problem and "LAB_CACHE_DIR" in problem
+
+
+def test_prepare_zips_the_cache_a_module_fills(tmp_path):
+    import zipfile
+    info = room.prepare(tmp_path / "cache.zip", modules=["M0"])
+    assert info["bytes"] < room.MAX_ZIP_MB * 2 ** 20
+    names = zipfile.ZipFile(info["path"]).namelist()
+    assert "embeddings.sqlite3" in names and not any(n.endswith("-wal") for n in names)

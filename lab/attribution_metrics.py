@@ -13,7 +13,7 @@ import torch
 from PIL import Image, ImageFilter
 from scipy import ndimage
 
-from .attribution import model_inputs, score_fn
+from .attribution import image_keys, memoized, model_inputs, score_fn
 
 
 def pointing_game(maps: np.ndarray, masks: np.ndarray, tolerance: int = 0) -> np.ndarray:
@@ -44,15 +44,24 @@ def _auc(curve: np.ndarray) -> np.ndarray:
 
 
 def deletion_insertion(model, images, maps: np.ndarray, texts: list[str], labels, steps: int = 16,
-                       blur: float = 4.0, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+                       blur: float = 4.0, batch_size: int = 32, cache=True) -> tuple[np.ndarray, np.ndarray]:
     """RISE's deletion and insertion AUCs of maps (N, H, W) for target text labels[i] among `texts`
     (score: softmax probability over the texts). Deletion replaces the most relevant pixels first
     with a blurred copy (lower is better); insertion reveals them first on the blurred copy
-    (higher is better); `steps` equal slices of the pixels, AUC by the trapezoid rule."""
-    maps, labels = np.asarray(maps), np.asarray(labels)
+    (higher is better); `steps` equal slices of the pixels, AUC by the trapezoid rule.
+    Kept in the model's cache folder like attribute()'s maps (cache: True, a folder, or False)."""
+    images, maps, labels = list(images), np.asarray(maps), np.asarray(labels)
     if maps.ndim != 3 or len(maps) != len(images) or len(labels) != len(images):
         raise ValueError(f"deletion_insertion needs maps (N, H, W) and N labels for N={len(images)} images; got maps "
                          f"{maps.shape} and {len(labels)} labels (take result.maps[:, k] of attribute())")
+    parts = [image_keys(model, images), maps, list(texts), labels, steps, blur]
+    found = memoized(model, "deletion_insertion", parts,
+                     lambda: _deletion_insertion(model, images, maps, texts, labels, steps, blur, batch_size), cache,
+                     code=("attribution", "attribution_metrics"))
+    return found["deletion"], found["insertion"]
+
+
+def _deletion_insertion(model, images, maps, texts, labels, steps, blur, batch_size) -> dict:
     text_emb = torch.from_numpy(model.encode_texts(list(texts), progress=False)).to(model.device)
     f = score_fn(model, text_emb, "softmax")
     deletion, insertion = [], []
@@ -74,7 +83,7 @@ def deletion_insertion(model, images, maps: np.ndarray, texts: list[str], labels
                     curves.append(f(x).gather(1, target[:, None])[:, 0].float().cpu().numpy())
         deletion.append(_auc(np.stack(curves_del, 1)))
         insertion.append(_auc(np.stack(curves_ins, 1)))
-    return np.concatenate(deletion), np.concatenate(insertion)
+    return {"deletion": np.concatenate(deletion), "insertion": np.concatenate(insertion)}
 
 
 def align_mask(model, mask: np.ndarray) -> np.ndarray:

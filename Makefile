@@ -27,6 +27,7 @@ bench: setup
 	$(PY) benchmarks/bench_report.py
 	$(PY) benchmarks/bench_maps.py
 	$(PY) benchmarks/bench_attribution.py
+	$(PY) benchmarks/bench_contention.py
 
 clean:
 	rm -rf $(VENV) runs

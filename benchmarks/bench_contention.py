@@ -75,8 +75,9 @@ def _setup(name: str, quick: bool, scratch: Path):
     if name == "notebook03":  # the notebook's code cells in this process (no kernel start), fresh memo folder
         import nbformat
         import plotly.io as pio
-        from lab import attribution, attribution_metrics  # noqa: F401  imports are not the workload
+        from lab import attribution, attribution_metrics, notebook  # noqa: F401  imports are not the workload
         pio.renderers.default = "json"
+        notebook._png_possible = lambda: False  # PNG export (kaleido's Chromium) is not the lab's workload
         nb = nbformat.read(ROOT / "notebooks" / "03_attribution.ipynb", as_version=4)
         cells = [c.source for c in nb.cells if c.cell_type == "code"]
         params = (f"indices = [0, 1]\nn_metric = {n // 8}\nsteps = 8\noutput_dir = {str(scratch / 'nb03')!r}\n"

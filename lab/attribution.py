@@ -17,7 +17,8 @@ Methods (`list_methods(model)`):
 Stock nn.MultiheadAttention does not return differentiable attention probabilities, so while a map
 is computed each attention module's forward is swapped, on the instance, for an explicit
 softmax(QK^T/sqrt(d))V from its own weights, and restored afterwards (open_clip is not forked).
-Images are batched: one forward pass per batch, one backward pass per text.
+Images are batched: one forward pass per batch, one backward pass per text. Results are kept in the
+model's cache folder (lab.memo), keyed by its fingerprint, the images' content and every parameter.
 """
 from __future__ import annotations
 

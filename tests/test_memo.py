@@ -133,3 +133,16 @@ def test_baseline_predictions_are_cached_and_the_classifier_is_built_once(tmp_pa
     assert (again(sets["b"]) == 3).all() and again(sets["a"]).shape == (20, 5) and built == [1]  # never built
     rb.memoized_classifier("fake", ["fake", 2], factory, folder)(sets["a"])  # other parameters: built, computed
     assert built == [1, 1] and len(stored(folder / "robustness", "predictions-*.npz")) == 3
+
+
+def test_linear_probe_baseline_equals_the_direct_fit_and_is_not_refitted(nano, monkeypatch):
+    train, val, test = WorldDataset("train", 200), WorldDataset("val", 500), WorldDataset("test", 40)
+    kind, probe = rb.world_classifiers([nano], cnn_baselines=(), n_train=200)[f"{nano.name} linear probe"]
+    assert kind == "baseline"
+    np.testing.assert_array_equal(probe(test), rb.linear_probe(nano, train, val)(test))
+
+    def refit(*a, **k):
+        raise AssertionError("refitted although its predictions are cached")
+    monkeypatch.setattr(rb, "linear_probe", refit)
+    _, again = rb.world_classifiers([nano], cnn_baselines=(), n_train=200)[f"{nano.name} linear probe"]
+    np.testing.assert_array_equal(again(test), probe(test))

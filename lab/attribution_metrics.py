@@ -92,9 +92,20 @@ def align_mask(model, mask: np.ndarray) -> np.ndarray:
     return model.preprocess_image(Image.fromarray(np.uint8(mask) * 255).convert("RGB"))[0].numpy() > 127
 
 
-def world_targets(model, dataset, indices) -> tuple[np.ndarray, list]:
+def world_targets(model, dataset, indices, cache=True) -> tuple[np.ndarray, list]:
     """ShapeWorld ground truth for items `indices`, aligned to the model's input view:
-    masks (N, H, W) bool (union of the objects) and boxes (per item, a list of (x0, y0, x1, y1))."""
+    masks (N, H, W) bool (union of the objects) and boxes (per item, a list of (x0, y0, x1, y1)).
+    Kept in the model's cache folder like attribute()'s maps."""
+    from .data import dataset_identity
+    indices = [int(i) for i in indices]
+    found = memoized(model, "world_targets", [dataset_identity(dataset), indices],
+                     lambda: _world_targets(model, dataset, indices), cache, code=("attribution_metrics", "data.world"))
+    ends = np.cumsum(found["counts"])
+    return found["masks"], [[tuple(int(v) for v in b) for b in found["boxes"][e - c:e]]
+                            for c, e in zip(found["counts"], ends)]
+
+
+def _world_targets(model, dataset, indices) -> dict:
     masks, boxes = [], []
     for i in indices:
         sample = dataset.sample(int(i))
@@ -107,4 +118,5 @@ def world_targets(model, dataset, indices) -> tuple[np.ndarray, list]:
         labelled, n = ndimage.label(view)
         boxes.append([(sl[1].start, sl[0].start, sl[1].stop, sl[0].stop) for sl in ndimage.find_objects(labelled)]
                      if n else [(0, 0, 0, 0)])
-    return np.stack(masks), boxes
+    return {"masks": np.stack(masks), "boxes": np.array([b for bs in boxes for b in bs], dtype=np.int64).reshape(-1, 4),
+            "counts": np.array([len(bs) for bs in boxes])}

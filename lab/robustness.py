@@ -393,9 +393,13 @@ def world_shift_sets(n: int = 500, corruption_n: int = 100, corruptions=None, se
 def world_classifiers(models: list, templates="shapeworld", cnn_baselines=((8, 2), (16, 4), (16, 10)),
                       linear_probes: bool = True, n_train: int = 2000, batch_size=None) -> dict:
     """The built-in study's classifiers: each CLIP zero-shot ('evaluated'), small CNNs and linear
-    probes on each CLIP's features ('baseline') -> {name: (kind, classify)}."""
+    probes on each CLIP's features ('baseline') -> {name: (kind, classify)}, their predictions
+    memoized (memoized_classifier)."""
     from .data.world import WorldDataset
-    out = {m.name: ("evaluated", zero_shot_classifier(m, templates, batch_size)) for m in models}
+    listed = prompts.templates(templates if isinstance(templates, str) else list(templates))
+    out = {m.name: ("evaluated", memoized_classifier(m.name, ["zero-shot", m.fingerprint, listed],
+                                                     lambda m=m: zero_shot_classifier(m, listed, batch_size)))
+           for m in models}
     for width, epochs in cnn_baselines:
         cnn = cnn_baseline(width, epochs, n_train=n_train)
         out[cnn.name] = ("baseline", cnn)

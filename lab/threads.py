@@ -47,7 +47,8 @@ def available_cpus() -> int:
     except AttributeError:  # macOS, Windows
         n = os.cpu_count() or 1
     try:  # cgroup v2 "quota period", or "max"
-        quota, period = open("/sys/fs/cgroup/cpu.max").read().split()[:2]
+        with open("/sys/fs/cgroup/cpu.max") as fh:
+            quota, period = fh.read().split()[:2]
         if quota != "max":
             n = min(n, max(1, math.ceil(int(quota) / int(period))))
     except (OSError, ValueError):
@@ -88,7 +89,8 @@ def environment(policy: str | None = None, threads: int | None = None) -> dict[s
 
 def configure(policy: str | None = None, threads: int | None = None) -> dict:
     """Apply a thread policy ('fair' or 'spin'; default $LAB_THREAD_POLICY, else 'fair') and a
-    thread count (default $LAB_THREADS, else the available CPUs) -> settings(). Variables you set
+    thread count (default $LAB_THREADS, else the libraries' own unless the process may use fewer CPUs
+    than the host has: then available_cpus()) -> settings(). Variables you set
     yourself are kept; those the lab set before are replaced. Wait policies take effect in runtimes
     that load afterwards and in subprocesses (report kernels, DataLoader workers); thread counts are
     also applied to torch and numba when they are already loaded."""

@@ -146,3 +146,15 @@ def test_linear_probe_baseline_equals_the_direct_fit_and_is_not_refitted(nano, m
     monkeypatch.setattr(rb, "linear_probe", refit)
     _, again = rb.world_classifiers([nano], cnn_baselines=(), n_train=200)[f"{nano.name} linear probe"]
     np.testing.assert_array_equal(again(test), probe(test))
+
+
+def test_world_targets_come_back_as_computed(nano, tmp_path):
+    ds = WorldDataset("test", 6)
+    masks, boxes = am.world_targets(nano, ds, range(6), cache=tmp_path)
+    file, = stored(tmp_path / "attribution", "world_targets-*.npz")
+    again_masks, again_boxes = am.world_targets(nano, ds, range(6), cache=tmp_path)
+    fresh_masks, fresh_boxes = am.world_targets(nano, ds, range(6), cache=False)
+    assert again_boxes == boxes == fresh_boxes and all(isinstance(b, tuple) for bs in boxes for b in bs)
+    np.testing.assert_array_equal(again_masks, fresh_masks)
+    am.world_targets(nano, ds, [0, 2], cache=tmp_path)  # other items, other entry
+    assert len(stored(tmp_path / "attribution", "world_targets-*.npz")) == 2 and file.exists()

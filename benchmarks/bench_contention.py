@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -133,6 +134,7 @@ def main():
     args = ap.parse_args()
     if args.worker:
         return worker(args.worker, args.quick, Path(args.scratch))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # a killed run still stops its busy process
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp)
         for name in args.workloads:  # fill the embedding cache and compile numba before anything is timed

@@ -45,15 +45,15 @@ def _setup(name: str, quick: bool, scratch: Path):
     if name == "attribution":  # relevance (ViT) and Grad-CAM (ResNet) over a batch of images x prompts
         from lab import attribution as at
         from lab.data.world import WorldDataset
-        ds = WorldDataset("test", n // 4)
+        ds = WorldDataset("test", n // 2)
         images = [ds.source(i) for i in range(len(ds))]
         prompts = ["a photo of a red circle.", "a photo of a blue square.", "a drawing of a star."]
         models = [lab.load_model("lab-vit-tiny"), lab.load_model("lab-rn-tiny")]
 
-        def run(k):
+        def attribute_all(k):
             for m in models:
                 at.attribute(m, images[:k], prompts, method="auto", batch_size=16, progress=False, cache=False)
-        return (lambda: run(2)), (lambda: run(len(images)))
+        return (lambda: attribute_all(2)), (lambda: attribute_all(len(images)))
     if name == "probe":  # the linear-probe sweep of notebook 04 on cached features (scikit-learn)
         from lab import robustness as rb
         from lab import threads
@@ -62,10 +62,10 @@ def _setup(name: str, quick: bool, scratch: Path):
         train, val = WorldDataset("train", 4 * n), WorldDataset("val", n)
         model.encode_images(train, progress=False), model.encode_images(val, progress=False)
 
-        def run():
+        def sweep():
             with threads.small_work():  # as the lab's baselines fit it
                 rb.linear_probe(model, train, val)(val)
-        return None, run
+        return None, sweep
     if name == "umap":
         import numpy as np
         from lab import embedding_maps as em
@@ -85,12 +85,12 @@ def _setup(name: str, quick: bool, scratch: Path):
                   "metric_methods = ['relevance', 'rollout', 'gradcam', 'random']\n"
                   "methods = ['relevance', 'rollout', 'gradcam', 'gradcam++', 'smoothgrad', 'random']")
 
-        def run():
+        def cells_of_the_notebook():
             os.environ["LAB_CACHE_DIR"] = tempfile.mkdtemp(dir=scratch)  # maps and metrics computed afresh
             ns = {"display": lambda *a, **k: None}
             for src in [cells[0] + "\n" + params, *cells[1:]]:
                 exec(compile(src.replace("fig.show()", "pass"), "notebook03", "exec"), ns)
-        return None, run
+        return None, cells_of_the_notebook
     raise ValueError(f"unknown workload {name!r}; choose from {WORKLOADS}")
 
 

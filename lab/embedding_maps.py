@@ -56,10 +56,11 @@ class Projection:
         file = self.folder / f"{self.key}-t{embeddings_digest(emb)[:24]}.npy" if self.folder else None
         if file is not None and file.exists():
             return np.load(file)
-        if self._reducer is None:
-            self._reducer = _umap(self.params)
-            self._reducer.fit(self.fit_data)
-        out = np.asarray(self._reducer.transform(emb), dtype=np.float32)
+        with threads.small_work():  # UMAP's spectral start and nearest neighbours: many small BLAS calls
+            if self._reducer is None:
+                self._reducer = _umap(self.params)
+                self._reducer.fit(self.fit_data)
+            out = np.asarray(self._reducer.transform(emb), dtype=np.float32)
         if file is not None:
             memo.atomic_save(file, out)
         return out
@@ -139,7 +140,8 @@ def project(emb: np.ndarray, method: str = "umap", n_components: int = 2, n_neig
         coords = (emb - pca["mean"]) @ pca["components"].T
     else:
         reducer = _umap(params)
-        coords = reducer.fit_transform(emb)
+        with threads.small_work():  # seeded UMAP runs one numba thread; its BLAS calls are small
+            coords = reducer.fit_transform(emb)
     coords = np.asarray(coords, dtype=np.float32)
     seconds = time.perf_counter() - start
     if file is not None:

@@ -29,6 +29,7 @@ bench: setup
 	$(PY) benchmarks/bench_attribution.py
 	$(PY) benchmarks/bench_dist.py
 	$(PY) benchmarks/bench_workshop.py
+	$(PY) benchmarks/bench_contention.py
 
 clean:
 	rm -rf $(VENV) runs

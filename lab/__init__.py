@@ -6,10 +6,14 @@
     text_emb = model.encode_texts(["a photo of a cat"])
 
 Names are imported on first use, so `python -m lab report` and `cache info` start without torch.
+Importing lab sets the thread policy (lab.threads: fair CPU sharing) before torch or numpy load.
 """
 from importlib import import_module
 
+from . import threads
 from .errors import BadInput, LabError, ModelNotAvailable, UnsafeCheckpoint
+
+threads.configure()  # before any OpenMP / BLAS runtime loads: see lab/threads.py
 
 _LAZY = {"EmbeddingCache": ".cache", "default_cache_dir": ".cache", "Failure": ".encoding",
          "ClipModel": ".models", "load_model": ".models",

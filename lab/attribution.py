@@ -17,12 +17,14 @@ Methods (`list_methods(model)`):
 Stock nn.MultiheadAttention does not return differentiable attention probabilities, so while a map
 is computed each attention module's forward is swapped, on the instance, for an explicit
 softmax(QK^T/sqrt(d))V from its own weights, and restored afterwards (open_clip is not forked).
-Images are batched: one forward pass per batch, one backward pass per text.
+Images are batched: one forward pass per batch, one backward pass per text. Results are kept in the
+model's cache folder (lab.memo), keyed by its fingerprint, the images' content and every parameter.
 """
 from __future__ import annotations
 
 import contextlib
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,8 +32,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from . import memo
 from .errors import BadInput
-from .images import load_rgb_image
+from .images import file_key, load_rgb_image
 
 PIXEL_METHODS = ["integrated_gradients", "smoothgrad", "occlusion", "random"]
 
@@ -60,6 +63,21 @@ class Attribution:
 
 
 # -- inputs and targets --------------------------------------------------------------------------
+
+def image_keys(model, images) -> list:
+    """Content identities of images for result keys: files by the hash of their bytes (remembered
+    by their stat in the model's cache), in-memory images by their pixels."""
+    return [file_key(model.cache.file_digest(os.fspath(im))) if isinstance(im, (str, os.PathLike)) else im
+            for im in images]
+
+
+def memoized(model, name: str, parts, compute, cache, code=("attribution",)):
+    """lab.memo.memoized for results of one model: keyed by its fingerprint too, kept beside its
+    embeddings (<model's cache folder>/attribution) unless `cache` names another folder or is False."""
+    where = model.cache.directory if cache is True else cache
+    return memo.memoized(name, [model.fingerprint, parts], compute, where, folder_name="attribution", code=code,
+                         packages=("torch", "captum"), kind="npz")
+
 
 def model_inputs(model, images) -> tuple[torch.Tensor, np.ndarray]:
     """Images (paths, PIL, arrays) -> normalized pixels (N, 3, H, W) on the model's device and
@@ -306,12 +324,14 @@ def _pixel_maps(model, pixels, f, targets, method, seed, **kw):
 
 def attribute(model, images, texts: list[str], method: str = "auto", target: str = "similarity", labels=None,
               layer=None, start_layer: int = -1, batch_size: int = 16, seed: int = 0, progress: bool = True,
-              **method_kwargs) -> Attribution:
+              cache=True, **method_kwargs) -> Attribution:
     """Maps of where each image matches each text: maps (N, P, H, W) in [0, 1], scores (N, P).
     With `labels` (one text index per image) only that text is explained: maps (N, 1, H, W).
     method: 'auto' (relevance for ViTs, gradcam for ResNets) or one of list_methods(model).
     target: 'similarity' (logit_scale * cosine) or 'softmax' (probability among `texts`, i.e. a
-    zero-shot class). Text embeddings come through the cache; images go in batches of batch_size."""
+    zero-shot class). Text embeddings come through the cache; images go in batches of batch_size.
+    Results are kept in the model's cache folder under the model's fingerprint, the images' content
+    and every parameter (lab.memo): a repeated call reads them back. cache: True, a folder, or False."""
     methods = list_methods(model)
     if method == "auto":
         method = methods[0]
@@ -319,13 +339,29 @@ def attribute(model, images, texts: list[str], method: str = "auto", target: str
         raise BadInput(f"method {method!r} does not apply to {model.name}; choose one of {methods}")
     if not texts:
         raise BadInput("attribute() needs at least one text to explain the match with")
-    text_emb = torch.from_numpy(model.encode_texts(list(texts), progress=False)).to(model.device)  # (P, D)
-    f = score_fn(model, text_emb, target)
     images = list(images)
     if labels is not None and len(labels) != len(images):
         raise BadInput(f"labels has {len(labels)} entries for {len(images)} images: give one text index per image")
     if labels is not None and not all(0 <= int(t) < len(texts) for t in labels):
         raise BadInput(f"labels must index the {len(texts)} texts (0..{len(texts) - 1}); got {sorted(set(labels))[:5]}")
+    texts = list(texts)
+
+    def compute() -> dict:
+        return _attribute(model, images, texts, method, target, labels, layer, start_layer, batch_size, seed,
+                          progress, method_kwargs)
+    try:
+        parts = [image_keys(model, images), texts, method, target, None if labels is None else np.asarray(labels),
+                 layer, start_layer, batch_size, seed, method_kwargs]
+    except OSError:  # a missing file: the computation reports it per image
+        parts = None
+    found = compute() if parts is None else memoized(model, "maps", parts, compute, cache)
+    return Attribution(found["maps"], found["scores"], found["views"], method, texts)
+
+
+def _attribute(model, images, texts, method, target, labels, layer, start_layer, batch_size, seed, progress,
+               method_kwargs) -> dict:
+    text_emb = torch.from_numpy(model.encode_texts(texts, progress=False)).to(model.device)  # (P, D)
+    f = score_fn(model, text_emb, target)
     maps, scores, views = [], [], []
     was_training = model.module.training
     model.module.eval()
@@ -354,7 +390,7 @@ def attribute(model, images, texts: list[str], method: str = "auto", target: str
             model.module.train()
         for p in frozen:
             p.requires_grad_(True)
-    return Attribution(np.concatenate(maps), np.concatenate(scores), np.concatenate(views), method, list(texts))
+    return {"maps": np.concatenate(maps), "scores": np.concatenate(scores), "views": np.concatenate(views)}
 
 
 def text_relevance(model, image, text: str, start_layer: int = 0) -> tuple[list[str], np.ndarray]:

@@ -13,7 +13,7 @@ import torch
 from PIL import Image, ImageFilter
 from scipy import ndimage
 
-from .attribution import model_inputs, score_fn
+from .attribution import image_keys, memoized, model_inputs, score_fn
 
 
 def pointing_game(maps: np.ndarray, masks: np.ndarray, tolerance: int = 0) -> np.ndarray:
@@ -44,15 +44,24 @@ def _auc(curve: np.ndarray) -> np.ndarray:
 
 
 def deletion_insertion(model, images, maps: np.ndarray, texts: list[str], labels, steps: int = 16,
-                       blur: float = 4.0, batch_size: int = 32) -> tuple[np.ndarray, np.ndarray]:
+                       blur: float = 4.0, batch_size: int = 32, cache=True) -> tuple[np.ndarray, np.ndarray]:
     """RISE's deletion and insertion AUCs of maps (N, H, W) for target text labels[i] among `texts`
     (score: softmax probability over the texts). Deletion replaces the most relevant pixels first
     with a blurred copy (lower is better); insertion reveals them first on the blurred copy
-    (higher is better); `steps` equal slices of the pixels, AUC by the trapezoid rule."""
-    maps, labels = np.asarray(maps), np.asarray(labels)
+    (higher is better); `steps` equal slices of the pixels, AUC by the trapezoid rule.
+    Kept in the model's cache folder like attribute()'s maps (cache: True, a folder, or False)."""
+    images, maps, labels = list(images), np.asarray(maps), np.asarray(labels)
     if maps.ndim != 3 or len(maps) != len(images) or len(labels) != len(images):
         raise ValueError(f"deletion_insertion needs maps (N, H, W) and N labels for N={len(images)} images; got maps "
                          f"{maps.shape} and {len(labels)} labels (take result.maps[:, k] of attribute())")
+    parts = [image_keys(model, images), maps, list(texts), labels, steps, blur]
+    found = memoized(model, "deletion_insertion", parts,
+                     lambda: _deletion_insertion(model, images, maps, texts, labels, steps, blur, batch_size), cache,
+                     code=("attribution", "attribution_metrics"))
+    return found["deletion"], found["insertion"]
+
+
+def _deletion_insertion(model, images, maps, texts, labels, steps, blur, batch_size) -> dict:
     text_emb = torch.from_numpy(model.encode_texts(list(texts), progress=False)).to(model.device)
     f = score_fn(model, text_emb, "softmax")
     deletion, insertion = [], []
@@ -74,7 +83,7 @@ def deletion_insertion(model, images, maps: np.ndarray, texts: list[str], labels
                     curves.append(f(x).gather(1, target[:, None])[:, 0].float().cpu().numpy())
         deletion.append(_auc(np.stack(curves_del, 1)))
         insertion.append(_auc(np.stack(curves_ins, 1)))
-    return np.concatenate(deletion), np.concatenate(insertion)
+    return {"deletion": np.concatenate(deletion), "insertion": np.concatenate(insertion)}
 
 
 def align_mask(model, mask: np.ndarray) -> np.ndarray:
@@ -83,9 +92,20 @@ def align_mask(model, mask: np.ndarray) -> np.ndarray:
     return model.preprocess_image(Image.fromarray(np.uint8(mask) * 255).convert("RGB"))[0].numpy() > 127
 
 
-def world_targets(model, dataset, indices) -> tuple[np.ndarray, list]:
+def world_targets(model, dataset, indices, cache=True) -> tuple[np.ndarray, list]:
     """ShapeWorld ground truth for items `indices`, aligned to the model's input view:
-    masks (N, H, W) bool (union of the objects) and boxes (per item, a list of (x0, y0, x1, y1))."""
+    masks (N, H, W) bool (union of the objects) and boxes (per item, a list of (x0, y0, x1, y1)).
+    Kept in the model's cache folder like attribute()'s maps."""
+    from .data import dataset_identity
+    indices = [int(i) for i in indices]
+    found = memoized(model, "world_targets", [dataset_identity(dataset), indices],
+                     lambda: _world_targets(model, dataset, indices), cache, code=("attribution_metrics", "data.world"))
+    ends = np.cumsum(found["counts"])
+    return found["masks"], [[tuple(int(v) for v in b) for b in found["boxes"][e - c:e]]
+                            for c, e in zip(found["counts"], ends)]
+
+
+def _world_targets(model, dataset, indices) -> dict:
     masks, boxes = [], []
     for i in indices:
         sample = dataset.sample(int(i))
@@ -98,4 +118,5 @@ def world_targets(model, dataset, indices) -> tuple[np.ndarray, list]:
         labelled, n = ndimage.label(view)
         boxes.append([(sl[1].start, sl[0].start, sl[1].stop, sl[0].stop) for sl in ndimage.find_objects(labelled)]
                      if n else [(0, 0, 0, 0)])
-    return np.stack(masks), boxes
+    return {"masks": np.stack(masks), "boxes": np.array([b for bs in boxes for b in bs], dtype=np.int64).reshape(-1, 4),
+            "counts": np.array([len(bs) for bs in boxes])}

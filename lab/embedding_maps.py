@@ -14,13 +14,10 @@ a colour change never recomputes. Seeds are fixed; UMAP with a seed is determini
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
-import threading
 import time
-import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -28,17 +25,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .cache import default_cache_dir
+from . import memo, threads
+from .memo import array_digest as embeddings_digest
 
 METHODS = ("umap", "pca")
-
-
-def embeddings_digest(emb: np.ndarray) -> str:
-    """Identity of an embedding matrix: sha256 of its shape, dtype and bytes."""
-    emb = np.ascontiguousarray(emb)
-    h = hashlib.sha256(f"{emb.shape}:{emb.dtype}".encode())
-    h.update(emb.data)
-    return h.hexdigest()
 
 
 @dataclass
@@ -66,12 +56,13 @@ class Projection:
         file = self.folder / f"{self.key}-t{embeddings_digest(emb)[:24]}.npy" if self.folder else None
         if file is not None and file.exists():
             return np.load(file)
-        if self._reducer is None:
-            self._reducer = _umap(self.params)
-            self._reducer.fit(self.fit_data)
-        out = np.asarray(self._reducer.transform(emb), dtype=np.float32)
+        with threads.small_work():  # UMAP's spectral start and nearest neighbours: many small BLAS calls
+            if self._reducer is None:
+                self._reducer = _umap(self.params)
+                self._reducer.fit(self.fit_data)
+            out = np.asarray(self._reducer.transform(emb), dtype=np.float32)
         if file is not None:
-            _atomic_save(file, out)
+            memo.atomic_save(file, out)
         return out
 
     def place(self, emb: np.ndarray, k: int = 15) -> np.ndarray:
@@ -89,50 +80,19 @@ class Projection:
         return (weights[..., None] * self.coords[idx]).sum(1) / weights.sum(1, keepdims=True)
 
 
-def _atomic_save(file: Path, array: np.ndarray = None, text: str | None = None, **arrays):
-    """np.save / np.savez (or `text`) through a temporary file and a rename: readers never see
-    half a file, and concurrent writers (processes or threads) never share a temporary file."""
-    file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = file.with_name(f".{file.stem}.{os.getpid()}.{threading.get_ident()}.tmp{file.suffix}")
-    with open(tmp, "wb") as fh:
-        if text is not None:
-            fh.write(text.encode())
-        elif array is not None:
-            np.save(fh, array)
-        else:
-            np.savez(fh, **arrays)
-    os.replace(tmp, file)
-
-
 def _folder(cache: bool | str | os.PathLike) -> Path | None:
-    return None if cache is False else Path(default_cache_dir() if cache is True else cache) / "projections"
+    return memo.folder(cache, "projections")
 
 
 def _memoized(name: str, arrays: list, params: dict, cache, compute):
     """compute() -> JSON-able result, kept in the cache folder under a digest of the input arrays
-    and parameters, so a re-run with unchanged inputs reads it back."""
-    folder = _folder(cache)
-    if folder is None or not all(isinstance(v, (str, int, float, type(None))) for v in params.values()):
-        return compute()  # e.g. a callable metric: no stable key
-    digests = [embeddings_digest(a) if a.dtype.kind in "biuf" else  # labels as strings: by their text
-               hashlib.sha256(f"{a.dtype.kind}{a.shape}:{chr(0).join(map(str, a.ravel()))}".encode()).hexdigest()
-               for a in map(np.asarray, arrays)]
-    versions = [metadata.version(p) for p in ("numpy", "scikit-learn")] + [_code_version()]
-    key = hashlib.sha256(json.dumps([name, digests, params, versions], sort_keys=True).encode()).hexdigest()[:32]
-    file = folder / f"{name}-{key}.json"
-    if file.exists():
-        return json.loads(file.read_text())
-    value = compute()
-    try:
-        _atomic_save(file, text=json.dumps(value))
-    except OSError as e:  # a read-only cache costs the re-computation next time, nothing else
-        warnings.warn(f"could not cache {name} in {folder}: {e}")
-    return value
-
-
-@functools.cache
-def _code_version() -> str:
-    return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+    and parameters, so a re-run with unchanged inputs reads it back. scikit-learn's many small
+    calls run on one thread (lab.threads.small_work)."""
+    def run():
+        with threads.small_work():
+            return compute()
+    return memo.memoized(name, [list(map(np.asarray, arrays)), params], run, cache, folder_name="projections",
+                         code=["embedding_maps"], packages=["numpy", "scikit-learn"])
 
 
 def _umap(params: dict):
@@ -180,11 +140,12 @@ def project(emb: np.ndarray, method: str = "umap", n_components: int = 2, n_neig
         coords = (emb - pca["mean"]) @ pca["components"].T
     else:
         reducer = _umap(params)
-        coords = reducer.fit_transform(emb)
+        with threads.small_work():  # seeded UMAP runs one numba thread; its BLAS calls are small
+            coords = reducer.fit_transform(emb)
     coords = np.asarray(coords, dtype=np.float32)
     seconds = time.perf_counter() - start
     if file is not None:
-        _atomic_save(file, coords=coords, **(pca or {}))
+        memo.atomic_save(file, coords=coords, **(pca or {}))
     return Projection(coords, method, params, key, seconds, False, emb, pca, reducer, folder)
 
 

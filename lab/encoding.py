@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from .cache import stat_key
 from .errors import BadInput
+from .threads import available_cpus
 from .images import as_rgb_image, decode_bytes, describe, file_key, pixel_key
 
 
@@ -213,7 +214,7 @@ def _encode_images(model, images, out, failures, *, batch_size, cache, strict, p
     if entries:
         import torch
         if num_workers is None:
-            num_workers = 0 if len(entries) <= batch_size else min(4, os.cpu_count() or 1)
+            num_workers = 0 if len(entries) <= batch_size else min(4, available_cpus())
         # On CPU the workers run the forward pass too (one thread each): data parallel over cores
         # beats decoding beside a multi-threaded forward when both compete for the same cores.
         in_workers = num_workers > 0 and model.device_name.split(":")[0] == "cpu"

@@ -33,6 +33,7 @@ from urllib.parse import quote
 
 import yaml
 
+from . import threads
 from .errors import BadInput
 
 PACKAGES = ["clip-lab", "torch", "torchvision", "open_clip_torch", "numpy", "pandas", "plotly", "papermill",
@@ -242,7 +243,8 @@ def run_report(notebooks: list[Path] | None = None, parameters: dict | None = No
     out = Path(out or f"runs/report-{dt.datetime.now():%Y%m%d-%H%M%S}").resolve()
     out.mkdir(parents=True, exist_ok=True)
     manifest = {"created": dt.datetime.now().isoformat(timespec="seconds"), "command": sys.argv,
-                "packages": _versions(), "notebooks": []}
+                "packages": _versions(), "threads": threads.settings(),  # kernels inherit its variables
+                "notebooks": []}
     with this_python_kernel() as kernel:
         for k, (nb, params) in enumerate(planned.items(), 1):
             print(f"[{k}/{len(planned)}] {nb.stem}", flush=True)

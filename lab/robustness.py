@@ -24,9 +24,9 @@ from scipy import stats
 from scipy.special import expit, logit as _logit
 from tqdm.auto import tqdm
 
-from . import prompts, zeroshot
+from . import memo, prompts, threads, zeroshot
 from .cache import default_cache_dir
-from .data._registry import Subset
+from .data._registry import Subset, dataset_identity
 
 EPS = 1e-4
 
@@ -180,6 +180,26 @@ def linear_probe(model, train, val, Cs=None):
     return classify
 
 
+def memoized_classifier(name: str, parts, factory, cache=True):
+    """A classifier whose predictions are kept in <cache>/robustness, keyed by `parts` (what
+    identifies the classifier: weights' identity, training data, hyper-parameters) and each dataset's
+    identity; `factory()` builds (trains, loads) the real classifier on the first miss only, so a
+    re-run with unchanged inputs neither trains nor renders anything."""
+    built = []
+
+    def predict(dataset) -> dict:
+        if not built:
+            built.append(factory())
+        return {"top": built[0](dataset)}
+
+    def classify(dataset) -> np.ndarray:
+        return memo.memoized("predictions", [parts, dataset_identity(dataset), list(dataset.classes)],
+                             lambda: predict(dataset), cache, folder_name="robustness",
+                             code=("robustness", "supervised"), packages=("torch", "scikit-learn"), kind="npz")["top"]
+    classify.name = name
+    return classify
+
+
 _PIXELS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
 
@@ -193,7 +213,14 @@ def _rendered(dataset) -> np.ndarray:
 
 def cnn_baseline(width: int = 16, epochs: int = 5, n_train: int = 2000, seed: int = 0, cache: bool = True):
     """ShapeWorld: a small CNN trained for `epochs` on n_train clean training images (lab.supervised),
-    saved under the cache folder so it trains once. Returns a classifier (dataset -> (N, 5))."""
+    saved under the cache folder so it trains once; its predictions are cached too (loaded or trained
+    on the first set not seen before). Returns a classifier (dataset -> (N, 5))."""
+    from .data import world
+    return memoized_classifier(f"CNN w{width}, {epochs} epochs", ["cnn", world.VERSION, width, epochs, n_train, seed],
+                               lambda: _cnn(width, epochs, n_train, seed, cache), cache)
+
+
+def _cnn(width, epochs, n_train, seed, cache):
     from . import supervised
     from .data import world
     train = world.WorldDataset("train", n_train)
@@ -218,7 +245,6 @@ def cnn_baseline(width: int = 16, epochs: int = 5, n_train: int = 2000, seed: in
         logits = np.concatenate([net(supervised.to_tensor(pixels[s:s + 256])).numpy()
                                  for s in range(0, len(pixels), 256)])
         return _topk(_restrict(logits, classes, list(dataset.classes)), np.ones(len(pixels), bool))
-    classify.name = f"CNN w{width}, {epochs} epochs"
     return classify
 
 
@@ -368,18 +394,34 @@ def world_shift_sets(n: int = 500, corruption_n: int = 100, corruptions=None, se
 def world_classifiers(models: list, templates="shapeworld", cnn_baselines=((8, 2), (16, 4), (16, 10)),
                       linear_probes: bool = True, n_train: int = 2000, batch_size=None) -> dict:
     """The built-in study's classifiers: each CLIP zero-shot ('evaluated'), small CNNs and linear
-    probes on each CLIP's features ('baseline') -> {name: (kind, classify)}."""
+    probes on each CLIP's features ('baseline') -> {name: (kind, classify)}, their predictions
+    memoized (memoized_classifier)."""
     from .data.world import WorldDataset
-    out = {m.name: ("evaluated", zero_shot_classifier(m, templates, batch_size)) for m in models}
+    listed = prompts.templates(templates if isinstance(templates, str) else list(templates))
+    out = {m.name: ("evaluated", memoized_classifier(m.name, ["zero-shot", m.fingerprint, listed],
+                                                     lambda m=m: zero_shot_classifier(m, listed, batch_size)))
+           for m in models}
     for width, epochs in cnn_baselines:
         cnn = cnn_baseline(width, epochs, n_train=n_train)
         out[cnn.name] = ("baseline", cnn)
     if linear_probes:
         train, val = WorldDataset("train", n_train), WorldDataset("val", 500)
         for m in models:
-            probe = linear_probe(m, train, val)
-            out[probe.name] = ("baseline", probe)
+            out[f"{m.name} linear probe"] = ("baseline", memoized_classifier(
+                f"{m.name} linear probe", ["linear probe", m.fingerprint, dataset_identity(train), dataset_identity(val)],
+                lambda m=m: _small(linear_probe, m, train, val)))
     return out
+
+
+def _small(fit, *args):
+    """A classifier fitted under lab.threads.small_work (scikit-learn: one BLAS thread)."""
+    with threads.small_work():
+        classify = fit(*args)
+
+    def run(dataset):
+        with threads.small_work():
+            return classify(dataset)
+    return run
 
 
 def worst_classes(predictions: dict, sets: dict, pairs: dict, model: str, shift: str, k: int = 5) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 import warnings
 from pathlib import Path
 
+import lab  # noqa: F401  first: the lab's thread policy is in place before torch and numpy load
 import numpy as np
 import open_clip
 import pytest

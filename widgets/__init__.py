@@ -5,3 +5,4 @@
     from widgets.attribution_viewer import AttributionViewer   # attribution overlays for image + prompt
     from widgets.robustness_dashboard import RobustnessDashboard  # effective robustness, click for details
 """
+import lab  # noqa: F401,E402  first: the lab's thread policy is in place before the widgets load numpy and torch

@@ -14,7 +14,7 @@ embeddings. The L2 strength λ (C = 1/λ) lives on a grid of 97 log-spaced value
 validation split, then halves the step around the best point (16 -> 8 -> 4 -> 2 -> 1 grid steps),
 scoring at most 15 points in all. Ties go to the larger λ (the simpler model). The chosen λ is refit
 on train + val and scored on test. A choice at the grid's edge warns: the best λ may lie beyond it.
-Fits run with single-threaded BLAS (threadpoolctl): on these small problems threads cost more than
+Fits run with single-threaded BLAS (lab.threads.small_work): on these small problems threads cost more than
 they give, and they fight other processes on a shared machine.
 """
 from __future__ import annotations
@@ -25,27 +25,24 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from . import threads
+
 LAMBDAS = np.logspace(-6, 6, 97)  # the paper's grid: 8 steps per decade
 START_STEP = 16  # 7 starting points: every second decade
 MAX_ITER = 1000
 
 
-def _single_thread():
-    from threadpoolctl import threadpool_limits
-    return threadpool_limits(limits=1, user_api="blas")
-
-
 def fit(X: np.ndarray, y: np.ndarray, C: float = 1.0, random_state: int = 0):
     """scikit-learn's LogisticRegression(C=C, max_iter=1000) (L-BFGS, multinomial) fitted on X, y."""
     from sklearn.linear_model import LogisticRegression
-    with _single_thread():
+    with threads.small_work():
         return LogisticRegression(C=C, max_iter=MAX_ITER, random_state=random_state).fit(X, y)
 
 
 def class_scores(clf, X: np.ndarray, n_classes: int) -> np.ndarray:
     """(N, n_classes) probabilities; classes the probe never saw get 0 (never predicted first)."""
     out = np.zeros((len(X), n_classes))
-    with _single_thread():
+    with threads.small_work():
         out[:, clf.classes_] = clf.predict_proba(X)
     return out
 

@@ -9,25 +9,24 @@ and parameters), so a re-run costs cache reads.
 """
 from __future__ import annotations
 
-import functools
-import hashlib
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
 from . import linear_probe as lp
-from . import retrieval, zeroshot
-from .embedding_maps import _memoized
+from . import memo, retrieval, threads, zeroshot
 
 TASKS = ("shape", "colour", "size", "count", "position")
 
 
-@functools.cache
-def _code_version() -> str:
-    here = Path(__file__).parent
-    return hashlib.sha256(b"".join((here / f).read_bytes() for f in
-                                   ("probe_study.py", "linear_probe.py", "retrieval.py"))).hexdigest()[:16]
+def _memoized(name: str, arrays: list, params: dict, cache, compute):
+    """compute() -> JSON-able result, kept in the lab cache under a digest of the arrays, parameters
+    and this study's code; scikit-learn fits run on one thread (lab.threads.small_work)."""
+    def run():
+        with threads.small_work():
+            return compute()
+    return memo.memoized(name, [list(map(np.asarray, arrays)), params], run, cache,
+                         code=["probe_study", "linear_probe", "retrieval", "zeroshot"],
+                         packages=["numpy", "scikit-learn"])
 
 
 def _features(model, split: str, n: int, tasks) -> tuple[np.ndarray, dict]:
@@ -51,8 +50,7 @@ def probe_row(model, train, val, test, weights: np.ndarray, label: str, ks=(1, 2
         few = lp.few_shot(xt, yt, xv, yv, xs, ys, ks, seeds)
         return {"row": {"zero_shot": zs, **res.summary(), **lp.effective_shots(few, zs)},
                 "curve": res.curve.to_dict("list"), "few_shot": few.to_dict("list")}
-    params = {"label": label, "model": model.fingerprint, "ks": str(tuple(ks)), "seeds": str(tuple(seeds)),
-              "code": _code_version()}
+    params = {"label": label, "model": model.fingerprint, "ks": str(tuple(ks)), "seeds": str(tuple(seeds))}
     return _memoized("probe_row", [xt, xv, xs, yt, yv, ys, weights], params, cache, compute)
 
 

@@ -61,6 +61,12 @@ def test_openai_files_load_as_released(openai_files, cache, arch, kind):
     images = _images()
     got = model.encode_images(images, progress=False)
     np.testing.assert_allclose(got, _reference(reference, model, images), atol=2e-5)
+    texts = ["a photo of a dog", "a diagram", "an extremely long caption " + "of many words " * 30]
+    with torch.no_grad():  # the text tower too: OpenAI's tokenizer, truncation and the reference's encode_text
+        want = torch.nn.functional.normalize(reference.encode_text(open_clip.tokenize(texts)), dim=-1).numpy()
+    with pytest.warns(UserWarning, match="1 of 3 texts are longer"):
+        got = model.encode_texts(texts, progress=False)
+    np.testing.assert_allclose(got, want, atol=2e-5)
 
 
 def test_quick_gelu_matters_numerically(openai_files, cache):

@@ -174,14 +174,20 @@ def test_fingerprint_same_in_another_process(tmp_path, cache, nano):
     assert out.stdout.strip().splitlines()[-1] == nano.fingerprint
 
 
-def test_checkpoint_digest_is_memoized(tmp_path, cache, nano):
+def test_checkpoint_digest_is_memoized(tmp_path, cache, nano, monkeypatch):
+    import hashlib
     path = tmp_path / "w.pt"
     torch.save(nano.module.state_dict(), path)
+    hashed = []
+    real = lab.cache.sha256_file
+    monkeypatch.setattr(lab.cache, "sha256_file", lambda p, *a, **k: hashed.append(p) or real(p, *a, **k))
     first = lab.load_model(NANO, pretrained=str(path), cache=cache).fingerprint
-    stat = lab.cache.stat_key(os.stat(path))
-    assert cache.file_digests({str(path): stat}) == {str(path): cache.file_digest(str(path))}
+    assert len(hashed) == 1
+    digest = cache.file_digest(str(path))
+    assert len(hashed) == 1 and digest == hashlib.sha256(path.read_bytes()).hexdigest()  # remembered, and right
+    assert lab.load_model(NANO, pretrained=str(path), cache=cache).fingerprint == first and len(hashed) == 1
     torch.save({k: v + 1 for k, v in nano.module.state_dict().items()}, path)  # new weights, same size
-    assert lab.load_model(NANO, pretrained=str(path), cache=cache).fingerprint != first
+    assert lab.load_model(NANO, pretrained=str(path), cache=cache).fingerprint != first and len(hashed) == 2
 
 
 def test_a_model_loaded_before_is_built_only_when_needed(tmp_path, cache, nano):

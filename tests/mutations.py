@@ -92,6 +92,85 @@ M = [
     Mutation("deletion/insertion: AUC without the trapezoid's halves", "lab/attribution_metrics.py",
              "return ((curve[:, 1:] + curve[:, :-1]) / 2).mean(1)", "return curve.mean(1)",
              [O + "::test_deletion_and_insertion_on_hand_worked_cases"]),
+    # -- loading and precision
+    Mutation("precision: fp16 accepted on the CPU", "lab/models.py",
+             'if precision == "fp16" and kind == "cpu":', "if False:", ["tests/test_precision.py"]),
+    Mutation("precision: fingerprint ignores the precision", "lab/models.py",
+             '"tokenizer": identity["tokenizer"], "precision": identity["precision"]}', '"tokenizer": identity["tokenizer"]}',
+             ["tests/test_precision.py"]),
+    Mutation("precision: bf16 silently runs in fp32", "lab/_towers.py",
+             '"bf16": torch.bfloat16}', '"bf16": None}', ["tests/test_precision.py"]),
+    Mutation("infer_openai_config: text heads = width / 32", "lab/checkpoints.py",
+             '"heads": max(1, text_width // 64)', '"heads": max(1, text_width // 32)', ["tests/test_architectures.py"]),
+    Mutation("infer_openai_config: ResNet input size from a /16 grid", "lab/checkpoints.py",
+             '"image_size": out_width * 32', '"image_size": out_width * 16', ["tests/test_architectures.py"]),
+    Mutation("OpenAI files: text tokenized one token short", "lab/_build.py",
+             "return oc.get_tokenizer(arch, context_length=ctx)", "return oc.get_tokenizer(arch, context_length=ctx - 1)",
+             ["tests/test_loading.py::test_openai_files_load_as_released"]),
+    # -- public functions that had no test
+    Mutation("wilson_interval: centre off", "figures/zeroshot.py",
+             "centre = (p + z * z / (2 * n))", "centre = (p + z * z / n)",
+             ["tests/test_public_functions.py::test_wilson_interval_equals_scipy"]),
+    Mutation("linear_probe: class subset taken by position", "lab/robustness.py",
+             "return scores[:, [trained.index(c) for c in wanted]]", "return scores[:, :len(wanted)]",
+             ["tests/test_public_functions.py::test_linear_probe_equals_scikit_learn_and_restricts_classes_by_name"]),
+    Mutation("linear_probe: C chosen by the worst validation accuracy", "lab/robustness.py",
+             "best = max(val_acc, key=val_acc.get)", "best = min(val_acc, key=val_acc.get)",
+             ["tests/test_public_functions.py::test_linear_probe_equals_scikit_learn_and_restricts_classes_by_name"]),
+    Mutation("per_class_accuracy: failed images count as wrong", "lab/robustness.py",
+             'labels = np.where(topk[:, 0] >= 0, dataset.labels["label"].to_numpy(), -1)',
+             'labels = dataset.labels["label"].to_numpy()',
+             ["tests/test_public_functions.py::test_per_class_accuracy_by_hand"]),
+    Mutation("worst_classes: smallest drops first", "lab/robustness.py",
+             'sort_values("drop", ascending=False)', 'sort_values("drop", ascending=True)',
+             ["tests/test_public_functions.py::test_worst_classes_by_hand"]),
+    Mutation("bootstrap_band: one-sided quantile", "lab/robustness.py",
+             "q = (1 - level) / 2", "q = 1 - level",
+             ["tests/test_public_functions.py::test_bootstrap_band_on_scattered_baselines_equals_a_direct_resampling"]),
+    Mutation("ImageNetSketch: ignores the sketch/ folder", "lab/data/shifts.py",
+             'WnidFolders(_inner(Path(root), "sketch")', "WnidFolders(Path(root)",
+             ["tests/test_public_functions.py::test_imagenet_sketch_layout_with_or_without_the_sketch_folder"]),
+    Mutation("ImageNetA: ImageNet-R's classes", "lab/data/shifts.py",
+             "wnids = imagenet_a_wnids()", "wnids = imagenet_r_wnids()",
+             ["tests/test_public_functions.py::test_imagenet_a_layout_uses_its_200_classes"]),
+    Mutation("classify_image: per-template scale 100, not the model's", "lab/zeroshot.py",
+             'per_t = softmax(model.logit_scale * np.einsum', "per_t = softmax(100 * np.einsum",
+             ["tests/test_public_functions.py::test_classify_image_per_template_probabilities_by_hand"]),
+    Mutation("classify_image: p(ensemble top) is each template's own top", "lab/zeroshot.py",
+             '"p(ensemble top)": per_t[:, top]', '"p(ensemble top)": per_t.max(1)',
+             ["tests/test_public_functions.py::test_classify_image_per_template_probabilities_by_hand"]),
+    Mutation("report: global parameters override a notebook's own", "lab/report.py",
+             "chosen.update(per_notebook.get(nb.stem, {}))", "chosen = {**per_notebook.get(nb.stem, {}), **chosen}",
+             ["tests/test_public_functions.py::test_report_parameters_from_the_command_line_and_per_notebook"]),
+    Mutation("cli: the config's parameters override -p", "lab/cli.py",
+             'parameters = {**(config.get("parameters") or {}), **dict(args.parameter or [])}',
+             'parameters = {**dict(args.parameter or []), **(config.get("parameters") or {})}',
+             ["tests/test_public_functions.py::test_report_parameters_from_the_command_line_and_per_notebook"]),
+    Mutation("cli: .txt paths relative to the working directory", "lab/cli.py",
+             "base = p.parent", "base = Path('.')",
+             ["tests/test_public_functions.py::test_cli_path_lists_are_relative_to_the_list_and_strict_stops"]),
+    Mutation("cli: --strict ignored for image files", "lab/cli.py",
+             "emb, failures = model.encode_images(items, batch_size=args.batch_size, strict=args.strict,",
+             "emb, failures = model.encode_images(items, batch_size=args.batch_size, strict=False,",
+             ["tests/test_public_functions.py::test_cli_path_lists_are_relative_to_the_list_and_strict_stops"]),
+    Mutation("cli: models --available ignored", "lab/cli.py",
+             "list_models(available=args.available)", "list_models()",
+             ["tests/test_public_functions.py::test_cli_models_available_lists_what_loads_offline"]),
+    # -- checks that were loose or self-referential
+    Mutation("cli: .npy rows out of step with index.csv", "lab/cli.py",
+             "np.save(out, emb)", "np.save(out, emb[::-1])",
+             ["tests/test_cli.py::test_encode_folder_then_cache_info_and_clear",
+              "tests/test_public_functions.py::test_cli_encodes_world_images_row_by_row"]),
+    Mutation("cache: file digest never memoized", "lab/cache.py",
+             "        if path in known:\n            return known[path]\n", "",
+             ["tests/test_loading.py::test_checkpoint_digest_is_memoized"]),
+    Mutation("gradcam: negative evidence kept (no ReLU)", "lab/attribution.py",
+             "a = cam.attribute(pixels, target=t, relu_attributions=True)",
+             "a = cam.attribute(pixels, target=t, relu_attributions=False)",
+             ["tests/test_attribution.py::test_gradcam_agrees_with_an_independent_implementation"]),
+    Mutation("prompt engineering: greedy reports validation top-1 as held-out", "lab/prompt_engineering.py",
+             "test_top1, test_top5 = _topk(xt, normalize(total), yt)", "test_top1, test_top5 = _topk(xv, normalize(total), yv)",
+             ["tests/test_zeroshot.py::test_selection_happens_on_val_and_is_reported_on_test"]),
 ]
 
 
@@ -130,11 +209,12 @@ def run_one(m: Mutation, copy: Path, timeout: int) -> tuple[str, float, str]:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("-k", default="", help="only mutations whose name contains this")
+    ap.add_argument("-k", default="", help="only mutations whose name contains one of these (comma-separated)")
     ap.add_argument("--list", action="store_true", help="list the mutations and their tests, run nothing")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per mutation")
     args = ap.parse_args(argv)
-    chosen = [m for m in M if args.k.lower() in m.name.lower()]
+    wanted = [k.strip().lower() for k in args.k.split(",")]
+    chosen = [m for m in M if any(k in m.name.lower() for k in wanted)]
     if args.list:
         for m in chosen:
             print(f"{m.name}\n    {m.file}: {m.old.strip()[:70]!r} -> {m.new.strip()[:70]!r}\n    tests: {' '.join(m.tests)}")

@@ -218,14 +218,18 @@ def chefer(attentions, grads, start: int) -> torch.Tensor:
     return R
 
 
-@pytest.mark.parametrize("start", [0, 2, -1])
-def test_relevance_equals_an_independent_rule_on_the_whole_graph(start):
-    """attribute() runs the blocks before the start block without a graph; the rule written here
-    with its own attention capture and a graph from the pixels through every block gives the same maps."""
-    model = lab.load_model("lab-vit-tiny")
+@pytest.fixture(scope="module")
+def vit_and_images():
     from lab.data.world import WorldDataset
     ds = WorldDataset("test", 3)
-    images = [ds.source(i) for i in range(3)]
+    return lab.load_model("lab-vit-tiny"), [ds.source(i) for i in range(3)]
+
+
+@pytest.mark.parametrize("start", [0, 2, -1])
+def test_relevance_equals_an_independent_rule_on_the_whole_graph(vit_and_images, start):
+    """attribute() runs the blocks before the start block without a graph; the rule written here
+    with its own attention capture and a graph from the pixels through every block gives the same maps."""
+    model, images = vit_and_images
     result = at.attribute(model, images, TEXTS[:1], method="relevance", start_layer=start)
     x = pixels_of(model, images).requires_grad_()
     blocks = model.module.visual.transformer.resblocks

@@ -123,7 +123,7 @@ def test_resumed_training_equals_an_uninterrupted_run(tmp_path, monkeypatch):
     """Stop after the checkpoint at step 2 of 4, resume: the weights at the end and every loss after
     the restart are those of a run that never stopped (same seed, CPU, no workers)."""
     real_save, real_loss = tr._save, tr.clip_loss
-    finals, losses = {}, []
+    finals, losses, stop_at = {}, [], None
 
     def spy_save(path, module, cfg, *a, **k):
         real_save(path, module, cfg, *a, **k)
@@ -147,7 +147,6 @@ def test_resumed_training_equals_an_uninterrupted_run(tmp_path, monkeypatch):
     (tmp_path / "pairs.csv").write_text("\n".join(rows))  # a user's pairs file: no validation passes to wait for
     cfg = dict(arch=NANO, data=str(tmp_path / "pairs.csv"), steps=4, batch_size=8, epoch_steps=2, warmup=2,
                workers=0, lr=5e-3)
-    stop_at = None
     log_a = tr.train(TrainConfig(**cfg, out=str(tmp_path / "a.pt")), progress=False)
     straight = losses[:]
     stop_at = 2

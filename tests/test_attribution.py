@@ -45,13 +45,18 @@ def test_gradcam_agrees_with_an_independent_implementation(rn, world):
     img = F.normalize(rn.module.encode_image(pixels), dim=-1)
     handle.remove()
     scores = rn.logit_scale * img @ text.T  # (N, P)
+    nonzero = 0
     for p in range(len(TEXTS)):
         grad = torch.autograd.grad(scores[:, p].sum(), acts["a"], retain_graph=True)[0]  # (N, C, h, w)
         cam = F.relu((grad.mean((2, 3), keepdim=True) * acts["a"]).sum(1, keepdim=True))
         cam = F.interpolate(cam, size=pixels.shape[-2:], mode="bilinear", align_corners=False)[:, 0].detach()
         for n in range(len(images)):
             if cam[n].max() > 0:
+                nonzero += 1
                 assert corr(cam[n].numpy(), result.maps[n, p]) >= 0.99
+            else:  # ReLU left nothing: lab's map is all zero too
+                assert not result.maps[n, p].any()
+    assert nonzero >= 20  # of 24 maps: the comparison is not vacuous
     np.testing.assert_allclose(result.scores, scores.detach().numpy(), rtol=1e-4, atol=1e-4)
 
 
@@ -106,21 +111,6 @@ def test_attention_swap_is_reversible_and_exact(vit, world):
     torch.testing.assert_close(during, before, atol=1e-5, rtol=1e-5)  # explicit attention = stock attention
     torch.testing.assert_close(after, before)  # and the stock forward is back
     assert "forward" not in vars(vit.module.visual.transformer.resblocks[0].attn)
-
-
-@pytest.mark.parametrize("start", [0, 2, -1])
-def test_relevance_equals_the_rule_on_the_whole_graph(vit, world, start):
-    """attribute() runs the blocks before the start block without a graph; the same rule with a
-    graph from the pixels through every block gives the same maps."""
-    _, images = world
-    result = at.attribute(vit, images[:3], TEXTS[:1], method="relevance", start_layer=start)
-    pixels, _ = at.model_inputs(vit, images[:3])
-    f = at.score_fn(vit, torch.from_numpy(vit.encode_texts(TEXTS[:1], progress=False)))
-    with at.keep_attention(vit.module.visual.transformer) as attentions:
-        score = f(pixels.requires_grad_())[:, 0].sum()
-    R = at.relevance_from_attention(attentions, torch.autograd.grad(score, attentions), start)  # (N, L, L)
-    expected = at._normalize_maps(at._upsample(R[:, 0, 1:].reshape(-1, 8, 8), (64, 64)))
-    np.testing.assert_allclose(result.maps[:, 0], expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("method", ["relevance", "rollout", "integrated_gradients", "occlusion"])

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from conftest import write_images
 
@@ -33,7 +34,12 @@ def test_encode_folder_then_cache_info_and_clear(tmp_path):
     assert emb.shape == (6, 1024) and len(index) == 6
     bad = index[index.ok == 0]
     assert list(bad.item) == [str(tmp_path / "imgs" / "broken.png")] and np.isnan(emb[bad.row]).all()
-    assert set(index[index.ok == 1].item) == set(paths)
+    assert sorted(index[index.ok == 1].item) == sorted(paths)
+    import lab
+    with pytest.warns(UserWarning, match="broken.png"):  # each row is its own item's embedding, not just the set
+        api = lab.load_model("RN50", pretrained="random", cache=tmp_path / "api").encode_images(
+            list(index.item), cache=False, progress=False)
+    np.testing.assert_allclose(emb, api, atol=1e-5, equal_nan=True)
     info = run("cache", "info", cache_dir=tmp_path / "c")
     assert "RN50:random" in info.stdout and "5 entries" in info.stdout
     cleared = run("cache", "clear", "--model", "RN50:random", cache_dir=tmp_path / "c")

@@ -61,6 +61,12 @@ def test_openai_files_load_as_released(openai_files, cache, arch, kind):
     images = _images()
     got = model.encode_images(images, progress=False)
     np.testing.assert_allclose(got, _reference(reference, model, images), atol=2e-5)
+    texts = ["a photo of a dog", "a diagram", "an extremely long caption " + "of many words " * 30]
+    with torch.no_grad():  # the text tower too: OpenAI's tokenizer, truncation and the reference's encode_text
+        want = torch.nn.functional.normalize(reference.encode_text(open_clip.tokenize(texts)), dim=-1).numpy()
+    with pytest.warns(UserWarning, match="1 of 3 texts are longer"):
+        got = model.encode_texts(texts, progress=False)
+    np.testing.assert_allclose(got, want, atol=2e-5)
 
 
 def test_quick_gelu_matters_numerically(openai_files, cache):
@@ -168,14 +174,20 @@ def test_fingerprint_same_in_another_process(tmp_path, cache, nano):
     assert out.stdout.strip().splitlines()[-1] == nano.fingerprint
 
 
-def test_checkpoint_digest_is_memoized(tmp_path, cache, nano):
+def test_checkpoint_digest_is_memoized(tmp_path, cache, nano, monkeypatch):
+    import hashlib
     path = tmp_path / "w.pt"
     torch.save(nano.module.state_dict(), path)
+    hashed = []
+    real = lab.cache.sha256_file
+    monkeypatch.setattr(lab.cache, "sha256_file", lambda p, *a, **k: hashed.append(p) or real(p, *a, **k))
     first = lab.load_model(NANO, pretrained=str(path), cache=cache).fingerprint
-    stat = lab.cache.stat_key(os.stat(path))
-    assert cache.file_digests({str(path): stat}) == {str(path): cache.file_digest(str(path))}
+    assert len(hashed) == 1
+    digest = cache.file_digest(str(path))
+    assert len(hashed) == 1 and digest == hashlib.sha256(path.read_bytes()).hexdigest()  # remembered, and right
+    assert lab.load_model(NANO, pretrained=str(path), cache=cache).fingerprint == first and len(hashed) == 1
     torch.save({k: v + 1 for k, v in nano.module.state_dict().items()}, path)  # new weights, same size
-    assert lab.load_model(NANO, pretrained=str(path), cache=cache).fingerprint != first
+    assert lab.load_model(NANO, pretrained=str(path), cache=cache).fingerprint != first and len(hashed) == 2
 
 
 def test_a_model_loaded_before_is_built_only_when_needed(tmp_path, cache, nano):

@@ -1,6 +1,5 @@
 """Embedding maps: projection cache, placing new points, the faithfulness measures against
 scikit-learn, the figures, and notebook 02 through papermill."""
-import time
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +32,8 @@ def test_projection_cache_hit_and_miss(tmp_path):
     assert not em.project(x, "pca", n_components=3, cache=tmp_path).cached  # other parameters: a miss
     assert not em.project(x[:-1], "pca", cache=tmp_path).cached  # other embeddings: a miss
     u = em.project(x, "umap", n_neighbors=10, cache=tmp_path)
-    start = time.perf_counter()
-    u2 = em.project(x, "umap", n_neighbors=10, cache=tmp_path)
-    assert not u.cached and u2.cached and time.perf_counter() - start < 1.0
+    u2 = em.project(x, "umap", n_neighbors=10, cache=tmp_path)  # how fast a hit is: benchmarks/bench_maps.py
+    assert not u.cached and u2.cached
     np.testing.assert_array_equal(u.coords, u2.coords)
     assert not em.project(x, "umap", n_neighbors=10, min_dist=0.5, cache=tmp_path).cached
     with pytest.raises(ValueError, match="drop failed"):

@@ -26,7 +26,7 @@ test: setup chromium
 	$(PY) -m pytest -q
 
 lab: setup
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 # The one system package: a headless browser for the browser tests (tests/browser) and PNG/SVG figures.
 chromium:

@@ -6,10 +6,16 @@ notebook on a running kernel, every figure of the notebook loads at once, each p
 and on a busy machine they miss the deadline ("[anywidget] Failed to initialize model."). Here the
 module a figure loads is a small stub; the bundle travels as a separate trait and is imported once
 per page, shared by every figure.
+
+plotly also puts a figure's data and layout in the widget's state only when the figure itself is
+displayed; inside a widget's VBox it never is, and later changes travel as one-off messages. A page
+re-opened on the running kernel asks for the state and got an empty map: `get_state` here hands out
+the current figure.
 """
 from __future__ import annotations
 
 import functools
+from copy import deepcopy
 from pathlib import Path
 
 import plotly
@@ -50,6 +56,14 @@ class FigureWidget(go.FigureWidget):
 
     _esm = _STUB
     _plotly_esm = traitlets.Unicode().tag(sync=True)
+
+    def get_state(self, key=None, drop_defaults=False):
+        state = super().get_state(key, drop_defaults)
+        if key is None and hasattr(self, "_data"):  # a page asking for the whole widget: the current figure
+            for name, value in (("_widget_data", self._data), ("_widget_layout", self._layout_obj._props)):
+                to_json = self.trait_metadata(name, "to_json", self._trait_to_json)
+                state[name] = to_json(deepcopy(value), self)
+        return state
 
     @traitlets.default("_plotly_esm")
     def _bundle(self):  # in the model's first state: the page imports it while initializing the figure

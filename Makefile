@@ -1,17 +1,20 @@
 # CLIP Lab: `make demo` sets up and runs the main job, `make test` sets up and runs the tests.
-# Both create the virtual environment .venv when it is missing (CPU is enough).
+# Both create the virtual environment .venv when it is missing (CPU is enough); `make lab` opens
+# JupyterLab on notebooks/ with the project's kernel ("CLIP Lab (Python 3)").
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH := torch==2.14.1 torchvision==0.29.1
+KERNEL := clip-lab
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test lab chromium bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
 	$(PY) -m pip install -q -e ".[dev,dist]"
+	$(PY) -m ipykernel install --sys-prefix --name $(KERNEL) --display-name "CLIP Lab (Python 3)"
 	touch $@
 
 setup: $(VENV)/.installed
@@ -19,8 +22,17 @@ setup: $(VENV)/.installed
 demo: setup
 	$(PY) -m lab report --out runs/report
 
-test: setup
+test: setup chromium
 	$(PY) -m pytest -q
+
+lab: setup
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=notebooks $$([ "$$(id -u)" = 0 ] && echo --allow-root)
+
+# The one system package: a headless browser for the browser tests (tests/browser) and PNG/SVG figures.
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update -qq && apt-get install -y -qq chromium; \
+	  else echo "chromium missing: run 'sudo apt-get install -y chromium' (the browser tests fail in CI without it)"; fi; }
 
 bench: setup
 	$(PY) benchmarks/bench_encode.py

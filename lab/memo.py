@@ -87,14 +87,17 @@ def folder(cache, name: str) -> Path | None:
     return Path(default_cache_dir() if cache is True else cache) / name
 
 
-def atomic_save(file: Path, array: np.ndarray = None, text: str | None = None, **arrays):
-    """np.save / np.savez (or `text`) through a temporary file and a rename: readers never see
+def atomic_save(file: Path, array: np.ndarray = None, text: str | None = None, data: bytes | None = None,
+                **arrays):
+    """np.save / np.savez (or `text`, or raw `data`) through a temporary file and a rename: readers never see
     half a file, and concurrent writers (processes or threads) never share a temporary file."""
     file.parent.mkdir(parents=True, exist_ok=True)
     tmp = file.with_name(f".{file.stem}.{os.getpid()}.{threading.get_ident()}.tmp{file.suffix}")
     try:
         with open(tmp, "wb") as fh:
-            if text is not None:
+            if data is not None:
+                fh.write(data)
+            elif text is not None:
                 fh.write(text.encode())
             elif array is not None:
                 np.save(fh, array)

@@ -2,21 +2,41 @@
 what the run used (read back by `python -m lab report` into its manifest).
 
     out = notebook.setup(output_dir)                 # creates the folder, picks plotly renderers
-    notebook.save_figure(fig, out, "per_template")   # out/figures/per_template.html (+ .png with kaleido)
+    notebook.save_figure(fig, out, "per_template")   # out/figures/per_template.html (+ .png, .svg)
     notebook.record(out, model=model, dataset=ds, results={"top1": 0.71})   # out/run.json
 """
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import re
 import shutil
+import warnings
 from pathlib import Path
 
 import plotly.io as pio
+from plotly.io._base_renderers import NotebookRenderer
 
-RENDERERS = "plotly_mimetype+notebook"  # live JupyterLab + a text/html copy that nbconvert keeps
+from . import memo
+
+RENDERERS = "plotly_mimetype+lab_notebook"  # live JupyterLab + a text/html copy that nbconvert keeps
+_MATHJAX_CDN = re.compile(r'<script[^>]*src="https?://[^"]*mathjax[^"]*"[^>]*></script>', re.I)
 RUN_FILE = "run.json"
 _png_warning_shown = False
+
+
+class OfflineNotebookRenderer(NotebookRenderer):
+    """plotly's `notebook` renderer (plotly.js embedded once) without the MathJax script it always
+    loads from a CDN: the figures use no LaTeX, and the exported report must open offline."""
+
+    def to_mimebundle(self, fig_dict):
+        bundle = super().to_mimebundle(fig_dict)
+        bundle["text/html"] = _MATHJAX_CDN.sub("", bundle["text/html"])
+        return bundle
+
+
+pio.renderers["lab_notebook"] = OfflineNotebookRenderer()
 
 
 def setup(output_dir: str | os.PathLike) -> Path:
@@ -29,32 +49,73 @@ def setup(output_dir: str | os.PathLike) -> Path:
     return out
 
 
-def _png_possible() -> bool:
+BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+STATIC_FIX = "apt-get install -y chromium"  # the one system package static figures need (Debian/Ubuntu)
+_kaleido_started = False
+
+
+def static_figures_missing() -> str | None:
+    """None when PNG/SVG export works here (kaleido + a Chrome/Chromium), else what to install."""
     try:
         import kaleido  # noqa: F401
     except ImportError:
-        return False
-    return any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome", "chrome"))
+        return "pip install kaleido"
+    if os.environ.get("BROWSER_PATH") or any(shutil.which(b) for b in BROWSERS):
+        return None
+    return STATIC_FIX
+
+
+def _start_kaleido():
+    global _kaleido_started
+    import kaleido
+    if not _kaleido_started:  # one headless browser for every figure, not one per image (~3 s each)
+        kaleido.start_sync_server(silence_warnings=True)
+        atexit.register(kaleido.stop_sync_server, silence_warnings=True)
+        _kaleido_started = True
+
+
+def _write_static(fig, folder: Path, name: str) -> list[Path]:
+    """<name>.png (2x) and <name>.svg. Each image is kept in the lab cache under a digest of the
+    figure's JSON and plotly/kaleido versions, so a warm re-run copies it instead of starting a
+    browser; a read-only cache only costs the export."""
+    store = memo.folder(True, "figures")
+    digest = memo.key("figure", [fig.to_json()], packages=["plotly", "kaleido"])
+    paths = []
+    for fmt, scale in (("png", 2), ("svg", 1)):
+        path, kept = folder / f"{name}.{fmt}", store / f"{digest}.{fmt}"
+        if kept.exists():
+            shutil.copyfile(kept, path)
+        else:
+            _start_kaleido()
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", "The kopts argument is ignored")  # plotly's note when a server runs
+                fig.write_image(path, scale=scale)
+            try:
+                memo.atomic_save(kept, data=path.read_bytes())
+            except OSError:
+                pass
+        paths.append(path)
+    return paths
 
 
 def save_figure(fig, output_dir: str | os.PathLike, name: str) -> list[Path]:
     """Write `fig` as output_dir/figures/<name>.html (plotly.js shared in that folder, so the
-    report opens offline) and, when kaleido and a headless Chrome/Chromium are present, <name>.png."""
+    report opens offline) and, when a Chrome/Chromium is on the machine, <name>.png and <name>.svg."""
     global _png_warning_shown
     folder = Path(output_dir) / "figures"
     folder.mkdir(parents=True, exist_ok=True)
     html = folder / f"{name}.html"
     fig.write_html(html, include_plotlyjs="directory", full_html=True)
     written = [html]
-    if _png_possible():
+    missing = static_figures_missing()
+    if missing is None:
         try:
-            fig.write_image(folder / f"{name}.png", scale=2)
-            written.append(folder / f"{name}.png")
+            written += _write_static(fig, folder, name)
         except Exception as e:  # kaleido's headless browser can time out on a loaded machine: keep the HTML
-            print(f"figure {name}: PNG export failed ({type(e).__name__}: {str(e)[:120]}); the HTML copy is saved")
+            print(f"figure {name}: PNG/SVG export failed ({type(e).__name__}: {str(e)[:120]}); the HTML copy is saved")
     elif not _png_warning_shown:
         _png_warning_shown = True
-        print("figures are saved as HTML only (PNG needs `pip install kaleido` and a headless Chrome/Chromium)")
+        print(f"figures are saved as HTML only: PNG and SVG need a headless Chrome/Chromium; run `{missing}`")
     return written
 
 

@@ -40,6 +40,15 @@ PACKAGES = ["clip-lab", "torch", "torchvision", "open_clip_torch", "numpy", "pan
             "nbconvert", "scikit-learn", "pillow"]
 _TRUE, _FALSE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}
 KERNEL = "clip-lab-python"
+# The HTML export opens offline: nbconvert's lab template pulls require.js, MathJax, mermaid and the
+# widget manager from public CDNs; plotly figures carry their own plotly.js and the notebooks use none
+# of the others, so they are left out.
+OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
 
 
 def default_notebooks() -> list[Path]:
@@ -137,7 +146,9 @@ def _versions() -> dict:
 
 def finish_notebook(executed: Path, source: Path, target: Path) -> Path:
     """Give the executed notebook back its own kernelspec (it ran under this interpreter's temporary
-    one) and export it as standalone HTML (plotly figures come through as their text/html copy)."""
+    one) and export it as standalone HTML that loads nothing from the network (plotly figures come
+    through as their text/html copy, plotly.js inline)."""
+    import jinja2
     import nbformat
     from nbconvert import HTMLExporter
     nb = nbformat.read(executed, as_version=4)
@@ -145,7 +156,9 @@ def finish_notebook(executed: Path, source: Path, target: Path) -> Path:
     if kernelspec:
         nb.metadata["kernelspec"] = kernelspec
         nbformat.write(nb, executed)
-    body, _ = HTMLExporter().from_notebook_node(nb)
+    exporter = HTMLExporter(extra_loaders=[jinja2.DictLoader({"offline.html.j2": OFFLINE_TEMPLATE})],
+                            template_file="offline.html.j2")
+    body, _ = exporter.from_notebook_node(nb)
     target.write_text(body, encoding="utf-8")
     return target
 
@@ -201,8 +214,9 @@ def run_notebook(nb: Path, params: dict, out: Path, kernel: str, progress: bool 
         entry["html"] = finish_notebook(executed, nb, exported).name
     run_file = folder / "run.json"
     entry["run"] = json.loads(run_file.read_text()) if run_file.exists() else None
-    entry["figures"] = sorted(str(p.relative_to(out)) for p in (folder / "figures").glob("*.html")) \
-        if folder.exists() else []
+    figures = sorted((folder / "figures").glob("*.*")) if folder.exists() else []
+    entry["figures"] = [str(p.relative_to(out)) for p in figures if p.suffix == ".html"]
+    entry["images"] = [str(p.relative_to(out)) for p in figures if p.suffix in (".png", ".svg")]  # static copies
     return entry
 
 
@@ -218,7 +232,10 @@ def _index_html(manifest: dict) -> str:
             f"failed in cell {err['cell']}: {html.escape(err['ename'])}: {html.escape(str(err['evalue'])[:300])}")
         results = (e.get("run") or {}).get("results") or {}
         summary = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in results.items())
-        figs = " · ".join(_link(f, Path(f).stem) for f in e["figures"])
+        static = set(e.get("images", []))
+        figs = " · ".join(_link(f, Path(f).stem) + "".join(
+            f" <small>{_link(img, ext)}</small>" for ext in ("png", "svg")
+            if (img := str(Path(f).with_suffix(f".{ext}"))) in static) for f in e["figures"])
         link = _link(e["html"], e["notebook"]) if e.get("html") else html.escape(e["notebook"])
         rows.append(f'<tr class="{e["status"]}"><td>{link}<br><small>{_link(e["executed"], ".ipynb")}</small></td>'
                     f"<td>{status}</td><td>{e['seconds']:.1f} s</td><td>{html.escape(summary)}</td><td>{figs}</td></tr>")

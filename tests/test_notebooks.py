@@ -30,3 +30,11 @@ def test_notebook_is_stripped_and_parameters_are_typed_with_help(path):
     inspected = papermill.inspect_notebook(str(path))
     assert list(inspected) == names  # papermill parses every line (no '=' inside help comments)
     assert all(p["help"] and p["inferred_type_name"] != "None" for p in inspected.values())
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_names_the_projects_kernel(path):
+    """`make setup` registers this kernel (`ipykernel install --sys-prefix --name clip-lab`); JupyterLab
+    opens the notebooks with it."""
+    spec = nbformat.read(path, as_version=4).metadata["kernelspec"]
+    assert spec["name"] == "clip-lab" and spec["display_name"] == "CLIP Lab (Python 3)"

@@ -69,6 +69,35 @@ def test_html_export_keeps_the_plotly_figures(report):
     assert "plotly.js v" in html  # the library is embedded: the report opens offline
 
 
+def test_html_export_loads_nothing_from_the_network(report):
+    import re
+    tmp, _ = report
+    for page in ("01_prompt_engineering.html", "99_fails.html"):
+        html = (tmp / "out" / page).read_text()
+        remote = re.findall(r"""<(?:script|link|img)\b[^>]*\b(?:src|href)\s*=\s*["']?(https?:)?//""", html, re.I)
+        remote += re.findall(r"""import\s*\(?\s*["']https?://""", html)  # ES modules (mermaid)
+        assert not remote, f"{page} loads from the network: {remote}"
+        assert "require.min.js" not in html and "cdnjs" not in html
+
+
+def test_every_figure_has_png_and_svg_linked_from_the_index(report):
+    from lab.notebook import static_figures_missing
+    if static_figures_missing():
+        assert "CI" not in __import__("os").environ, f"CI needs PNG/SVG figures: run `{static_figures_missing()}`"
+        pytest.skip(f"no headless browser for PNG/SVG: `{static_figures_missing()}`")
+    tmp, manifest = report
+    out, entry = tmp / "out", manifest["notebooks"][0]
+    index = (out / "index.html").read_text()
+    for fig in entry["figures"]:
+        for ext in ("png", "svg"):
+            static = out / Path(fig).with_suffix(f".{ext}")
+            assert static.stat().st_size > 1000, static
+            assert f'href="{static.relative_to(out)}"' in index
+    png = (out / entry["figures"][0]).with_suffix(".png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "<svg" in (out / entry["figures"][0]).with_suffix(".svg").read_text()[:500]
+
+
 def test_ensemble_accuracy_equals_an_independent_computation_from_the_cache(report):
     import lab
     from lab.data.world import WorldDataset
@@ -137,4 +166,22 @@ def test_cli_exit_status_says_whether_all_passed(tmp_path, capsys):
 def test_executed_notebooks_keep_their_kernelspec(report):
     tmp, _ = report
     nb = nbformat.read(tmp / "out" / "01_prompt_engineering.ipynb", as_version=4)
-    assert nb.metadata["kernelspec"]["name"] == "python3"  # not the report's temporary kernel
+    assert nb.metadata["kernelspec"]["name"] == "clip-lab"  # the project's kernel, not the report's temporary one
+
+
+def test_static_figures_are_kept_in_the_cache_and_copied_on_a_rerun(tmp_path):
+    import plotly.graph_objects as go
+
+    from lab import notebook
+    assert notebook.static_figures_missing() is None, "PNG/SVG export needs kaleido and chromium here"
+    fig = go.Figure(go.Bar(x=["a", "b"], y=[1, 2]))
+    first = notebook.save_figure(fig, tmp_path / "one", "bars")
+    assert [p.suffix for p in first] == [".html", ".png", ".svg"]
+    assert first[1].read_bytes().startswith(b"\x89PNG") and b"<svg" in first[2].read_bytes()
+    kept = list((tmp_path / "cache" / "figures").glob("*.svg"))
+    assert len(kept) == 1
+    kept[0].write_bytes(b"<svg>kept</svg>")  # a re-run must copy the kept file, not export again
+    again = notebook.save_figure(fig, tmp_path / "two", "bars")
+    assert again[2].read_bytes() == b"<svg>kept</svg>"
+    other = notebook.save_figure(go.Figure(go.Bar(x=["a"], y=[3])), tmp_path / "three", "bars")
+    assert b"kept" not in other[2].read_bytes()  # another figure, another key

@@ -15,7 +15,6 @@ import html
 import ipywidgets as w
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 
 import lab
 from lab import embedding_maps as em
@@ -23,6 +22,8 @@ from lab.data import load_dataset
 
 from figures.images import thumbnail
 from figures.maps import scatter_map
+
+from ._figure import FigureWidget
 
 GRID_MAX = 48  # thumbnails shown for a selection
 
@@ -44,7 +45,7 @@ class EmbeddingExplorer:
         self.coords = self.projection.coords  # (N, 2)
         self.selection = self.neighbours = None
         self._picked: dict[int, list[int]] = {}  # trace index -> rows selected in that trace
-        self.figure = go.FigureWidget()
+        self.figure = FigureWidget()
         self.color_box = w.Dropdown(options=[c for c in self.points.columns if c not in ("label", "item")],
                                     value=color, description="colour by")
         self.query_box = w.Text(placeholder="a prompt, e.g. a red circle", description="query",

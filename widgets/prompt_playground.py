@@ -9,7 +9,6 @@ the widget values and read `classes`, `per_template`, `status`).
 from __future__ import annotations
 
 import ipywidgets as w
-import plotly.graph_objects as go
 
 from lab import prompts, zeroshot
 from lab.data import dataset_spec, default_classnames
@@ -18,6 +17,7 @@ from lab.errors import LabError
 from figures.images import thumbnail
 from figures.zeroshot import probability_bars
 
+from ._figure import FigureWidget
 from ._picker import ImagePicker
 
 
@@ -38,7 +38,7 @@ class PromptPlayground(ImagePicker):
                                         description="templates", layout=w.Layout(height="160px", width="420px"))
         self.preview = w.HTML()
         self.message = w.HTML()
-        self.figure = go.FigureWidget(probability_bars([1.0], ["…"]))
+        self.figure = FigureWidget(probability_bars([1.0], ["…"]))
         self.table = w.HTML()
         for box in (self.model_box, self.names_box, self.templates_box):
             box.observe(lambda _: self.refresh(), "value")

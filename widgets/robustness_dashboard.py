@@ -12,13 +12,14 @@ import html
 
 import ipywidgets as w
 import numpy as np
-import plotly.graph_objects as go
 
 import lab
 from lab import robustness as rb
 
 from figures.images import thumbnail
 from figures.robustness import effective_robustness_plot, shift_bars
+
+from ._figure import FigureWidget
 
 
 class RobustnessDashboard:
@@ -35,8 +36,8 @@ class RobustnessDashboard:
         self.models_box = w.SelectMultiple(options=names, value=tuple(names), description="models",
                                            layout=w.Layout(height="140px", width="360px"))
         self.shift_box = w.Dropdown(options=list(self.pairs), description="shift")
-        self.er = go.FigureWidget()
-        self.bars = go.FigureWidget()
+        self.er = FigureWidget()
+        self.bars = FigureWidget()
         self.detail = w.HTML()
         self.selected = None
         self.models_box.observe(lambda _: self.update(), "value")

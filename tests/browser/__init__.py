@@ -1,0 +1,1 @@
+"""Real-browser tests: JupyterLab in Debian's chromium, driven by Playwright (see conftest.py)."""

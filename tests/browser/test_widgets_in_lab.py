@@ -1,0 +1,156 @@
+"""The four widgets run from JupyterLab (Run All Cells) and driven by mouse in the page: every widget
+and figure drawn; the explorer's lasso and box select show the selected images; the attribution
+viewer's method dropdown redraws the overlay; a click on a model's point in the robustness dashboard
+shows its worst classes. The tests run in file order on one page."""
+import re
+
+import pytest
+
+from . import _lab
+
+CELL = {"playground": 0, "again": 1, "explorer": 2, "viewer": 3, "dashboard": 4}  # code cells of widgets.ipynb
+INTERACTIONS = []  # (widget, what was done) for the summary line
+
+
+@pytest.fixture(scope="module")
+def lab(browser, lab_server, screenshots):
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    from ._jupyter import Problems
+    page.problems = Problems(page)
+    try:
+        _lab.open_notebook(page, lab_server, "widgets.ipynb")
+        _lab.run_all(page, timeout=300)
+        _lab.check_no_widget_trouble(page)
+        page.problems.check()  # nothing wrong while the widgets first appeared
+        _lab.shot(page, screenshots, "widgets-first-run")
+        yield page
+    finally:
+        context.close()
+        print(f"widgets: {len(INTERACTIONS)} interactions checked in the page")
+
+
+def out(page, name):
+    return _lab.cell_output(page, CELL[name])
+
+
+def parts(area):
+    """The widget's own HTML panes (children of its outer VBox, not a progress bar's)."""
+    return area.locator(".widget-vbox").first.locator(":scope > .widget-html")
+
+
+POINT_XY = """([gd, pick]) => {  // page coordinates of a trace's point (first trace with customdata if pick < 0)
+    const t = pick >= 0 ? pick : gd._fullData.findIndex(d => d.customdata && d.customdata.length);
+    const tr = gd._fullData[t], fl = gd._fullLayout, r = gd.getBoundingClientRect();
+    const xa = fl[tr.xaxis.replace('x', 'xaxis')], ya = fl[tr.yaxis.replace('y', 'yaxis')];
+    return [r.left + xa._offset + xa.d2p(tr.x[0]), r.top + ya._offset + ya.d2p(tr.y[0])];
+}"""
+
+
+def click_point(page, plot, trace: int = -1):
+    plot.scroll_into_view_if_needed()
+    x, y = page.evaluate(POINT_XY, [plot.element_handle(), trace])
+    page.mouse.click(x, y)
+
+
+def did(widget, what):
+    INTERACTIONS.append((widget, what))
+
+
+def wait_text(locator, pattern: str, timeout: float = 120):
+    """Wait until the locator's text matches the regular expression."""
+    locator.page.wait_for_function(
+        "([el, p]) => new RegExp(p).test(el.innerText)", arg=[locator.element_handle(), pattern],
+        timeout=timeout * 1000, polling=200)
+
+
+def img_src(locator) -> str:
+    return locator.get_attribute("src") or ""
+
+
+def labelled(area, kind: str, label: str):
+    """The input of an ipywidget by its description label, e.g. labelled(area, 'widget-text', 'prompt')."""
+    return area.locator(f".{kind}", has=area.page.locator(".widget-label", has_text=re.compile(f"^{label}$")))
+
+
+def test_all_widgets_render(lab, screenshots):
+    _lab.check_no_widget_trouble(lab)
+    for name in CELL:
+        out(lab, name).locator(".jupyter-widgets").first.wait_for()
+    assert lab.locator(f"{_lab.PANEL} .js-plotly-plot").count() == 5  # playground x2, explorer, dashboard x2
+    counts = lab.locator(f"{_lab.PANEL} .js-plotly-plot").evaluate_all("gds => gds.map(gd => gd._fullData.length)")
+    assert all(counts), f"empty figures (traces per figure: {counts})"
+    _lab.shot(lab, screenshots, "widgets-all")
+    lab.problems.check()
+
+
+def _plot_box(area):
+    box = area.locator(".js-plotly-plot .nsewdrag").first.bounding_box()
+    assert box, "no plot area"
+    return box
+
+
+def _drag(page, points):
+    page.mouse.move(*points[0])
+    page.mouse.down()
+    for p in points[1:]:
+        page.mouse.move(*p, steps=4)
+    page.mouse.up()
+
+
+def test_explorer_lasso_and_box_select_show_the_images(lab, screenshots):
+    area = out(lab, "explorer")
+    area.scroll_into_view_if_needed()
+    grid = parts(area).nth(1)
+    b = _plot_box(area)
+    cx, cy, w, h = b["x"] + b["width"] / 2, b["y"] + b["height"] / 2, b["width"], b["height"]
+    _drag(lab, [(cx - w * .3, cy - h * .3), (cx + w * .3, cy - h * .3), (cx + w * .3, cy + h * .3),
+                (cx - w * .3, cy + h * .3), (cx - w * .3, cy - h * .29)])  # the map's default tool is the lasso
+    wait_text(grid, r"\d+ selected")
+    lab.wait_for_timeout(3000)  # one selection message per trace: let them all arrive
+    lassoed = int(re.search(r"(\d+) selected", grid.inner_text()).group(1))
+    assert lassoed > 0 and grid.locator("img").count() == min(lassoed, 48)
+    did("explorer", f"lasso: {lassoed} points, their images shown")
+    _lab.shot(lab, screenshots, "explorer-lasso", area)
+
+    area.hover()
+    area.locator(".modebar-btn[data-val='select']").click()  # Box Select
+    _drag(lab, [(cx - w * .45, cy - h * .45), (cx, cy)])
+    lab.wait_for_function("([el, n]) => { const m = /(\\d+) selected/.exec(el.innerText); return m && +m[1] !== n; }",
+                          arg=[grid.element_handle(), lassoed])
+    lab.wait_for_timeout(3000)
+    boxed = int(re.search(r"(\d+) selected", grid.inner_text()).group(1))
+    assert boxed > 0 and grid.locator("img").count() == min(boxed, 48)
+    did("explorer", f"box select: {boxed} points, their images shown")
+    _lab.shot(lab, screenshots, "explorer-box", area)
+
+    lab.problems.check()
+
+
+def test_attribution_viewer_method_changes_the_overlay(lab, screenshots):
+    area = out(lab, "viewer")
+    area.scroll_into_view_if_needed()
+    overlay = area.locator("figure img").nth(1)
+    message = parts(area).nth(0)
+    before = img_src(overlay)
+    labelled(area, "widget-dropdown", "method").locator("select").select_option("rollout")
+    wait_text(message, r"^lab-vit-tiny / rollout")
+    assert img_src(overlay) != before
+    did("attribution viewer", "method changed: new overlay")
+    _lab.shot(lab, screenshots, "viewer-rollout", area)
+
+    lab.problems.check()
+
+
+def test_robustness_dashboard_click_shows_worst_classes(lab, screenshots):
+    area = out(lab, "dashboard")
+    area.scroll_into_view_if_needed()
+    plot = area.locator(".js-plotly-plot").first
+    detail = parts(area).first
+    click_point(lab, plot)  # a model's point (the traces with customdata)
+    wait_text(detail, "worst-hit classes")
+    assert "worst-hit classes" in detail.inner_text() and detail.locator("table").count() == 1
+    did("robustness dashboard", "point clicked: worst classes shown")
+    _lab.shot(lab, screenshots, "dashboard-click", area)
+    lab.problems.check()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -44,17 +45,44 @@ def evaluate_world(model, n: int = 2000, suite_n: int = 1000, corruption_n: int 
     return out
 
 
+def typographic(model, n: int = 300) -> dict:
+    """Shape top-1 under each typographic condition and the reading effect (lab.limitations)."""
+    from .data.studies import typographic_sets
+    from .limitations import reading_effect, typographic_study
+    table, _ = typographic_study(model, typographic_sets(n))
+    return {"top1": dict(zip(table["condition"], table["top1"].astype(float))), "reading_effect": reading_effect(table)}
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"
+
+
+def _command(cfg: dict, init: str, out: str) -> str:
+    options = [f"--init {init}"] if init else []
+    options += [f"--{k.replace('_', '-')} {cfg[k]}" for k in ("literate", "word_only") if cfg.get(k)]
+    if cfg.get("warmup") not in (None, 200):
+        options.append(f"--warmup {cfg['warmup']}")
+    return " ".join([f"python -m lab.train --arch {cfg.get('arch')}", *options, f"--steps {cfg.get('steps')}",
+                     f"--batch-size {cfg.get('batch_size')} --lr {cfg.get('lr')} --seed {cfg.get('seed')} --out {out}"])
+
+
+def _commands(name: str, meta: dict) -> list[str]:
+    """One command per training run that made the weights (lineage first), with portable paths."""
+    stages = [s["train_cfg"] for s in meta.get("lineage", [])] + [meta.get("train_cfg", {})]
+    outs = [f"stage{i + 1}.pt" for i in range(len(stages) - 1)] + [f"lab/checkpoints/{name}.pt"]
+    first_init = stages[0].get("init", "")
+    if first_init:  # started from a built-in model: name it by its place in the repository
+        first_init = f"lab/checkpoints/{Path(first_init).name}"
+    inits = [first_init] + outs[:-1]
+    return [_command(cfg, init, out) for cfg, init, out in zip(stages, inits, outs)]
 
 
 def card_text(name: str, model, meta: dict, results: dict) -> str:
     cfg = meta.get("train_cfg", {})
     log = meta.get("log", [])
-    minutes = log[-1]["minutes"] if log else float("nan")
-    command = f"python -m lab.train --arch {cfg.get('arch', name)} --steps {cfg.get('steps')} " \
-              f"--batch-size {cfg.get('batch_size')} --lr {cfg.get('lr')} --seed {cfg.get('seed')} " \
-              f"--out lab/checkpoints/{name}.pt"
+    minutes = sum(s["log"][-1]["minutes"] for s in meta.get("lineage", []) if s.get("log")) + \
+        (log[-1]["minutes"] if log else float("nan"))
+    commands = _commands(name, meta)
     clean = results["clean"]
     lines = [
         f"# Model card: {name}",
@@ -70,17 +98,22 @@ def card_text(name: str, model, meta: dict, results: dict) -> str:
         f"- Config: `{json.dumps(meta.get('model_cfg'))}`",
         "- Stored as fp16 (`lab.load_model` loads it as fp32).",
         "",
+        *(["Literate: some of its training images carry their shape's name written on a band, some are the",
+           "name alone, so it learned to read the world's shape names, as CLIP learned to read from the web.",
+           "Notebook 06's typographic-attack study shows the attack steering it.", ""]
+          if any(c.get("literate") or c.get("word_only") for c in
+                 [cfg] + [s["train_cfg"] for s in meta.get("lineage", [])]) else []),
         "## Data",
         "ShapeWorld training split (`lab.data.world`, seed stream 1000), drawn fresh every step: one to four",
         "copies of a coloured shape on a plain, gradient or noise background, with captions from the world's",
         "grammar. Each batch holds every (shape, colour) pair at most once, so InfoNCE sees no false negatives.",
         "",
         "## Training",
-        f"- Command: `{command}`",
+        *[f"- Command: `{c}`" for c in commands],
         f"- Seed {cfg.get('seed')}, {cfg.get('steps')} steps of batch {cfg.get('batch_size')}, AdamW lr "
         f"{cfg.get('lr')} (warmup {cfg.get('warmup')}, cosine), weight decay {cfg.get('weight_decay')}, "
         "learnable temperature from 1/0.07, clamped at 100.",
-        f"- Training time on the 2-core CPU it was trained on: {minutes:.1f} min (`torch` "
+        f"- Training time on the 2-core CPU it was trained on: {minutes:.1f} min in all (`torch` "
         f"{torch.__version__}).",
         "",
         "Validation log (zero-shot, 400 val images):",
@@ -114,6 +147,14 @@ def card_text(name: str, model, meta: dict, results: dict) -> str:
     lines += ["", "Corruptions (shape top-1 at severity 1 → 5, 200 images each):", "",
               "| corruption | 1 | 2 | 3 | 4 | 5 |", "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {c} | " + " | ".join(_pct(a) for a in accs) + " |" for c, accs in results["corruptions"].items()]
+    if "typographic" in results:
+        typo = results["typographic"]
+        lines += ["", "## Typographic attacks (300 scenes, a word on a band beside the objects; shape top-1)", "",
+                  "| " + " | ".join(typo["top1"]) + " | reading effect |",
+                  "|" + "---:|" * (len(typo["top1"]) + 1),
+                  "| " + " | ".join(_pct(a) for a in typo["top1"].values()) + f" | {typo['reading_effect']:+.2f} |",
+                  "", "Reading effect: how much more often the written class wins under a wrong class name than "
+                  "under a nonsense word (lab.limitations.reading_effect)."]
     lines += ["", "## Limitations and use",
               "Trained only on synthetic scenes; its embeddings say nothing about real photographs, people or",
               "groups. Use it to learn and test the lab's tools; study real CLIPs for real questions."]
@@ -130,6 +171,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     model = load_model(args.model)
     results = evaluate_world(model, args.n, progress=True)
+    results["typographic"] = typographic(model)
     print(json.dumps(results, indent=1))
     path = builtin_models().get(args.model)
     if path is not None and not args.no_write:

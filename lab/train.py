@@ -191,10 +191,11 @@ def _param_groups(module, weight_decay):
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def _save(path, module, cfg, model_cfg, preprocess_cfg, log, step, optimizer=None, scaler=None, half=False):
+def _save(path, module, cfg, model_cfg, preprocess_cfg, log, step, optimizer=None, scaler=None, half=False,
+          lineage=()):
     state = {k: (v.half() if half and v.is_floating_point() else v).cpu() for k, v in module.state_dict().items()}
     payload = {"format": LAB_FORMAT, "arch": cfg.arch, "model_cfg": model_cfg, "preprocess_cfg": preprocess_cfg,
-               "state_dict": state, "train_cfg": asdict(cfg), "log": log, "step": step}
+               "state_dict": state, "train_cfg": asdict(cfg), "log": log, "step": step, "lineage": list(lineage)}
     if optimizer is not None:
         payload["optimizer"], payload["scaler"] = optimizer.state_dict(), scaler.state_dict()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -211,9 +212,11 @@ def train(cfg: TrainConfig, progress: bool = True) -> list[dict]:
         raise KeyError(f"unknown architecture {cfg.arch!r}")
     module = build_module(model_cfg).to(device)
     module.logit_scale.data.fill_(math.log(1 / 0.07))
+    lineage = []  # the training runs this one continues, oldest first (each: train_cfg, log)
     if cfg.init:  # a lab checkpoint (tensors and plain data only: nothing in it is executed)
-        module.load_state_dict({k: v.float() for k, v in
-                                torch.load(cfg.init, map_location="cpu", weights_only=True)["state_dict"].items()})
+        parent = torch.load(cfg.init, map_location="cpu", weights_only=True)
+        module.load_state_dict({k: v.float() for k, v in parent["state_dict"].items()})
+        lineage = parent.get("lineage", []) + [{"train_cfg": parent.get("train_cfg", {}), "log": parent.get("log", [])}]
     size = module.visual.image_size
     size = size if isinstance(size, int) else size[0]
     preprocess_cfg = asdict(PreprocessCfg(size=size))
@@ -262,8 +265,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> list[dict]:
             log.append(row)
             losses = []
             tqdm.write(json.dumps(row))
-            _save(resume, module, cfg, model_cfg, preprocess_cfg, log, step + 1, optimizer, scaler)
-    _save(cfg.out, module, cfg, model_cfg, preprocess_cfg, log, cfg.steps, half=True)
+            _save(resume, module, cfg, model_cfg, preprocess_cfg, log, step + 1, optimizer, scaler, lineage=lineage)
+    _save(cfg.out, module, cfg, model_cfg, preprocess_cfg, log, cfg.steps, half=True, lineage=lineage)
     if os.path.exists(resume):
         os.remove(resume)
     return log

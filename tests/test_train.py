@@ -95,5 +95,8 @@ def test_literate_batches_and_fine_tuning_from_a_checkpoint(tmp_path):
           progress=False)
     tuned = train(TrainConfig(arch=NANO, steps=2, batch_size=8, epoch_steps=2, val_n=8, warmup=1, workers=0, lr=0.0,
                               init=str(first), literate=0.5, word_only=0.2, out=str(tmp_path / "tuned.pt")), progress=False)
-    a, b = (torch.load(p, weights_only=True)["state_dict"] for p in (first, tmp_path / "tuned.pt"))
+    parent, child = (torch.load(p, weights_only=True) for p in (first, tmp_path / "tuned.pt"))
+    a, b = parent["state_dict"], child["state_dict"]
     assert tuned and all(torch.equal(a[k], b[k]) for k in a if "logit_scale" not in k)  # lr 0: the init weights
+    assert parent["lineage"] == [] and [s["train_cfg"] for s in child["lineage"]] == [parent["train_cfg"]]
+    assert child["lineage"][0]["log"] == parent["log"]  # the card can say how the weights it started from were made

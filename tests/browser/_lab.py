@@ -69,6 +69,32 @@ def run_all(page, timeout: float = 240) -> float:
     return time.monotonic() - start
 
 
+def code_cell(page, text: str):
+    """The front notebook's code cell whose text holds `text`."""
+    return page.locator(f"{PANEL} .jp-CodeCell", has_text=text)
+
+
+def replace_line(page, cell, line: str, new: str):
+    """Click into `line` of the cell's editor, select it (from its indentation to its end) and type `new`
+    in its place, as a person would; asserts the editor then holds `new`."""
+    cell.locator(".cm-line", has_text=line).click()
+    page.keyboard.press("End")
+    page.keyboard.press("Shift+Home")  # CodeMirror selects back to the indentation first
+    page.keyboard.type(new)
+    editor = cell.locator(".cm-content")
+    assert new in editor.inner_text() and line not in editor.inner_text(), editor.inner_text()
+
+
+def run_cell(page, cell, timeout: float = 120):
+    """Shift+Enter in the cell's editor, then wait until it ran (a new execution count) and the kernel is idle."""
+    prompt = cell.locator(".jp-InputPrompt")
+    before = prompt.inner_text()
+    page.keyboard.press("Shift+Enter")
+    page.wait_for_function("([e, before]) => /\\[\\d+\\]/.test(e.textContent) && e.textContent !== before",
+                           arg=[prompt.element_handle(), before], timeout=timeout * 1000, polling=200)
+    wait_kernel_idle(page)
+
+
 def save(page, path: Path):
     """Ctrl+S, then wait for the file on disk to carry the outputs -> the saved notebook."""
     before = path.stat().st_mtime_ns

@@ -55,6 +55,22 @@ def test_studies_on_a_built_in_model():
     assert t.loc["blank", "flip_rate"] == pytest.approx((preds["blank"] != preds["clean"]).mean())
 
 
+def test_the_literate_model_reads_and_the_others_do_not():
+    """The built-in literate model is steered by a written class name as CLIP is (issue 16's floors:
+    reading effect >= 0.3, word only >= 0.8); the plain tiny models are only distracted by words."""
+    import lab
+    from lab import limitations as lim
+    sets = typographic_sets(300)
+    effects = {}
+    for name in ("lab-vit-literate", "lab-vit-tiny"):
+        table, _ = lim.typographic_study(lab.load_model(name), sets)
+        t = table.set_index("condition")
+        effects[name] = (lim.reading_effect(table), t.loc["word_only", "top1"], t.loc["clean", "top1"])
+    effect, word_only, clean = effects["lab-vit-literate"]
+    assert effect >= 0.3 and word_only >= 0.8 and clean >= 0.95
+    assert effects["lab-vit-tiny"][0] < 0.1 and effects["lab-vit-tiny"][1] < 0.3
+
+
 def test_notebook_06_runs_through_papermill(tmp_path, monkeypatch):
     from pathlib import Path
 
@@ -64,12 +80,16 @@ def test_notebook_06_runs_through_papermill(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path / "cache"))
     nb = Path(__file__).parent.parent / "notebooks" / "06_limitations_and_class_design.ipynb"
     params = {"models": ["lab-vit-tiny"], "n_count_train": 80, "n_count_val": 40, "n_count_test": 40, "n_close": 30,
-              "n_distractors": 4, "n_typographic": 12, "n_audit": 80, "audit_groups": ["count", "size"]}
+              "n_distractors": 4, "n_typographic": 12, "n_audit": 80, "audit_groups": ["count", "size"],
+              "reading_models": ["lab-vit-literate"]}
     entry = run_report([nb], params, {}, tmp_path / "out", progress=False)["notebooks"][0]
     assert entry["status"] == "ok", entry.get("error")
     folder = tmp_path / "out" / "06_limitations_and_class_design"
     typo = pd.read_csv(folder / "typographic.csv")
-    assert list(typo["condition"]) == ["clean", "blank", "correct", "wrong", "nonsense", "word_only"]
+    for name in ("lab-vit-tiny", "lab-vit-literate"):
+        assert list(typo[typo["model"] == name]["condition"]) == ["clean", "blank", "correct", "wrong", "nonsense",
+                                                                  "word_only"]
     summary = pd.read_csv(folder / "class_design_summary.csv")
     assert set(summary["groups"]) == {"count", "size"} and set(summary["label_set"]) == {"default", "remedy"}
-    assert "lab-vit-tiny/typographic/reading_effect" in entry["run"]["results"]
+    assert {"lab-vit-tiny/typographic/reading_effect", "lab-vit-literate/typographic/reading_effect"} <= \
+        set(entry["run"]["results"])

@@ -66,7 +66,7 @@ def test_trains_on_user_csv(tmp_path):
     assert len(log) == 2 and all(np.isfinite(r["loss"]) for r in log)
 
 
-@pytest.mark.parametrize("name", ["lab-vit-tiny", "lab-rn-tiny"])
+@pytest.mark.parametrize("name", ["lab-vit-tiny", "lab-rn-tiny", "lab-vit-literate"])
 def test_builtin_models_load_offline_and_know_the_world(name):
     assert name in lab.list_models(available=True)
     model = lab.load_model(name)

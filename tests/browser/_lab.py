@@ -103,7 +103,11 @@ def save(page, path: Path):
     deadline = time.monotonic() + 30
     while path.stat().st_mtime_ns == before and time.monotonic() < deadline:
         time.sleep(0.2)
-    time.sleep(0.3)
+    while time.monotonic() < deadline:
+        try:
+            return nbformat.read(path, as_version=4)
+        except nbformat.reader.NotJSONError:  # caught the server mid-write (an empty or partial file)
+            time.sleep(0.3)
     return nbformat.read(path, as_version=4)
 
 

@@ -75,8 +75,20 @@ def template_count(curve: pd.DataFrame, greedy: pd.DataFrame | None = None) -> g
                         customdata=greedy[["added"]], hovertemplate="+ %{customdata[0]}<br>%{y:.1%}<extra></extra>")
     ticks = sorted({*curve["n_templates"], *(greedy["n_templates"] if greedy is not None else [])})
     fig.update_layout(title="Accuracy against the number of templates",
-                      xaxis=dict(type="log", title="templates", tickvals=ticks))
+                      xaxis=dict(type="log", title="templates", tickvals=ticks),
+                      yaxis=dict(range=_padded_range(curve[["min", "max", "mean_top1"]].to_numpy(),
+                                                     None if greedy is None else greedy["test_top1"].to_numpy())))
     return _pct_axis(fig, "y")
+
+
+def _padded_range(*values, min_span: float = 0.02) -> list[float]:
+    """A y range for accuracies at least `min_span` wide. Curves that are flat up to rounding
+    (0.6 and 0.6 - 1e-16) would otherwise get a range of 1e-16: no tick labels, and the browser
+    puts the axis title at x = Infinity."""
+    v = np.concatenate([np.ravel(a) for a in values if a is not None])
+    lo, hi = float(np.nanmin(v)), float(np.nanmax(v))
+    pad = max(min_span - (hi - lo), 0) / 2 + 0.05 * (hi - lo)
+    return [lo - pad, hi + pad]
 
 
 def classname_changes(per_class: pd.DataFrame, a: str, b: str, top: int = 20) -> go.Figure:

@@ -3,6 +3,7 @@ analysis; the classifier on a real (nano) model against a direct computation."""
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from lab import prompt_engineering as pe
@@ -160,3 +161,16 @@ def test_classname_sensitivity_on_the_built_in_model():
                                                   prompts.templates("shapeworld"))
     assert list(summary["names"]) == ["curated", "alt"] and summary["top1"][0] > 0.9
     assert list(per_class["name:alt"]) == alt and per_class["recall:curated"].notna().all()
+
+
+def test_template_count_flat_curve_keeps_a_readable_y_range():
+    # every draw at 60 % up to rounding: plotly's own range would be 1e-16 wide (no tick labels, and
+    # the browser was asked to draw the axis title at x = Infinity)
+    from figures.zeroshot import template_count
+    flat = [0.6, 0.6 - 1e-16, 0.6]
+    curve = pd.DataFrame(dict(n_templates=[1, 2, 4], min=flat, max=flat, mean_top1=flat))
+    lo, hi = template_count(curve).layout.yaxis.range
+    assert hi - lo >= 0.02 - 1e-9 and lo < 0.6 < hi
+    spread = pd.DataFrame(dict(n_templates=[1, 2], min=[0.2, 0.5], max=[0.4, 0.9], mean_top1=[0.3, 0.7]))
+    lo, hi = template_count(spread).layout.yaxis.range
+    assert lo < 0.2 and hi > 0.9 and hi - lo < 0.8

@@ -8,12 +8,7 @@ from . import _lab
 from ._jupyter import SMALL
 
 
-KNOWN = {"01_prompt_engineering": pytest.mark.xfail(reason=(
-    "found by this suite, not fixed yet: a figure of notebook 01 draws an axis title at x=Infinity "
-    "(console.error '<text> attribute x: Expected length, \"Infinity\"')"), strict=False)}
-
-
-@pytest.mark.parametrize("stem", [pytest.param(s, marks=KNOWN.get(s, ())) for s in SMALL])
+@pytest.mark.parametrize("stem", list(SMALL))
 def test_study_notebook_runs_clean_in_jupyterlab(page, lab_server, screenshots, stem):
     _lab.open_notebook(page, lab_server, f"{stem}.ipynb")
     seconds = _lab.run_all(page, timeout=300)

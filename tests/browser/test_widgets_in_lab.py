@@ -1,7 +1,7 @@
-"""The four widgets run from JupyterLab (Run All Cells) and driven by mouse in the page: every widget
-and figure drawn; the explorer's lasso and box select show the selected images; the attribution
-viewer's method dropdown redraws the overlay; a click on a model's point in the robustness dashboard
-shows its worst classes. The tests run in file order on one page."""
+"""The four widgets run from JupyterLab (Run All Cells) and driven by mouse and keyboard in the page,
+each result checked in the page: explorer (lasso, box select, point click, typed query, colouring),
+attribution viewer (method) and robustness dashboard (point click). The tests run in file order on
+one page (each step starts from the state the last left)."""
 import re
 
 import pytest
@@ -16,7 +16,7 @@ INTERACTIONS = []  # (widget, what was done) for the summary line
 def lab(browser, lab_server, screenshots):
     context = browser.new_context(viewport={"width": 1400, "height": 1100})
     page = context.new_page()
-    page.set_default_timeout(30_000)
+    page.set_default_timeout(90_000)  # each step waits for the kernel's answer (slow on a busy machine)
     from ._jupyter import Problems
     page.problems = Problems(page)
     try:
@@ -54,8 +54,11 @@ def click_point(page, plot, trace: int = -1):
     page.mouse.click(x, y)
 
 
-def did(widget, what):
+def did(widget, what, shot):
+    """Count a checked interaction and screenshot its result: shot = (folder, name, locator)."""
     INTERACTIONS.append((widget, what))
+    folder, name, locator = shot
+    _lab.shot(locator.page, folder, name, locator)
 
 
 def wait_text(locator, pattern: str, timeout: float = 120):
@@ -99,10 +102,10 @@ def _drag(page, points):
     page.mouse.up()
 
 
-def test_explorer_lasso_and_box_select_show_the_images(lab, screenshots):
+def test_explorer_lasso_box_click_query_colour(lab, screenshots):
     area = out(lab, "explorer")
     area.scroll_into_view_if_needed()
-    grid = parts(area).nth(1)
+    grid, detail = parts(area).nth(1), parts(area).nth(0)
     b = _plot_box(area)
     cx, cy, w, h = b["x"] + b["width"] / 2, b["y"] + b["height"] / 2, b["width"], b["height"]
     _drag(lab, [(cx - w * .3, cy - h * .3), (cx + w * .3, cy - h * .3), (cx + w * .3, cy + h * .3),
@@ -111,8 +114,7 @@ def test_explorer_lasso_and_box_select_show_the_images(lab, screenshots):
     lab.wait_for_timeout(3000)  # one selection message per trace: let them all arrive
     lassoed = int(re.search(r"(\d+) selected", grid.inner_text()).group(1))
     assert lassoed > 0 and grid.locator("img").count() == min(lassoed, 48)
-    did("explorer", f"lasso: {lassoed} points, their images shown")
-    _lab.shot(lab, screenshots, "explorer-lasso", area)
+    did("explorer", f"lasso: {lassoed} points, their images shown", shot=(screenshots, "explorer-lasso", area))
 
     area.hover()
     area.locator(".modebar-btn[data-val='select']").click()  # Box Select
@@ -122,9 +124,28 @@ def test_explorer_lasso_and_box_select_show_the_images(lab, screenshots):
     lab.wait_for_timeout(3000)
     boxed = int(re.search(r"(\d+) selected", grid.inner_text()).group(1))
     assert boxed > 0 and grid.locator("img").count() == min(boxed, 48)
-    did("explorer", f"box select: {boxed} points, their images shown")
-    _lab.shot(lab, screenshots, "explorer-box", area)
+    did("explorer", f"box select: {boxed} points, their images shown", shot=(screenshots, "explorer-box", area))
 
+    click_point(lab, area.locator(".js-plotly-plot").first, 0)
+    wait_text(detail, "clicked point and its nearest neighbours")
+    assert detail.locator("img").count() == 9  # the point and its 8 neighbours
+    did("explorer", "point clicked: its neighbours shown", shot=(screenshots, "explorer-click", area))
+
+    query = labelled(area, "widget-text", "query").locator("input")
+    query.click()
+    query.type("a red circle")
+    query.press("Enter")
+    wait_text(grid, "nearest to “a red circle”")
+    lab.wait_for_function("(el) => [...el.querySelectorAll('.legendtext')].some(t => t.textContent === 'query')",
+                          arg=area.locator(".js-plotly-plot").element_handle())
+    assert "a red circle" in area.locator(".js-plotly-plot .textpoint").all_text_contents()
+    did("explorer", "query typed: placed on the map, nearest images shown",
+        shot=(screenshots, "explorer-query", area))
+
+    labelled(area, "widget-dropdown", "colour by").locator("select").select_option("colour")
+    lab.wait_for_function("(el) => [...el.querySelectorAll('.legendtext')].some(t => t.textContent === 'red')",
+                          arg=area.locator(".js-plotly-plot").element_handle())
+    did("explorer", "colouring changed", shot=(screenshots, "explorer-colour", area))
     lab.problems.check()
 
 
@@ -137,8 +158,7 @@ def test_attribution_viewer_method_changes_the_overlay(lab, screenshots):
     labelled(area, "widget-dropdown", "method").locator("select").select_option("rollout")
     wait_text(message, r"^lab-vit-tiny / rollout")
     assert img_src(overlay) != before
-    did("attribution viewer", "method changed: new overlay")
-    _lab.shot(lab, screenshots, "viewer-rollout", area)
+    did("attribution viewer", "method changed: new overlay", shot=(screenshots, "viewer-rollout", area))
 
     lab.problems.check()
 
@@ -151,6 +171,5 @@ def test_robustness_dashboard_click_shows_worst_classes(lab, screenshots):
     click_point(lab, plot)  # a model's point (the traces with customdata)
     wait_text(detail, "worst-hit classes")
     assert "worst-hit classes" in detail.inner_text() and detail.locator("table").count() == 1
-    did("robustness dashboard", "point clicked: worst classes shown")
-    _lab.shot(lab, screenshots, "dashboard-click", area)
+    did("robustness dashboard", "point clicked: worst classes shown", shot=(screenshots, "dashboard-click", area))
     lab.problems.check()

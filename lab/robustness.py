@@ -24,7 +24,7 @@ from scipy import stats
 from scipy.special import expit, logit as _logit
 from tqdm.auto import tqdm
 
-from . import memo, prompts, threads, zeroshot
+from . import memo, prompts, zeroshot
 from .cache import default_cache_dir
 from .data._registry import Subset, dataset_identity
 
@@ -409,19 +409,8 @@ def world_classifiers(models: list, templates="shapeworld", cnn_baselines=((8, 2
         for m in models:
             out[f"{m.name} linear probe"] = ("baseline", memoized_classifier(
                 f"{m.name} linear probe", ["linear probe", m.fingerprint, dataset_identity(train), dataset_identity(val)],
-                lambda m=m: _small(linear_probe, m, train, val)))
+                lambda m=m: linear_probe(m, train, val)))
     return out
-
-
-def _small(fit, *args):
-    """A classifier fitted under lab.threads.small_work (scikit-learn: one BLAS thread)."""
-    with threads.small_work():
-        classify = fit(*args)
-
-    def run(dataset):
-        with threads.small_work():
-            return classify(dataset)
-    return run
 
 
 def worst_classes(predictions: dict, sets: dict, pairs: dict, model: str, shift: str, k: int = 5) -> pd.DataFrame:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import memo
 from .cache import EmbeddingCache
 from .errors import LabError
 from .data.folder import IMAGE_EXTENSIONS, list_images
@@ -165,6 +166,12 @@ def cmd_cache(args) -> int:
     else:
         n = cache.clear(args.model)
         print(f"removed {n:,} embeddings" + (f" of {args.model}" if args.model else ""))
+        if args.model:
+            print("memoized results (maps, metrics, projections, figures) are kept: their keys are digests; "
+                  "`python -m lab cache clear` without --model removes them too")
+        else:
+            files, size = memo.clear(cache.directory)
+            print(f"removed {files:,} memoized results ({_human(size)}): {', '.join(memo.FOLDERS)}")
     return 0
 
 

@@ -80,11 +80,28 @@ def key(name: str, parts, code=(), packages=()) -> str:
                                      sort_keys=True).encode()).hexdigest()[:32]
 
 
+FOLDERS = ("results", "attribution", "robustness", "projections", "figures")  # where memoized results live
+
+
 def folder(cache, name: str) -> Path | None:
-    """<cache dir>/<name> for cache=True or a folder; None for cache=False."""
+    """<cache dir>/<name> for cache=True or a folder; None for cache=False. `name` is one of FOLDERS
+    (so `clear` knows every folder results are kept in)."""
+    if name not in FOLDERS:
+        raise ValueError(f"memoized results live in one of {FOLDERS}, not {name!r}; add it to lab.memo.FOLDERS")
     if cache is False or cache is None:
         return None
     return Path(default_cache_dir() if cache is True else cache) / name
+
+
+def clear(directory=None) -> tuple[int, int]:
+    """Delete every memoized result under a cache folder (the lab's by default) -> (files, bytes)."""
+    files = size = 0
+    for name in FOLDERS:
+        for path in (Path(directory or default_cache_dir()) / name).glob("**/*"):
+            if path.is_file():
+                files, size = files + 1, size + path.stat().st_size
+                path.unlink(missing_ok=True)
+    return files, size
 
 
 def atomic_save(file: Path, array: np.ndarray = None, text: str | None = None, data: bytes | None = None,

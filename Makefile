@@ -6,6 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 TORCH := torch==2.14.1 torchvision==0.29.1
 KERNEL := clip-lab
+REPORT ?= runs/report
 
 .PHONY: setup demo test lab chromium bench clean
 
@@ -20,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 demo: setup
-	$(PY) -m lab report --out runs/report
+	$(PY) -m lab report --out $(REPORT)
 
 test: setup chromium
 	$(PY) -m pytest -q

@@ -25,6 +25,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+from _busy import busy as busy_process  # noqa: E402
 WORKLOADS = ("encode", "attribution", "probe", "umap", "notebook03")
 BUSY_LIMIT, ALONE_LIMIT = 2.3, 1.05
 
@@ -36,7 +38,6 @@ def _setup(name: str, quick: bool, scratch: Path):
     import lab
     n = 64 if quick else 256
     if name == "encode":  # a folder of JPEGs through DataLoader workers, embeddings not read from the cache
-        sys.path.insert(0, str(HERE))
         from _common import make_jpegs
         paths = make_jpegs(scratch / "jpegs", n)
         model = lab.load_model("lab-vit-tiny")
@@ -110,14 +111,9 @@ def measure(name: str, policy: str, busy: bool, quick: bool, scratch: Path) -> f
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     for k in ("OMP_WAIT_POLICY", "KMP_BLOCKTIME", "OPENBLAS_THREAD_TIMEOUT"):  # the policy decides, not our parent
         env.pop(k, None)
-    hog = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
-    try:
+    with busy_process(busy):
         out = subprocess.run([sys.executable, __file__, "--worker", name, *(["--quick"] if quick else []),
                               "--scratch", str(scratch)], env=env, cwd=ROOT, capture_output=True, text=True)
-    finally:
-        if hog is not None:
-            hog.kill()
-            hog.wait()
     if out.returncode:
         raise RuntimeError(f"{name} ({policy}, busy={busy}) failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])["seconds"]

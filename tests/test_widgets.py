@@ -28,6 +28,21 @@ def test_playground_shows_probabilities_for_the_chosen_image(playground):
     assert p.classes["name"][0] == p.dataset.labels["shape"][3]
 
 
+def test_a_widget_displays_its_box_and_a_hidden_rerun_note(playground):
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+    from widgets._display import RERUN, RERUN_HTML
+    InteractiveShell.instance()  # a shell to publish to, as in a kernel
+    try:
+        with capture_output() as shown:
+            playground._ipython_display_()
+    finally:
+        InteractiveShell.clear_instance()
+    widget, note = (o.data for o in shown.outputs)
+    assert widget["application/vnd.jupyter.widget-view+json"]["model_id"] == playground.ui.model_id
+    assert note["text/html"] == RERUN_HTML and RERUN in RERUN_HTML and "display:none" in RERUN_HTML
+
+
 def test_editing_names_and_templates_updates_the_state(playground):
     p = playground
     p.names_box.value = "circle\nsquare\nbanana"

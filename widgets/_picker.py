@@ -10,8 +10,10 @@ from PIL import Image
 import lab
 from lab.data import load_dataset
 
+from ._display import LabWidget
 
-class ImagePicker:
+
+class ImagePicker(LabWidget):
     def __init__(self, models, dataset: str, data_root: str, n: int):
         self._models: dict = {}
         self.dataset = load_dataset(dataset, data_root, "test", n)
@@ -42,7 +44,3 @@ class ImagePicker:
 
     def refresh(self):
         raise NotImplementedError
-
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.ui)

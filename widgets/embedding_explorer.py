@@ -23,12 +23,13 @@ from lab.data import load_dataset
 from figures.images import thumbnail
 from figures.maps import scatter_map
 
+from ._display import LabWidget
 from ._figure import FigureWidget
 
 GRID_MAX = 48  # thumbnails shown for a selection
 
 
-class EmbeddingExplorer:
+class EmbeddingExplorer(LabWidget):
     """A thin ipywidgets shell; state: `points` (the point table), `selection` (rows), `neighbours`."""
 
     def __init__(self, model: str = "lab-vit-tiny", dataset: str = "shapeworld", data_root: str = "", n: int = 2000,
@@ -133,7 +134,3 @@ class EmbeddingExplorer:
                         f"<img src='{thumbnail(self.data.source(int(self.points['item'][r])), 96)}' width=96>"
                         f"<figcaption>{html.escape(c)}</figcaption></figure>" for r, c in zip(rows, captions))
         return f"<b>{title}</b><div style='display:flex;flex-wrap:wrap'>{cells}</div>"
-
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.ui)

@@ -19,10 +19,11 @@ from lab import robustness as rb
 from figures.images import thumbnail
 from figures.robustness import effective_robustness_plot, shift_bars
 
+from ._display import LabWidget
 from ._figure import FigureWidget
 
 
-class RobustnessDashboard:
+class RobustnessDashboard(LabWidget):
     def __init__(self, models=("lab-vit-tiny", "lab-rn-tiny"), n_per_shift: int = 200, results: dict | None = None):
         if results is None:
             clips = [lab.load_model(m) for m in models]
@@ -77,7 +78,3 @@ class RobustnessDashboard:
                              + self.selected.to_html(float_format="{:.1%}".format)
                              + f"<div style='display:flex;flex-wrap:wrap'>{cells}</div>")
         return self.selected
-
-    def _ipython_display_(self):
-        from IPython.display import display
-        display(self.ui)

@@ -1,9 +1,11 @@
-"""The weaknesses the CLIP model card admits, measured: counting, close captions, typographic attacks.
+"""The weaknesses the CLIP model card admits, measured: counting, close captions, typographic attacks,
+and unseen backgrounds (the drawings learners upload).
 
     from lab import limitations as lim
     lim.counting_study(model)              # zero-shot (specific vs generic templates) vs linear probe, balanced 1-4
     lim.close_caption_study(model)         # true caption + distractors, then + one caption off in position/count/size
     lim.typographic_study(model, sets)     # per condition: top-1, flip rate, written-class rate; reading effect
+    lim.background_study(model)            # shape and colour top-1 on light, dark, saturated, muted backgrounds
 
 Every study returns plain DataFrames (accuracies with 95 % Clopper-Pearson intervals) built from
 cached embeddings; zero-shot uses the world's prompt ensembles (lab.data.world.task_prompts).
@@ -138,3 +140,22 @@ def reading_effect(table: pd.DataFrame) -> float:
     nonsense word (the same images, band and place): > 0 means the model reads."""
     rate = table.set_index("condition")["written_rate"]
     return float(rate["wrong"] - rate["nonsense"])
+
+
+# -- backgrounds ---------------------------------------------------------------------------------
+
+def background_study(model, dataset=None) -> pd.DataFrame:
+    """Zero-shot shape and colour top-1 (with intervals) per background kind of
+    lab.data.studies.backgrounds_set: rows (background, task, n, top1, top1_low, top1_high)."""
+    from .data.studies import backgrounds_set
+    dataset = dataset if dataset is not None else backgrounds_set()
+    emb = model.encode_images(dataset, progress=False)  # (N, D)
+    kinds = dataset.labels["style"].to_numpy()
+    rows = []
+    for task in ("shape", "colour"):
+        hits = zeroshot.predict(emb, world_weights(model, task)) == dataset.task_labels(task)
+        for kind in dict.fromkeys(kinds):
+            rate = _rate(hits[kinds == kind])
+            rows.append({"background": kind, "task": task, "n": rate["n"], "top1": rate["rate"],
+                         "top1_low": rate["low"], "top1_high": rate["high"]})
+    return pd.DataFrame(rows)

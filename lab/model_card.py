@@ -53,13 +53,22 @@ def typographic(model, n: int = 300) -> dict:
     return {"top1": dict(zip(table["condition"], table["top1"].astype(float))), "reading_effect": reading_effect(table)}
 
 
+def backgrounds(model, n: int = 400) -> dict:
+    """Shape and colour top-1 of drawn shapes per plain background kind (lab.limitations)."""
+    from .data.studies import backgrounds_set
+    from .limitations import background_study
+    table = background_study(model, backgrounds_set(n))
+    return {kind: dict(zip(rows["task"], rows["top1"].astype(float)))
+            for kind, rows in table.groupby("background", sort=False)}
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
 def _command(cfg: dict, init: str, out: str) -> str:
     options = [f"--init {init}"] if init else []
-    options += [f"--{k.replace('_', '-')} {cfg[k]}" for k in ("literate", "word_only") if cfg.get(k)]
+    options += [f"--{k.replace('_', '-')} {cfg[k]}" for k in ("literate", "word_only", "backgrounds") if cfg.get(k)]
     if cfg.get("warmup") not in (None, 200):
         options.append(f"--warmup {cfg['warmup']}")
     return " ".join([f"python -m lab.train --arch {cfg.get('arch')}", *options, f"--steps {cfg.get('steps')}",
@@ -107,6 +116,10 @@ def card_text(name: str, model, meta: dict, results: dict) -> str:
         "ShapeWorld training split (`lab.data.world`, seed stream 1000), drawn fresh every step: one to four",
         "copies of a coloured shape on a plain, gradient or noise background, with captions from the world's",
         "grammar. Each batch holds every (shape, colour) pair at most once, so InfoNCE sees no false negatives.",
+        *(["A later stage put a share of the scenes on widened backgrounds (`--backgrounds`: dark, saturated,",
+           "muted and photo-like textures, `world.widen_background`), so drawings learners upload on any plain",
+           "background are recognised like the world's own."] if any(
+              c.get("backgrounds") for c in [cfg] + [s["train_cfg"] for s in meta.get("lineage", [])]) else []),
         "",
         "## Training",
         *[f"- Command: `{c}`" for c in commands],
@@ -147,6 +160,13 @@ def card_text(name: str, model, meta: dict, results: dict) -> str:
     lines += ["", "Corruptions (shape top-1 at severity 1 → 5, 200 images each):", "",
               "| corruption | 1 | 2 | 3 | 4 | 5 |", "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {c} | " + " | ".join(_pct(a) for a in accs) + " |" for c, accs in results["corruptions"].items()]
+    if "backgrounds" in results:
+        kinds = results["backgrounds"]
+        lines += ["", "## Drawn shapes on plain backgrounds (`lab.data.studies.backgrounds_set`, 100 scenes each)", "",
+                  "| background | shape | colour |", "|---|---:|---:|"]
+        lines += [f"| {kind} | {_pct(a['shape'])} | {_pct(a['colour'])} |" for kind, a in kinds.items()]
+        lines += ["", "`plain` is the world's own light backgrounds; the test set's scenes are drawn apart from "
+                  "the training split."]
     if "typographic" in results:
         typo = results["typographic"]
         lines += ["", "## Typographic attacks (300 scenes, a word on a band beside the objects; shape top-1)", "",
@@ -172,6 +192,7 @@ def main(argv=None):
     model = load_model(args.model)
     results = evaluate_world(model, args.n, progress=True)
     results["typographic"] = typographic(model)
+    results["backgrounds"] = backgrounds(model)
     print(json.dumps(results, indent=1))
     path = builtin_models().get(args.model)
     if path is not None and not args.no_write:

@@ -51,12 +51,13 @@ class TrainConfig:
     epoch_steps: int = 250         # log + checkpoint every this many steps
     val_n: int = 400
     workers: int = 1               # DataLoader workers that render and preprocess batches
-    seed: int = 0
+    seed: int = 0                  # weights' init and, when not 0, a ShapeWorld batch stream of its own
     device: str | None = None
     out: str = "runs/train/model.pt"
     init: str = ""                 # start from this lab checkpoint's weights (fine-tuning); empty: random
     literate: float = 0.0          # share of ShapeWorld images with their shape's name written on a band
     word_only: float = 0.0         # share of ShapeWorld images that are the shape's name alone
+    backgrounds: float = 0.0       # share of ShapeWorld images on a widened background (world.BACKGROUNDS)
     model_cfg: dict = field(default_factory=dict)
 
 
@@ -65,10 +66,14 @@ class WorldPairs:
     so no two captions in a batch describe the same object class. With `literate` > 0 that share
     of images carries its shape's name on a band away from the objects (lab.data.studies); with
     `word_only` > 0 that share is the name alone, written in the pair's colour on the background and
-    captioned 'a picture of a <colour> <shape>.'"""
+    captioned 'a picture of a <colour> <shape>.'; with `backgrounds` > 0 that share of scenes sits on
+    a dark, saturated, muted or textured background (world.widen_background)."""
 
-    def __init__(self, image_size: int = 64, literate: float = 0.0, word_only: float = 0.0):
+    def __init__(self, image_size: int = 64, literate: float = 0.0, word_only: float = 0.0,
+                 backgrounds: float = 0.0, seed: int = 0):
         self.image_size, self.literate, self.word_only = image_size, literate, word_only
+        self.backgrounds = backgrounds
+        self.stream = (seed,) if seed else ()  # seed 0: the stream every earlier run trained on
         self.combos = [(s, c) for s in world.SHAPES for c in world.COLOURS]
 
     def _reading(self, scene, r):
@@ -93,11 +98,13 @@ class WorldPairs:
         if size > len(self.combos):
             raise ValueError(f"ShapeWorld batches hold each of {len(self.combos)} (shape, colour) pairs at most once; "
                              f"use --batch-size <= {len(self.combos)} and --accum for larger effective batches")
-        rng = world.item_rng(world.SPLIT_SEEDS["train"], step)
+        rng = world.item_rng(world.SPLIT_SEEDS["train"], step, *self.stream)
         images, captions = [], []
         for j, k in enumerate(rng.permutation(len(self.combos))[:size]):
-            r = world.item_rng(world.SPLIT_SEEDS["train"], step, j)
+            r = world.item_rng(world.SPLIT_SEEDS["train"], step, j, *self.stream)
             scene = world.draw_scene(r, *self.combos[k])
+            if self.backgrounds and r.random() < self.backgrounds:
+                scene = world.widen_background(scene, r)
             pair = self._reading(scene, r) if self.literate or self.word_only else None
             if pair is None:
                 pair = world.render(scene, self.image_size, with_masks=False)[0], world.caption(scene, r)
@@ -222,7 +229,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> list[dict]:
     preprocess_cfg = asdict(PreprocessCfg(size=size))
     preprocess = image_transform_v2(PreprocessCfg(size=size), is_train=False)
     tokenizer = open_clip().get_tokenizer(cfg.arch, context_length=model_cfg["text_cfg"]["context_length"])
-    pairs = WorldPairs(literate=cfg.literate, word_only=cfg.word_only) if cfg.data == "world" else FilePairs(cfg.data)
+    pairs = WorldPairs(literate=cfg.literate, word_only=cfg.word_only, backgrounds=cfg.backgrounds, seed=cfg.seed) \
+        if cfg.data == "world" else FilePairs(cfg.data)
     val = world.WorldDataset("val", n=cfg.val_n) if cfg.data == "world" else None
     optimizer = torch.optim.AdamW(_param_groups(module, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
     scaler = torch.amp.GradScaler("cuda", enabled=device.type == "cuda")

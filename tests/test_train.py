@@ -79,6 +79,19 @@ def test_builtin_models_load_offline_and_know_the_world(name):
     assert "python -m lab.train" in card and "Training time" in card
 
 
+def test_background_batches_leave_the_light_world_and_seeds_give_fresh_batches():
+    from lab.train import WorldPairs
+    images, captions = WorldPairs(backgrounds=1.0).batch(5, 80)
+    assert len(set(captions)) == 80
+    corners = np.array([np.asarray(im)[[0, 0, -1, -1], [0, -1, 0, -1]].mean(0) for im in images])  # (80, 3)
+    assert (corners.max(1) < 150).mean() > 0.4  # the world's own backgrounds are all light (~200+)
+    light, _ = WorldPairs().batch(5, 80)
+    assert all(np.asarray(im)[0, 0].min() > 150 for im in light)
+    _, again = WorldPairs().batch(5, 80)
+    _, other = WorldPairs(seed=1).batch(5, 80)  # a later stage can train on fresh batches
+    assert again == WorldPairs().batch(5, 80)[1] and sum(a != b for a, b in zip(again, other)) > 60
+
+
 def test_literate_batches_and_fine_tuning_from_a_checkpoint(tmp_path):
     from lab.data.studies import band_box
     from lab.train import WorldPairs

@@ -1,7 +1,9 @@
 """ShapeWorld sets for the limitation studies, versioned apart from the shift suites (which they
-never change): a balanced counting set and typographic-attack sets.
+never change): a balanced counting set, drawn shapes on plain backgrounds of every kind, and
+typographic-attack sets.
 
     counting_set(n=400, split="test")      # 1-4 objects, n/4 of each; task "count"
+    backgrounds_set(n=400)                 # light, dark, saturated, muted: n/4 of each
     sets = typographic_sets(n=300)         # {condition: dataset}, the same scenes in every condition
     sets["wrong"].words, sets["wrong"].band
 
@@ -20,14 +22,15 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
-from .world import SHAPES, SIZES, SPLIT_SEEDS, WorldDataset, draw_scene, item_rng, labels_of
+from .world import SHAPES, SIZES, SPLIT_SEEDS, WorldDataset, draw_scene, item_rng, labels_of, widen_background
 
 VERSION = "shapeworld-studies-1"
 CONDITIONS = ["clean", "blank", "correct", "wrong", "nonsense", "word_only"]
 NONSENSE = ["blorft", "quibex", "snarvel", "dravik", "plimsey", "gorbun", "twelkin", "frumple", "zindar", "mobrick"]
 BAND = 0.2  # band height, a fraction of the side (the grid's rows are thirds)
 BAND_FILL = (248, 248, 248)
-SEEDS = {"counting": 7100, "typographic": 7200}
+SEEDS = {"counting": 7100, "typographic": 7200, "backgrounds": 7300}
+PLAIN_BACKGROUNDS = ["plain", "dark", "saturated", "muted"]  # "plain": the world's own light ones
 
 
 class SceneSet(WorldDataset):
@@ -64,6 +67,19 @@ def counting_set(n: int = 400, split: str = "test", image_size: int = 64) -> Sce
         rng = item_rng(SEEDS["counting"] + SPLIT_SEEDS[split], i)
         scenes.append(place(draw_scene(rng), rng, 1 + i % 4))
     return SceneSet(f"counting-{split}-n{len(scenes)}", scenes, task="count", image_size=image_size, split=split)
+
+
+def backgrounds_set(n: int = 400, split: str = "test", image_size: int = 64) -> SceneSet:
+    """Drawn shapes on plain backgrounds of every kind, as learners draw them: n scenes, n/4 on each
+    of the world's light backgrounds and dark, saturated and muted ones (labels['style'] says
+    which); tasks shape and colour. No texture: that kind is for training only."""
+    scenes = []
+    for i in range(n - n % 4):
+        rng = item_rng(SEEDS["backgrounds"] + SPLIT_SEEDS[split], i)
+        scene = draw_scene(rng, styles=["plain"])
+        kind = PLAIN_BACKGROUNDS[i % 4]
+        scenes.append(scene if kind == "plain" else widen_background(scene, rng, [kind]))
+    return SceneSet(f"backgrounds-{split}-n{len(scenes)}", scenes, image_size=image_size, split=split)
 
 
 def band_box(top: bool, image_size: int = 64) -> tuple[int, int, int, int]:

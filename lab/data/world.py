@@ -15,6 +15,7 @@ v2, sketch, rendition, adversarial, objectnet, and corruptions (ImageNet-C style
 """
 from __future__ import annotations
 
+import colorsys
 import hashlib
 import math
 from dataclasses import dataclass, field, replace
@@ -39,6 +40,7 @@ POSITIONS = ["top left", "top center", "top right", "middle left", "center", "mi
              "bottom left", "bottom center", "bottom right"]
 COUNTS = ["one", "two", "three", "four"]
 STYLES = ["plain", "gradient", "noise"]
+BACKGROUNDS = ["dark", "saturated", "muted", "texture"]  # widened backgrounds: training and studies only
 SPLIT_SEEDS = {"train": 1000, "val": 2000, "test": 3000}
 
 
@@ -145,9 +147,38 @@ def draw_scene(rng: np.random.Generator, shape=None, colour=None, drift: float =
     return Scene(shape, colour, size, count, cells, style, rgb, angles, jitter, bg)
 
 
+def _hsv(h: float, s: float, v: float) -> np.ndarray:
+    return 255 * np.array(colorsys.hsv_to_rgb(h, s, v))
+
+
+def _backdrop(rng: np.random.Generator, kind: str, avoid: np.ndarray) -> tuple:
+    """One background colour of a widened kind, at least 110 RGB units from the object's colour
+    `avoid` (so the object stays visible and its colour word keeps its meaning)."""
+    for _ in range(50):
+        if kind == "dark":
+            rgb = _hsv(rng.uniform(), rng.uniform(0, 0.8), rng.uniform(0.0, 0.3))
+        elif kind == "saturated":
+            rgb = _hsv(rng.uniform(), rng.uniform(0.6, 1.0), rng.uniform(0.5, 1.0))
+        else:  # muted (greys, browns, pastels) and the two colours of a texture
+            rgb = _hsv(rng.uniform(), rng.uniform(0, 0.45), rng.uniform(0.25, 0.85))
+        if np.linalg.norm(rgb - avoid) >= 110:
+            break
+    return tuple(float(v) for v in rgb)
+
+
+def widen_background(scene: Scene, rng: np.random.Generator, kinds=BACKGROUNDS) -> Scene:
+    """The scene on a background of a kind drawn from `kinds`: dark (near black, any tint),
+    saturated (a vivid colour), muted (greys, browns, pastels) or texture (a photo-like mottle of
+    two colours with grain). The splits and shift suites never call it, so they stay as they are."""
+    kind = kinds[rng.integers(len(kinds))]
+    avoid = np.array(scene.rgb, float)
+    a, b = _backdrop(rng, kind, avoid), _backdrop(rng, kind, avoid)
+    return replace(scene, style=kind, background={"a": a, "b": b, "seed": scene.background["seed"]})
+
+
 def _background(scene: Scene, size: int) -> np.ndarray:
     a, b = np.array(scene.background["a"]), np.array(scene.background["b"])
-    if scene.style == "plain":
+    if scene.style in ("plain", "dark", "saturated", "muted"):
         img = np.broadcast_to(a, (size, size, 3)).astype(float)
     elif scene.style == "gradient":
         t = np.linspace(0, 1, size)[None, :, None]
@@ -159,6 +190,12 @@ def _background(scene: Scene, size: int) -> np.ndarray:
         rng = np.random.default_rng(scene.background["seed"])
         low = rng.uniform(20, 200, (4, 4, 3))
         img = np.asarray(Image.fromarray(low.astype(np.uint8)).resize((size, size), Image.BICUBIC), float)
+    elif scene.style == "texture":  # blotches at two scales blending two colours, plus grain
+        rng = np.random.default_rng(scene.background["seed"])
+        t = sum(np.asarray(Image.fromarray(rng.uniform(0, 255, (k, k)).astype(np.uint8)).resize(
+            (size, size), Image.BICUBIC), float) / 255 * w for k, w in ((3, 0.6), (12, 0.4)))
+        t = np.clip((t - 0.5) * 2.5 + 0.5, 0, 1)[..., None]  # (S, S, 1) sharpened blend weight
+        img = a * (1 - t) + b * t + rng.normal(0, 8, (size // SS, size // SS, 1)).repeat(SS, 0).repeat(SS, 1)
     elif scene.style == "white":
         img = np.full((size, size, 3), 255.0)
     else:

@@ -38,7 +38,7 @@ def test_a_widget_displays_its_box_and_a_hidden_rerun_note(playground):
             playground._ipython_display_()
     finally:
         InteractiveShell.clear_instance()
-    widget, note = (o.data for o in shown.outputs)
+    note, widget = (o.data for o in shown.outputs)
     assert widget["application/vnd.jupyter.widget-view+json"]["model_id"] == playground.ui.model_id
     assert note["text/html"] == RERUN_HTML and RERUN in RERUN_HTML and "display:none" in RERUN_HTML
 

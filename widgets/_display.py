@@ -3,7 +3,7 @@
 A kernel restart or shutdown leaves a widget's controls on the page greyed out and dead (ipywidgets
 marks its views `jupyter-widgets-disconnected`); a page re-opened after a restart finds no model and
 shows "Error displaying widget: model not found". Each lab widget is displayed with a small HTML
-output under it: a note, hidden by CSS while the widget above it is live, that either state reveals:
+output above it: a note, hidden by CSS while the widget below it is live, that either state reveals:
 re-run the cell. Plain HTML and CSS, so it works in any JupyterLab without a front-end extension.
 
     class MyTool(LabWidget):
@@ -13,19 +13,19 @@ re-run the cell. Plain HTML and CSS, so it works in any JupyterLab without a fro
 from __future__ import annotations
 
 RERUN = "This widget lost its kernel (restarted or shut down): re-run this cell to use it again."
-# The output after a widget whose views are disconnected, or whose renderer found no model (it then
-# holds only that error text and carries the class jupyter-widgets itself).
-_DEAD = (".jp-OutputArea-child:has(.jupyter-widgets-disconnected, > .jp-OutputArea-output.jupyter-widgets)"
-         " + .jp-OutputArea-child .clip-lab-rerun")
+# The output just above a widget whose views are disconnected, or whose renderer found no model (it
+# then holds only that error text and carries the class jupyter-widgets itself).
+_DEAD = (".jp-OutputArea-child:has(+ .jp-OutputArea-child .jupyter-widgets-disconnected,"
+         " + .jp-OutputArea-child > .jp-OutputArea-output.jupyter-widgets) .clip-lab-rerun")
 RERUN_HTML = (f"<style>.clip-lab-rerun{{display:none;color:#b00;font-weight:600}} {_DEAD}{{display:block}}</style>"
               f"<div class='clip-lab-rerun'>{RERUN}</div>")
 
 
 class LabWidget:
-    """Displays `self.ui`, then the re-run note, when the object is a cell's last expression (or is
+    """Displays the re-run note, then `self.ui`, when the object is a cell's last expression (or is
     passed to `display`)."""
 
     def _ipython_display_(self):
         from IPython.display import HTML, display
-        display(self.ui)
         display(HTML(RERUN_HTML))
+        display(self.ui)

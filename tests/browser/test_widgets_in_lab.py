@@ -1,10 +1,18 @@
 """The four widgets run from JupyterLab (Run All Cells) and driven by mouse and keyboard in the page,
-each result checked in the page: explorer (lasso, box select, point click, typed query, colouring),
-attribution viewer (method) and robustness dashboard (point click). The tests run in file order on
-one page (each step starts from the state the last left)."""
+each result checked in the page: playground (image slider, class list, file upload, model switch; its
+second display follows), explorer (lasso, box select, point click, typed query, colouring),
+attribution viewer (method, prompt, opacity) and robustness dashboard (point click); then the page
+is re-opened on the running kernel (the widgets work) and the kernel restarted (each widget says to
+re-run its cell, also after another re-open). The tests run in file order on one page (each step
+starts from the state the last left)."""
 import re
 
+import numpy as np
 import pytest
+from PIL import Image
+
+from lab.data import world
+from widgets._display import RERUN
 
 from . import _lab
 
@@ -77,6 +85,30 @@ def labelled(area, kind: str, label: str):
     return area.locator(f".{kind}", has=area.page.locator(".widget-label", has_text=re.compile(f"^{label}$")))
 
 
+def press(locator, key: str, times: int):
+    """Focus a control by a click, then press a key as a person would (e.g. a slider's arrows)."""
+    locator.click()
+    for _ in range(times):
+        locator.press(key)
+
+
+def readout(area, label: str):
+    return labelled(area, "widget-slider", label).locator(".widget-readout")
+
+
+def bars(area) -> list[str]:
+    """The class names on the playground's probability bars, as drawn."""
+    return area.locator(".js-plotly-plot").first.evaluate("gd => [...gd.data[0].y]")
+
+
+def learners_drawing(path):
+    """A yellow star painted on a black canvas, as a learner would draw and upload it (256 px PNG)."""
+    mask = np.asarray(world.shape_mask("star", 256, 128, 128, 95, 0.1)) > 127
+    pixels = np.where(mask[..., None], np.array(world.COLOURS["yellow"], np.uint8), np.uint8(8))
+    Image.fromarray(pixels.astype(np.uint8)).save(path)
+    return path
+
+
 def test_all_widgets_render(lab, screenshots):
     _lab.check_no_widget_trouble(lab)
     for name in CELL:
@@ -102,6 +134,43 @@ def _drag(page, points):
     page.mouse.up()
 
 
+def test_playground_slider_classes_upload_and_model(lab, screenshots, tmp_path):
+    area, again = out(lab, "playground"), out(lab, "again")
+    area.scroll_into_view_if_needed()
+    message = parts(area).nth(0)
+    preview = area.locator(".widget-hbox .widget-html img").first
+    before = img_src(preview)
+    press(labelled(area, "widget-slider", "image #").locator(".noUi-handle"), "ArrowRight", 3)
+    wait_text(readout(area, "image #"), "^3$")
+    lab.wait_for_function("([el, before]) => el.getAttribute('src') !== before", arg=[preview.element_handle(), before])
+    lab.wait_for_function("([a, b]) => a.getAttribute('src') === b.getAttribute('src')",  # the second display follows
+                          arg=[again.locator(".widget-hbox .widget-html img").first.element_handle(),
+                               preview.element_handle()])
+    did("playground", "image slider moved by keyboard: a new image and prediction",
+        shot=(screenshots, "playground-slider", area))
+
+    names = labelled(area, "widget-textarea", "classes").locator("textarea")
+    names.click()
+    lab.keyboard.press("Control+a")
+    lab.keyboard.type("circle\nstar\nsquare")
+    lab.wait_for_function("gd => gd.data[0].y.length === 3", arg=area.locator(".js-plotly-plot").first.element_handle())
+    assert sorted(bars(area)) == ["circle", "square", "star"]
+    did("playground", "class list edited: three bars", shot=(screenshots, "playground-classes", area))
+
+    with lab.expect_file_chooser() as chooser:  # the upload button opens the system's file chooser
+        area.locator("button.widget-upload").click()
+    chooser.value.set_files(learners_drawing(tmp_path / "my-star.png"))
+    wait_text(message, "^lab-vit-tiny: star")
+    assert "upload (1)" in area.inner_text()
+    did("playground", "a drawing uploaded (yellow star on black): 'star'", shot=(screenshots, "playground-upload", area))
+
+    labelled(area, "widget-dropdown", "model").locator("select").select_option("lab-rn-tiny")
+    wait_text(message, "^lab-rn-tiny: star")
+    wait_text(parts(again).nth(0), "^lab-rn-tiny: star")
+    did("playground", "model switched: lab-rn-tiny also says 'star'", shot=(screenshots, "playground-model", area))
+    lab.problems.check()
+
+
 def test_explorer_lasso_box_click_query_colour(lab, screenshots):
     area = out(lab, "explorer")
     area.scroll_into_view_if_needed()
@@ -117,7 +186,9 @@ def test_explorer_lasso_box_click_query_colour(lab, screenshots):
     did("explorer", f"lasso: {lassoed} points, their images shown", shot=(screenshots, "explorer-lasso", area))
 
     area.hover()
-    area.locator(".modebar-btn[data-val='select']").click()  # Box Select
+    area.locator(".modebar-btn[data-val='select']").click()  # Box Select (the click may scroll the page)
+    b = _plot_box(area)
+    cx, cy = b["x"] + b["width"] / 2, b["y"] + b["height"] / 2
     _drag(lab, [(cx - w * .45, cy - h * .45), (cx, cy)])
     lab.wait_for_function("([el, n]) => { const m = /(\\d+) selected/.exec(el.innerText); return m && +m[1] !== n; }",
                           arg=[grid.element_handle(), lassoed])
@@ -160,6 +231,24 @@ def test_attribution_viewer_method_changes_the_overlay(lab, screenshots):
     assert img_src(overlay) != before
     did("attribution viewer", "method changed: new overlay", shot=(screenshots, "viewer-rollout", area))
 
+    labelled(area, "widget-dropdown", "method").locator("select").select_option("relevance")  # rollout ignores the prompt
+    wait_text(message, r"^lab-vit-tiny / relevance")
+    prompt = labelled(area, "widget-text", "prompt").locator("input")
+    before = img_src(overlay)
+    prompt.click()
+    lab.keyboard.press("Control+a")
+    lab.keyboard.type("a photo of a ring.")
+    lab.keyboard.press("Enter")
+    wait_text(message, "“a photo of a ring.”")
+    assert img_src(overlay) != before and "a photo of a ring." in area.locator("figcaption").nth(1).inner_text()
+    did("attribution viewer", "prompt typed: its overlay", shot=(screenshots, "viewer-prompt", area))
+
+    before, status = img_src(overlay), message.inner_text()
+    press(labelled(area, "widget-slider", "opacity").locator(".noUi-handle"), "ArrowLeft", 4)
+    wait_text(readout(area, "opacity"), "^0.30$")
+    lab.wait_for_function("([el, before]) => el.getAttribute('src') !== before", arg=[overlay.element_handle(), before])
+    assert message.inner_text() == status  # re-blended, not recomputed
+    did("attribution viewer", "opacity lowered: the overlay re-blended", shot=(screenshots, "viewer-opacity", area))
     lab.problems.check()
 
 
@@ -173,3 +262,40 @@ def test_robustness_dashboard_click_shows_worst_classes(lab, screenshots):
     assert "worst-hit classes" in detail.inner_text() and detail.locator("table").count() == 1
     did("robustness dashboard", "point clicked: worst classes shown", shot=(screenshots, "dashboard-click", area))
     lab.problems.check()
+
+
+def test_reopened_page_works_and_a_restarted_kernel_asks_to_rerun(lab, lab_server, screenshots):
+    _lab.save(lab, lab_server.root / "widgets.ipynb")
+    lab.reload()  # the notebook re-opened on its running kernel
+    _lab.wait_kernel_idle(lab)
+    for name in CELL:
+        out(lab, name).locator(".jupyter-widgets").first.wait_for()
+    area = out(lab, "playground")
+    area.scroll_into_view_if_needed()
+    _lab.check_no_widget_trouble(lab)
+    labelled(area, "widget-dropdown", "model").locator("select").select_option("lab-vit-tiny")
+    wait_text(parts(area).nth(0), "^lab-vit-tiny: ")
+    lab.problems.check()  # no "[anywidget] Failed to initialize model." or any other error
+    did("page", "re-opened on the running kernel: the playground still answers",
+        shot=(screenshots, "reopened", area))
+
+    notes = lab.locator(f"{_lab.PANEL} .clip-lab-rerun")
+    assert notes.count() == len(CELL) and not any(n.is_visible() for n in notes.all())  # hidden while live
+    _lab.menu(lab, "Kernel", "Restart Kernel…")
+    lab.locator(".jp-Dialog .jp-mod-accept").click()
+    _lab.wait_kernel_idle(lab)
+    lab.wait_for_function("(p) => [...document.querySelectorAll(p + ' .clip-lab-rerun')].every(n => n.offsetParent)",
+                          arg=_lab.PANEL)
+    assert all(n.inner_text() == RERUN for n in notes.all())
+    assert "Traceback" not in lab.locator(f"{_lab.PANEL} .jp-Notebook").inner_text()
+    did("page", "kernel restarted: every widget says to re-run its cell", shot=(screenshots, "restarted", lab.locator(_lab.PANEL)))
+
+    _lab.save(lab, lab_server.root / "widgets.ipynb")
+    lab.reload()  # re-opened after the restart: no widget models anywhere
+    lab.locator(f"{_lab.PANEL} .jp-Notebook .jp-Cell").first.wait_for()
+    lab.wait_for_function("(p) => { const n = [...document.querySelectorAll(p + ' .clip-lab-rerun')];"
+                          " return n.length && n.every(e => e.offsetParent); }", arg=_lab.PANEL)
+    assert "Traceback" not in lab.locator(f"{_lab.PANEL} .jp-Notebook").inner_text()
+    lab.problems.check(allowed=("widget model not found",))  # JupyterLab's own log line for an unfound model
+    did("page", "re-opened after the restart: every widget says to re-run its cell",
+        shot=(screenshots, "reopened-after-restart", lab.locator(_lab.PANEL)))

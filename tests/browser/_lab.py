@@ -14,9 +14,10 @@ WIDGET_TROUBLE = ("Error displaying widget", "Loading widget...")
 
 
 def open_notebook(page, server, name: str, timeout: float = 120):
-    """Open a notebook and wait until its kernel runs and is idle (accepting JupyterLab's kernel dialog,
-    where the notebook's own kernel, "CLIP Lab (Python 3)", is preselected)."""
-    page.goto(f"{server.url}/lab/tree/{name}?token={server.token}")
+    """Open a notebook alone (`reset`: no tab of an earlier test restored from the saved workspace) and
+    wait until its kernel runs and is idle (accepting JupyterLab's kernel dialog, where the notebook's
+    own kernel, "CLIP Lab (Python 3)", is preselected)."""
+    page.goto(f"{server.url}/lab/tree/{name}?reset&token={server.token}")
     page.locator(f"{PANEL} .jp-Notebook .jp-Cell").first.wait_for()
     dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
     deadline = time.monotonic() + timeout

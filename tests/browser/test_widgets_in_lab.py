@@ -6,6 +6,7 @@ is re-opened on the running kernel (the widgets work) and the kernel restarted (
 re-run its cell, also after another re-open). The tests run in file order on one page (each step
 starts from the state the last left)."""
 import re
+import time
 
 import numpy as np
 import pytest
@@ -80,6 +81,16 @@ def img_src(locator) -> str:
     return locator.get_attribute("src") or ""
 
 
+def wait_src(img, ok, timeout: float = 90) -> str:
+    """Wait until ok(the image's src) holds -> the src (the widget replaces its HTML, so the locator is
+    read afresh each time rather than holding on to one element)."""
+    deadline = time.monotonic() + timeout
+    while not ok(src := img_src(img)):
+        assert time.monotonic() < deadline, f"the image did not change in {timeout} s"
+        img.page.wait_for_timeout(200)
+    return src
+
+
 def labelled(area, kind: str, label: str):
     """The input of an ipywidget by its description label, e.g. labelled(area, 'widget-text', 'prompt')."""
     return area.locator(f".{kind}", has=area.page.locator(".widget-label", has_text=re.compile(f"^{label}$")))
@@ -142,10 +153,8 @@ def test_playground_slider_classes_upload_and_model(lab, screenshots, tmp_path):
     before = img_src(preview)
     press(labelled(area, "widget-slider", "image #").locator(".noUi-handle"), "ArrowRight", 3)
     wait_text(readout(area, "image #"), "^3$")
-    lab.wait_for_function("([el, before]) => el.getAttribute('src') !== before", arg=[preview.element_handle(), before])
-    lab.wait_for_function("([a, b]) => a.getAttribute('src') === b.getAttribute('src')",  # the second display follows
-                          arg=[again.locator(".widget-hbox .widget-html img").first.element_handle(),
-                               preview.element_handle()])
+    new = wait_src(preview, lambda src: src != before)
+    wait_src(again.locator(".widget-hbox .widget-html img").first, lambda src: src == new)  # the second display follows
     did("playground", "image slider moved by keyboard: a new image and prediction",
         shot=(screenshots, "playground-slider", area))
 
@@ -228,7 +237,7 @@ def test_attribution_viewer_method_changes_the_overlay(lab, screenshots):
     before = img_src(overlay)
     labelled(area, "widget-dropdown", "method").locator("select").select_option("rollout")
     wait_text(message, r"^lab-vit-tiny / rollout")
-    assert img_src(overlay) != before
+    wait_src(overlay, lambda src: src != before)
     did("attribution viewer", "method changed: new overlay", shot=(screenshots, "viewer-rollout", area))
 
     labelled(area, "widget-dropdown", "method").locator("select").select_option("relevance")  # rollout ignores the prompt
@@ -240,13 +249,14 @@ def test_attribution_viewer_method_changes_the_overlay(lab, screenshots):
     lab.keyboard.type("a photo of a ring.")
     lab.keyboard.press("Enter")
     wait_text(message, "“a photo of a ring.”")
-    assert img_src(overlay) != before and "a photo of a ring." in area.locator("figcaption").nth(1).inner_text()
+    wait_src(overlay, lambda src: src != before)
+    assert "a photo of a ring." in area.locator("figcaption").nth(1).inner_text()
     did("attribution viewer", "prompt typed: its overlay", shot=(screenshots, "viewer-prompt", area))
 
     before, status = img_src(overlay), message.inner_text()
     press(labelled(area, "widget-slider", "opacity").locator(".noUi-handle"), "ArrowLeft", 4)
     wait_text(readout(area, "opacity"), "^0.30$")
-    lab.wait_for_function("([el, before]) => el.getAttribute('src') !== before", arg=[overlay.element_handle(), before])
+    wait_src(overlay, lambda src: src != before)
     assert message.inner_text() == status  # re-blended, not recomputed
     did("attribution viewer", "opacity lowered: the overlay re-blended", shot=(screenshots, "viewer-opacity", area))
     lab.problems.check()

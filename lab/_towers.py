@@ -9,6 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .threads import fit_torch
+
 DTYPES = {"fp32": None, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
@@ -58,6 +60,7 @@ class ImageTower:
         self.module, self.normalize_batch, self.device, self.precision = module, normalize_batch, device, precision
 
     def __call__(self, pixels: torch.Tensor) -> np.ndarray:
+        fit_torch()
         pixels = pixels.to(self.device, non_blocking=True)
         if pixels.dtype == torch.uint8:
             pixels = self.normalize_batch(pixels)
@@ -68,6 +71,7 @@ class ImageTower:
 
 def encode_text_tokens(module, tokens: torch.Tensor, device: torch.device, precision: str) -> np.ndarray:
     """Token ids (B, L) -> L2-normalized float32 (B, D)."""
+    fit_torch()
     with torch.inference_mode(), autocast(device, precision):
         feats = module.encode_text(tokens.to(device))
     return F.normalize(feats.float(), dim=-1).cpu().numpy()

@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from . import memo
 from .errors import BadInput
 from .images import file_key, load_rgb_image
+from .threads import fit_torch
 
 PIXEL_METHODS = ["integrated_gradients", "smoothgrad", "occlusion", "random"]
 
@@ -96,6 +97,7 @@ def score_fn(model, text_emb: torch.Tensor, target: str = "similarity"):
     scale = model.logit_scale
 
     def f(pixels):
+        fit_torch()  # every forward of every method passes here
         img = F.normalize(model.module.encode_image(pixels).float(), dim=-1)  # (N, D)
         logits = scale * img @ text_emb.T  # (N, P)
         return logits.softmax(-1) if target == "softmax" else logits
@@ -400,6 +402,7 @@ def text_relevance(model, image, text: str, start_layer: int = 0) -> tuple[list[
     if not hasattr(module, "transformer") or not hasattr(module.transformer, "resblocks"):
         raise BadInput(f"text relevance needs open_clip's built-in text transformer; {model.name} has another")
     tokens = model.tokenizer([text]).to(model.device)  # (1, L)
+    fit_torch()
     pixels, _ = model_inputs(model, [image])
     with torch.no_grad():
         img = F.normalize(module.encode_image(pixels).float(), dim=-1)  # (1, D)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .data import world
+from .threads import fit_torch
 
 
 class SmallCNN(nn.Module):
@@ -47,6 +48,7 @@ def train_cnn(steps: int = 600, batch_size: int = 64, width: int = 32, seed: int
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
     model.train()
     for step in tqdm(range(steps), desc=f"train CNN ({task})", disable=not progress):
+        fit_torch()
         scenes = [world.draw_scene(world.item_rng(world.SPLIT_SEEDS["train"] + 77, step, j)) for j in range(batch_size)]
         x = to_tensor([world.render(s)[0] for s in scenes])
         y = torch.tensor([classes.index(getattr(s, task)) for s in scenes])
@@ -71,6 +73,7 @@ def fit_cnn(images, labels, n_classes: int, width: int = 16, epochs: int = 5, ba
     model.train()
     for _ in tqdm(range(epochs), desc=f"train CNN w{width}", disable=not progress):
         for idx in torch.randperm(len(x), generator=g).split(batch_size):
+            fit_torch()
             loss = F.cross_entropy(model(x[idx]), y[idx])
             opt.zero_grad()
             loss.backward()

@@ -3,24 +3,29 @@
 Why: the lab's heavy paths run in thread pools that, by default, spin on a core while they wait for
 work or for a partner thread. When another process holds a core, the partner is descheduled and the
 spinning thread burns its time slice waiting for it: a 2-thread torch loop ran 5x slower beside one
-busy process instead of 2x. The pools and what tames each:
-    torch (encoding, attribution, training)   libgomp / MKL / oneDNN: OMP_WAIT_POLICY=PASSIVE
-                                              (Intel / LLVM OpenMP builds: KMP_BLOCKTIME=0)
+busy process instead of 2x. Making every pool wait passively (OMP_WAIT_POLICY=PASSIVE) cures that but
+costs an idle machine up to 1.6x on the tiny models' many small parallel regions. So the default,
+'fair', keeps the libraries' fast waiting and instead gives torch only the CPUs nobody else is using:
+    torch (encoding, attribution, training)   before each batch / step, fit_torch() sets torch's thread
+                                              count to the CPUs other processes left idle over the last
+                                              quarter second (/proc/stat; at least one thread)
     numpy / scipy BLAS (OpenBLAS, pthreads)   OPENBLAS_THREAD_TIMEOUT=4: workers sleep after a call
     scikit-learn fits (linear probes,         many tiny BLAS / OpenMP calls: one thread is faster
       modality gap, k-NN, k-means)            even alone -> `small_work()` around them
     numba (UMAP)                              seeded UMAP runs one thread; NUMBA_NUM_THREADS as below
     DataLoader workers (encoding, training)   one torch thread each, at most `available_cpus()`
-Thread counts default to the CPUs this process may use (affinity and cgroup quota, e.g. a
-JupyterHub limit), not the host's core count.
+Thread counts start at the CPUs this process may use (affinity and cgroup quota, e.g. a JupyterHub
+limit), not the host's core count. A count that someone else set (torch.set_num_threads in your code,
+a DataLoader or Ray worker) is left alone. Without /proc (macOS, Windows) 'fair' keeps the full count.
 
-Most of these are read once, when a library loads its OpenMP / BLAS runtime. `import lab` (which the
-CLI, the report, the trainer, the widgets and every notebook do first) puts them in os.environ
-before torch or numpy load, without overriding what you set yourself; report kernels inherit them.
-If torch was imported before lab, its OpenMP threads keep spinning: import lab first, or start
-Python with OMP_WAIT_POLICY=PASSIVE set. Overrides:
-    LAB_THREAD_POLICY=fair|spin    fair (default) as above; spin: the libraries' own defaults
-    LAB_THREADS=N                  threads per pool (default: available_cpus())
+`import lab` (which the CLI, the report, the trainer, the widgets and every notebook do first) puts
+the variables in os.environ before numpy loads, without overriding what you set yourself; report
+kernels inherit them. Importing torch before lab is fine under 'fair' (its count is set at run time);
+under 'passive' import lab first or start Python with OMP_WAIT_POLICY=PASSIVE. Overrides:
+    LAB_THREAD_POLICY=fair|passive|spin   fair (default) as above; passive: every OpenMP pool waits
+                                          passively at a fixed count (for loads that change within a
+                                          batch); spin: the libraries' own defaults
+    LAB_THREADS=N                         threads per pool, fixed (default: fitted as above)
     lab.threads.configure(policy="spin", threads=1)   # the same from Python; see settings()
 """
 from __future__ import annotations
@@ -29,15 +34,22 @@ import contextlib
 import math
 import os
 import sys
+import time
 import warnings
 
-POLICIES = ("fair", "spin")
-# read when each runtime loads: libgomp (torch, scikit-learn, numba), Intel/LLVM OpenMP, OpenBLAS
-FAIR_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0", "OPENBLAS_THREAD_TIMEOUT": "4"}
+POLICIES = ("fair", "passive", "spin")
+# read when each runtime loads: OpenBLAS (numpy, scipy); under 'passive' also libgomp (torch,
+# scikit-learn, numba) and Intel / LLVM OpenMP
+POLICY_ENV = {"fair": {"OPENBLAS_THREAD_TIMEOUT": "4"},
+              "passive": {"OMP_WAIT_POLICY": "PASSIVE", "KMP_BLOCKTIME": "0", "OPENBLAS_THREAD_TIMEOUT": "4"},
+              "spin": {}}
 COUNT_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMBA_NUM_THREADS")
 _RUNTIMES = ("torch", "numpy", "sklearn", "numba")  # what had loaded before the policy was set
+WINDOW = 0.25  # seconds of CPU accounting behind each fitted count
+FIRST_WINDOW, STALE = 0.1, 5.0  # a reading older than STALE is replaced by a fresh FIRST_WINDOW one
 
 _state: dict = {}
+_load: dict = {}  # the last /proc reading and what it said
 
 
 def available_cpus() -> int:
@@ -80,7 +92,7 @@ def _threads(threads: int | None) -> int | None:
 def environment(policy: str | None = None, threads: int | None = None) -> dict[str, str]:
     """The environment variables the policy sets (for a kernel or subprocess of your own)."""
     policy, n = _policy(policy), _threads(threads)
-    env = dict(FAIR_ENV) if policy == "fair" else {}
+    env = dict(POLICY_ENV[policy])
     count = n or (available_cpus() if available_cpus() < (os.cpu_count() or 1) else None)
     if count:  # an explicit count, or a quota / affinity below the host's core count
         env.update({k: str(count) for k in COUNT_ENV})
@@ -88,12 +100,12 @@ def environment(policy: str | None = None, threads: int | None = None) -> dict[s
 
 
 def configure(policy: str | None = None, threads: int | None = None) -> dict:
-    """Apply a thread policy ('fair' or 'spin'; default $LAB_THREAD_POLICY, else 'fair') and a
-    thread count (default $LAB_THREADS, else the libraries' own unless the process may use fewer CPUs
-    than the host has: then available_cpus()) -> settings(). Variables you set
-    yourself are kept; those the lab set before are replaced. Wait policies take effect in runtimes
-    that load afterwards and in subprocesses (report kernels, DataLoader workers); thread counts are
-    also applied to torch and numba when they are already loaded."""
+    """Apply a thread policy ('fair', 'passive' or 'spin'; default $LAB_THREAD_POLICY, else 'fair')
+    and a thread count (default $LAB_THREADS, else fitted to the load under 'fair' and the libraries'
+    own otherwise, capped by available_cpus()) -> settings(). Variables you set yourself are kept;
+    those the lab set before are replaced. Variables take effect in runtimes that load afterwards and
+    in subprocesses (report kernels, DataLoader workers); thread counts are also applied to torch and
+    numba when they are already loaded."""
     policy, n = _policy(policy), _threads(threads)
     first, before = not _state, _state.get("threads")
     if first:
@@ -106,10 +118,11 @@ def configure(policy: str | None = None, threads: int | None = None) -> dict:
         if k not in os.environ:
             os.environ[k] = _state["ours"][k] = v
     _state.update(policy=policy, threads=n)
-    if first and policy == "fair" and "torch" in _state["loaded_before"] and "OMP_WAIT_POLICY" in _state["ours"]:
-        warnings.warn("torch was imported before lab, so its OpenMP threads spin-wait and slow down a lot when "
-                      "another process is busy: import lab first, or start Python with OMP_WAIT_POLICY=PASSIVE",
-                      RuntimeWarning, stacklevel=3)
+    _state.pop("fitted", None)  # fit_torch starts afresh from the count set below (or torch's own)
+    if first and "torch" in _state["loaded_before"] and "OMP_WAIT_POLICY" in _state["ours"]:
+        warnings.warn("torch was imported before lab, so its OpenMP threads ignore the 'passive' policy and "
+                      "slow down a lot when another process is busy: import lab first, or start Python with "
+                      "OMP_WAIT_POLICY=PASSIVE", RuntimeWarning, stacklevel=3)
     if n is not None or before is not None:  # loaded runtimes follow an explicit count (or its removal)
         count = n or available_cpus()
         if "torch" in sys.modules:
@@ -122,6 +135,72 @@ def configure(policy: str | None = None, threads: int | None = None) -> dict:
 
 def policy() -> str:
     return _state.get("policy") or _policy(None)
+
+
+def _ticks(cpus) -> tuple[float, int, int] | None:
+    """(time, busy clock ticks of these CPUs, clock ticks this process used) from /proc, or None."""
+    try:
+        busy = 0
+        with open("/proc/stat") as fh:
+            for line in fh:
+                name, *v = line.split()
+                if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
+                    v = [int(x) for x in v[:8]]  # user nice system idle iowait irq softirq steal
+                    busy += sum(v) - v[3] - v[4]
+        with open("/proc/self/stat") as fh:
+            own = fh.read().rsplit(")", 1)[1].split()  # past the command name, which may hold spaces
+        return time.monotonic(), busy, int(own[11]) + int(own[12])  # utime + stime
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def busy_elsewhere() -> float | None:
+    """CPUs of this process's affinity set that other processes (DataLoader workers included) kept
+    busy, averaged over the time since the previous reading (WINDOW s or more; a first or stale
+    reading waits FIRST_WINDOW s) -> None without /proc."""
+    try:
+        cpus = os.sched_getaffinity(0)
+    except AttributeError:
+        return None
+    now = _ticks(cpus)
+    if now is None:
+        return None
+    last = _load.get("reading")
+    if last is not None and now[0] - last[0] < WINDOW and "value" in _load:
+        return _load["value"]  # too recent to say more than last time
+    if last is None or now[0] - last[0] > STALE:
+        time.sleep(FIRST_WINDOW)
+        last, now = now, _ticks(cpus)
+    hz = os.sysconf("SC_CLK_TCK")
+    value = max(0.0, ((now[1] - last[1]) - (now[2] - last[2])) / (hz * (now[0] - last[0])))
+    _load.update(reading=now, value=value)
+    return value
+
+
+def fair_count(most: int) -> int:
+    """Threads for heavy work now under 'fair': `most` less the CPUs other processes keep busy, >= 1."""
+    others = busy_elsewhere()
+    if others is None:
+        return most
+    return max(1, min(most, available_cpus() - int(others + 0.5)))
+
+
+def fit_torch() -> None:
+    """Before a batch or training step: under 'fair', without an explicit LAB_THREADS, set torch's
+    intra-op threads to fair_count(). The first call takes torch's count then as the most; a count
+    that someone else has set since (a DataLoader or Ray worker, your own code) stands. Cheap: the
+    load is read at most every WINDOW seconds."""
+    torch = sys.modules.get("torch")
+    if torch is None or policy() != "fair" or _state.get("threads") is not None:
+        return
+    current = torch.get_num_threads()
+    fitted = _state.setdefault("fitted", {"most": current, "set": current})
+    if current != fitted["set"] or fitted["most"] == 1:
+        return
+    n = fair_count(fitted["most"])
+    if n != current:
+        torch.set_num_threads(n)
+    fitted["set"] = n
 
 
 @contextlib.contextmanager
@@ -138,10 +217,13 @@ def small_work():
 
 def settings() -> dict:
     """What is in force, for manifests: policy, thread count, CPUs, the variables, runtimes that
-    loaded before the policy was set (their wait policy is the library default)."""
+    loaded before the policy was set, and under 'fair' the last load reading and fitted count."""
+    names = dict.fromkeys(k for env in POLICY_ENV.values() for k in env)
     out = {"policy": policy(), "threads": _state.get("threads"), "available_cpus": available_cpus(),
-           "cpu_count": os.cpu_count(), "env": {k: os.environ.get(k) for k in (*FAIR_ENV, *COUNT_ENV)},
+           "cpu_count": os.cpu_count(), "env": {k: os.environ.get(k) for k in (*names, *COUNT_ENV)},
            "loaded_before_policy": _state.get("loaded_before", [])}
+    if "fitted" in _state:
+        out.update(fitted_most=_state["fitted"]["most"], busy_elsewhere=_load.get("value"))
     if "torch" in sys.modules:
         out["torch_threads"] = sys.modules["torch"].get_num_threads()
     return out

@@ -35,6 +35,7 @@ from .data import world
 from .images import decode_bytes
 from ._build import build_module
 from .models import pick_device
+from .threads import fit_torch
 from .registry import open_clip
 
 
@@ -250,6 +251,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> list[dict]:
         _Batches(pairs, preprocess, tokenizer, cfg.batch_size, start * cfg.accum), batch_size=None,
         num_workers=cfg.workers, prefetch_factor=4 if cfg.workers else None, pin_memory=device.type == "cuda"))
     for step in bar:
+        fit_torch()
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, cfg)
         for _ in range(cfg.accum):  # accumulation averages micro-batch losses; negatives stay within a micro-batch

@@ -1,5 +1,6 @@
-"""The thread policy (lab.threads): set by `import lab` before torch / numpy load, overridable by
-environment variables and configure(), inherited by report kernels and recorded in the manifest."""
+"""The thread policy (lab.threads): set by `import lab` before numpy loads, torch's count fitted to
+the load at run time, overridable by environment variables and configure(), inherited by report
+kernels and recorded in the manifest."""
 import json
 import os
 import subprocess
@@ -27,29 +28,63 @@ def probe(before: str = "", **env) -> dict:
     return {**json.loads(out.stdout), "stderr": out.stderr}
 
 
-def test_import_lab_sets_the_fair_policy_before_torch_loads():
+def test_import_lab_sets_the_fair_policy_before_numpy_loads():
     got = probe()
-    assert got["env"]["OMP_WAIT_POLICY"] == "PASSIVE" and got["env"]["OPENBLAS_THREAD_TIMEOUT"] == "4"
+    assert got["env"]["OPENBLAS_THREAD_TIMEOUT"] == "4" and got["env"]["OMP_WAIT_POLICY"] is None  # fast waits
     assert got["settings"]["policy"] == "fair" and got["settings"]["loaded_before_policy"] == []
     assert got["torch"] == threads.available_cpus() and "RuntimeWarning" not in got["stderr"]
 
 
 def test_overrides_by_environment():
+    passive = probe(LAB_THREAD_POLICY="passive")
+    assert passive["env"]["OMP_WAIT_POLICY"] == "PASSIVE" and passive["settings"]["policy"] == "passive"
     spin = probe(LAB_THREAD_POLICY="spin")
-    assert spin["env"]["OMP_WAIT_POLICY"] is None and spin["settings"]["policy"] == "spin"
+    assert spin["env"]["OPENBLAS_THREAD_TIMEOUT"] is None and spin["settings"]["policy"] == "spin"
     one = probe(LAB_THREADS="1")
     assert one["torch"] == 1 and one["env"]["OMP_NUM_THREADS"] == "1" and set(one["blas"]) == {1}
-    mine = probe(OMP_WAIT_POLICY="ACTIVE")  # what the user set is kept
+    mine = probe(LAB_THREAD_POLICY="passive", OMP_WAIT_POLICY="ACTIVE")  # what the user set is kept
     assert mine["env"]["OMP_WAIT_POLICY"] == "ACTIVE"
     bad = subprocess.run([sys.executable, "-c", "import lab"], capture_output=True, text=True,
                          env={**os.environ, "LAB_THREAD_POLICY": "fast", "PYTHONPATH": str(ROOT)})
     assert bad.returncode != 0 and "LAB_THREAD_POLICY" in bad.stderr and "fair" in bad.stderr
 
 
-def test_torch_imported_first_is_named_in_a_warning():
-    got = probe(before="import torch; ")
+def test_torch_imported_first_is_named_in_a_warning_where_it_matters():
+    got = probe(before="import torch; ", LAB_THREAD_POLICY="passive")  # libgomp read its wait policy already
     assert "torch" in got["settings"]["loaded_before_policy"]
     assert "torch was imported before lab" in got["stderr"] and "import lab first" in got["stderr"]
+    assert "RuntimeWarning" not in probe(before="import torch; ")["stderr"]  # 'fair' sets counts at run time
+
+
+FIT = """import json, os, subprocess, sys, time
+os.sched_setaffinity(0, {cpus})
+import lab, torch
+from lab import threads
+torch.set_num_threads(2)
+seen = {{}}
+threads.fit_torch(); seen["idle"] = torch.get_num_threads()
+busy = subprocess.Popen([sys.executable, "-c", "import os; os.sched_setaffinity(0, {{{busy_cpu}}})\\nwhile True: pass"])
+time.sleep(1)
+threads.fit_torch(); seen["busy"] = torch.get_num_threads(); seen["settings"] = threads.settings()
+busy.kill(); busy.wait(); time.sleep(2 * threads.WINDOW)
+threads.fit_torch(); seen["idle_again"] = torch.get_num_threads()
+torch.set_num_threads(1); time.sleep(2 * threads.WINDOW)  # someone else's count stands
+threads.fit_torch(); seen["theirs"] = torch.get_num_threads()
+print(json.dumps(seen))
+"""
+
+
+def test_fair_policy_gives_torch_the_cpus_a_busy_process_leaves():
+    """Two CPUs, then one of them spinning in another process: torch goes from 2 threads to 1 and back."""
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    if len(cpus) < 2:
+        pytest.skip("needs two CPUs")
+    out = subprocess.run([sys.executable, "-c", FIT.format(cpus=set(cpus), busy_cpu=cpus[0])], capture_output=True,
+                         text=True, env={**os.environ, "PYTHONPATH": str(ROOT), "LAB_THREAD_POLICY": "fair"}, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout)
+    assert (seen["idle"], seen["busy"], seen["idle_again"], seen["theirs"]) == (2, 1, 2, 1), seen
+    assert 0.5 < seen["settings"]["busy_elsewhere"] < 1.5 and seen["settings"]["fitted_most"] == 2
 
 
 def test_configure_and_small_work_at_run_time():
@@ -57,13 +92,15 @@ def test_configure_and_small_work_at_run_time():
     from threadpoolctl import threadpool_info
     try:
         assert threads.configure(threads=1)["torch_threads"] == 1 and os.environ["OMP_NUM_THREADS"] == "1"
+        threads.fit_torch()  # an explicit count is never fitted
+        assert torch.get_num_threads() == 1
         threads.configure("spin")
-        assert "OMP_WAIT_POLICY" not in os.environ and torch.get_num_threads() == threads.available_cpus()
+        assert "OPENBLAS_THREAD_TIMEOUT" not in os.environ and torch.get_num_threads() == threads.available_cpus()
         with threads.small_work():  # 'spin': the libraries' own pools
             assert max(p["num_threads"] for p in threadpool_info()) == threads.available_cpus()
     finally:
         threads.configure("fair")
-    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE" and "OMP_NUM_THREADS" not in os.environ
+    assert os.environ["OPENBLAS_THREAD_TIMEOUT"] == "4" and "OMP_NUM_THREADS" not in os.environ
     with threads.small_work():
         assert {p["num_threads"] for p in threadpool_info()} == {1}
     with pytest.raises(ValueError, match="positive integer"):
@@ -77,11 +114,11 @@ def test_report_kernels_run_under_the_policy_and_the_manifest_records_it(tmp_pat
     params.metadata["tags"] = ["parameters"]
     seen = tmp_path / "seen.json"
     nb.cells = [params, nbformat.v4.new_code_cell(
-        f"import json, os\nopen({str(seen)!r}, 'w').write(json.dumps(os.environ.get('OMP_WAIT_POLICY')))")]
+        f"import json, os\nopen({str(seen)!r}, 'w').write(json.dumps(os.environ.get('OPENBLAS_THREAD_TIMEOUT')))")]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, tmp_path / "00_env.ipynb")
     manifest = run_report([tmp_path / "00_env.ipynb"], {}, {}, tmp_path / "out", progress=False)
-    assert manifest["ok"] and json.loads(seen.read_text()) == "PASSIVE"
+    assert manifest["ok"] and json.loads(seen.read_text()) == "4"
     recorded = json.loads((tmp_path / "out" / "manifest.json").read_text())["threads"]
-    assert recorded["policy"] == "fair" and recorded["env"]["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert recorded["policy"] == "fair" and recorded["env"]["OPENBLAS_THREAD_TIMEOUT"] == "4"
     assert recorded["available_cpus"] == threads.available_cpus()

@@ -162,7 +162,9 @@ def test_playground_slider_classes_upload_and_model(lab, screenshots, tmp_path):
     names.click()
     lab.keyboard.press("Control+a")
     lab.keyboard.type("circle\nstar\nsquare")
-    lab.wait_for_function("gd => gd.data[0].y.length === 3", arg=area.locator(".js-plotly-plot").first.element_handle())
+    # the bars follow the text as it is typed ("squa" on the way): wait for the whole list
+    lab.wait_for_function("gd => [...gd.data[0].y].sort().join() === 'circle,square,star'",
+                          arg=area.locator(".js-plotly-plot").first.element_handle(), timeout=60_000, polling=200)
     assert sorted(bars(area)) == ["circle", "square", "star"]
     did("playground", "class list edited: three bars", shot=(screenshots, "playground-classes", area))
 

@@ -91,6 +91,21 @@ def wait_src(img, ok, timeout: float = 90) -> str:
     return src
 
 
+def wait_steady_same_src(img, other, ok, timeout: float = 90, steady: float = 1.5):
+    """Wait until two images (two displays of one widget) show the same src, ok(src) holds, and it
+    has not changed for `steady` seconds."""
+    deadline, since, last = time.monotonic() + timeout, time.monotonic(), None
+    while True:
+        src = img_src(img)
+        now = src if src == img_src(other) and ok(src) else None
+        since = since if now == last else time.monotonic()
+        last = now
+        if now is not None and time.monotonic() - since >= steady:
+            return
+        assert time.monotonic() < deadline, f"the two displays did not settle on the same new image in {timeout} s"
+        img.page.wait_for_timeout(200)
+
+
 def labelled(area, kind: str, label: str):
     """The input of an ipywidget by its description label, e.g. labelled(area, 'widget-text', 'prompt')."""
     return area.locator(f".{kind}", has=area.page.locator(".widget-label", has_text=re.compile(f"^{label}$")))
@@ -153,8 +168,8 @@ def test_playground_slider_classes_upload_and_model(lab, screenshots, tmp_path):
     before = img_src(preview)
     press(labelled(area, "widget-slider", "image #").locator(".noUi-handle"), "ArrowRight", 3)
     wait_text(readout(area, "image #"), "^3$")
-    new = wait_src(preview, lambda src: src != before)
-    wait_src(again.locator(".widget-hbox .widget-html img").first, lambda src: src == new)  # the second display follows
+    # the image passes through #1 and #2 on its way: wait until it settles, the same in the second display
+    wait_steady_same_src(preview, again.locator(".widget-hbox .widget-html img").first, lambda src: src != before)
     did("playground", "image slider moved by keyboard: a new image and prediction",
         shot=(screenshots, "playground-slider", area))
 

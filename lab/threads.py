@@ -158,6 +158,9 @@ def busy_elsewhere() -> float | None:
     """CPUs of this process's affinity set that other processes (DataLoader workers included) kept
     busy, averaged over the time since the previous reading (WINDOW s or more; a first or stale
     reading waits FIRST_WINDOW s) -> None without /proc."""
+    last = _load.get("reading")
+    if last is not None and time.monotonic() - last[0] < WINDOW and "value" in _load:
+        return _load["value"]  # too recent to say more than last time
     try:
         cpus = os.sched_getaffinity(0)
     except AttributeError:
@@ -165,9 +168,6 @@ def busy_elsewhere() -> float | None:
     now = _ticks(cpus)
     if now is None:
         return None
-    last = _load.get("reading")
-    if last is not None and now[0] - last[0] < WINDOW and "value" in _load:
-        return _load["value"]  # too recent to say more than last time
     if last is None or now[0] - last[0] > STALE:
         time.sleep(FIRST_WINDOW)
         last, now = now, _ticks(cpus)

@@ -119,6 +119,8 @@ def configure(policy: str | None = None, threads: int | None = None) -> dict:
             os.environ[k] = _state["ours"][k] = v
     _state.update(policy=policy, threads=n)
     _state.pop("fitted", None)  # fit_torch starts afresh from the count set below (or torch's own)
+    if policy == "fair" and "reading" not in _load:  # the first fit reads the load since now, without waiting
+        _load["reading"] = _ticks(_affinity())
     if first and "torch" in _state["loaded_before"] and "OMP_WAIT_POLICY" in _state["ours"]:
         warnings.warn("torch was imported before lab, so its OpenMP threads ignore the 'passive' policy and "
                       "slow down a lot when another process is busy: import lab first, or start Python with "
@@ -137,8 +139,17 @@ def policy() -> str:
     return _state.get("policy") or _policy(None)
 
 
+def _affinity() -> set[int] | None:
+    try:
+        return os.sched_getaffinity(0)
+    except AttributeError:  # macOS, Windows
+        return None
+
+
 def _ticks(cpus) -> tuple[float, int, int] | None:
     """(time, busy clock ticks of these CPUs, clock ticks this process used) from /proc, or None."""
+    if cpus is None:
+        return None
     try:
         busy = 0
         with open("/proc/stat") as fh:
@@ -156,15 +167,13 @@ def _ticks(cpus) -> tuple[float, int, int] | None:
 
 def busy_elsewhere() -> float | None:
     """CPUs of this process's affinity set that other processes (DataLoader workers included) kept
-    busy, averaged over the time since the previous reading (WINDOW s or more; a first or stale
-    reading waits FIRST_WINDOW s) -> None without /proc."""
+    busy, averaged over the time since the previous reading (WINDOW s or more; the first is taken
+    by configure(); after more than STALE s this waits FIRST_WINDOW s for a fresh one) -> None
+    without /proc."""
     last = _load.get("reading")
     if last is not None and time.monotonic() - last[0] < WINDOW and "value" in _load:
         return _load["value"]  # too recent to say more than last time
-    try:
-        cpus = os.sched_getaffinity(0)
-    except AttributeError:
-        return None
+    cpus = _affinity()
     now = _ticks(cpus)
     if now is None:
         return None

@@ -4,7 +4,7 @@ count fitted to the load), the libraries' defaults ('spin', what the lab did bef
 when asked, passive waiting ('passive'), in the same run. Prints seconds,
 the slowdown beside the busy process (floor: <= 2.3x) and fair-alone / spin-alone (floor: <= 1.05).
 
-    python benchmarks/bench_contention.py [--workloads encode attribution probe umap notebook03]
+    python benchmarks/bench_contention.py [--workloads encode attribution probe umap train notebook03]
                                           [--policies fair spin (passive)] [--repeat 1] [--quick]
 
 Each measurement is a fresh process (wait policies are read when OpenMP / BLAS load) that sets the
@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 from _busy import busy as busy_process  # noqa: E402
-WORKLOADS = ("encode", "attribution", "probe", "umap", "notebook03")
+WORKLOADS = ("encode", "attribution", "probe", "umap", "train", "notebook03")
 BUSY_LIMIT, ALONE_LIMIT = 2.3, 1.05
 
 
@@ -75,6 +75,15 @@ def _setup(name: str, quick: bool, scratch: Path):
         emb = lab.load_model("lab-vit-tiny").encode_images(WorldDataset("test", 4 * n), progress=False)
         emb = emb[np.isfinite(emb).all(1)]
         return (lambda: em.project(emb[:200], "umap", cache=False)), (lambda: em.project(emb, "umap", cache=False))
+    if name == "train":  # training steps of the tiny ViT, batches rendered by the trainer's DataLoader worker
+        from lab.train import TrainConfig, train
+        steps = n // 16
+
+        def train_steps():
+            out = tempfile.mkdtemp(dir=scratch)
+            train(TrainConfig(steps=steps, warmup=steps // 2, epoch_steps=steps, val_n=40, out=f"{out}/model.pt"),
+                  progress=False)
+        return None, train_steps
     if name == "notebook03":  # the notebook's code cells in this process (no kernel start), fresh memo folder
         import nbformat
         import plotly.io as pio

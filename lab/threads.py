@@ -118,7 +118,9 @@ def configure(policy: str | None = None, threads: int | None = None) -> dict:
         if k not in os.environ:
             os.environ[k] = _state["ours"][k] = v
     _state.update(policy=policy, threads=n)
-    _state.pop("fitted", None)  # fit_torch starts afresh from the count set below (or torch's own)
+    fitted = _state.pop("fitted", None)  # fit_torch starts afresh from the count set below (or torch's own)
+    if fitted and "torch" in sys.modules and sys.modules["torch"].get_num_threads() == fitted["set"]:
+        sys.modules["torch"].set_num_threads(fitted["most"])  # undo the lab's own fitting first
     if policy == "fair" and "reading" not in _load:  # the first fit reads the load since now, without waiting
         _load["reading"] = _ticks(_affinity())
     if first and "torch" in _state["loaded_before"] and "OMP_WAIT_POLICY" in _state["ours"]:
@@ -146,8 +148,34 @@ def _affinity() -> set[int] | None:
         return None
 
 
+def _stat_ticks(pid: str, children: bool = False) -> int:
+    """Clock ticks a process used (utime + stime; with `children`, also its reaped children's)."""
+    with open(f"/proc/{pid}/stat") as fh:
+        f = fh.read().rsplit(")", 1)[1].split()  # past the command name, which may hold spaces
+    return sum(int(v) for v in f[11:15 if children else 13])
+
+
+def _own_ticks() -> int:
+    """Clock ticks of this process and its children, live (DataLoader workers) or reaped: work the
+    lab itself asked for, which the libraries' defaults already ran beside torch's full count."""
+    total = _stat_ticks("self", children=True)
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/children") as fh:
+                kids = fh.read().split()
+        except OSError:  # a thread that ended, or a kernel without the children file
+            continue
+        for pid in kids:
+            try:
+                total += _stat_ticks(pid)
+            except (OSError, ValueError, IndexError):  # it ended meanwhile
+                pass
+    return total
+
+
 def _ticks(cpus) -> tuple[float, int, int] | None:
-    """(time, busy clock ticks of these CPUs, clock ticks this process used) from /proc, or None."""
+    """(time, busy clock ticks of these CPUs, clock ticks of this process and its children) from
+    /proc, or None."""
     if cpus is None:
         return None
     try:
@@ -158,18 +186,16 @@ def _ticks(cpus) -> tuple[float, int, int] | None:
                 if name.startswith("cpu") and name[3:].isdigit() and int(name[3:]) in cpus:
                     v = [int(x) for x in v[:8]]  # user nice system idle iowait irq softirq steal
                     busy += sum(v) - v[3] - v[4]
-        with open("/proc/self/stat") as fh:
-            own = fh.read().rsplit(")", 1)[1].split()  # past the command name, which may hold spaces
-        return time.monotonic(), busy, int(own[11]) + int(own[12])  # utime + stime
+        return time.monotonic(), busy, _own_ticks()
     except (OSError, ValueError, IndexError):
         return None
 
 
 def busy_elsewhere() -> float | None:
-    """CPUs of this process's affinity set that other processes (DataLoader workers included) kept
-    busy, averaged over the time since the previous reading (WINDOW s or more; the first is taken
-    by configure(); after more than STALE s this waits FIRST_WINDOW s for a fresh one) -> None
-    without /proc."""
+    """CPUs of this process's affinity set that other processes (not its own children) kept busy,
+    averaged over the time since the previous reading (WINDOW s or more; the first is taken by
+    configure(); after more than STALE s this waits FIRST_WINDOW s for a fresh one) -> None without
+    /proc."""
     last = _load.get("reading")
     if last is not None and time.monotonic() - last[0] < WINDOW and "value" in _load:
         return _load["value"]  # too recent to say more than last time

@@ -35,8 +35,8 @@ from .data import world
 from .images import decode_bytes
 from ._build import build_module
 from .models import pick_device
-from .threads import fit_torch
 from .registry import open_clip
+from .threads import fit_torch
 
 
 @dataclass

@@ -11,6 +11,7 @@
     python -m lab cache import DIR             # merge a Ray run's output folder into the cache
     python -m lab export DIR --format clip-retrieval [--out DEST]   # img_emb/*.npy + metadata/*.parquet
     python -m lab report [--config report.yaml] [-p NAME VALUE ...] [--notebooks NB ...] [--out DIR]
+                         [--cell-timeout SECONDS]
     python -m lab workshop agenda|build|check|prepare [--start 09:30] [--out DIR|FILE]   # lab.workshop
 
 `encode` writes an (N, D) float32 .npy and an index CSV beside it (`emb.index.csv`: row, item,
@@ -183,12 +184,14 @@ def cmd_export(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from .report import load_config, run_report
+    from .report import CELL_TIMEOUT, load_config, run_report
     config = load_config(args.config)
+    if args.cell_timeout is None:
+        args.cell_timeout = config.get("cell_timeout", CELL_TIMEOUT)
     parameters = {**(config.get("parameters") or {}), **dict(args.parameter or [])}
     manifest = run_report(args.notebooks or config.get("notebooks"), parameters,
                           config.get("notebook_parameters") or {}, args.out or config.get("out"),
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, cell_timeout=args.cell_timeout)
     return 0 if manifest["ok"] else 1
 
 
@@ -242,6 +245,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--notebooks", nargs="+", help="notebooks to run (default: notebooks/NN_*.ipynb)")
     r.add_argument("--out", help="output folder (default runs/report-<time>)")
     r.add_argument("--no-progress", action="store_true", help="no per-cell progress bars")
+    r.add_argument("--cell-timeout", type=float, default=None, metavar="SECONDS",
+                   help="a cell running longer fails its notebook, the next one runs (default 1800; 0: no limit)")
     r.set_defaults(func=cmd_report)
     from .workshop.cli import add_parser as add_workshop
     add_workshop(sub)

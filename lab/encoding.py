@@ -18,7 +18,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .cache import stat_key
-from .errors import BadInput
+from .errors import BadInput, WorkerTimeout
+from .processes import loader_options
 from .threads import available_cpus
 from .images import as_rgb_image, decode_bytes, describe, file_key, pixel_key
 
@@ -144,11 +145,6 @@ class _Collate:
         return {"records": records, "pixels": None if vectors is not None else pixels, "vectors": vectors}
 
 
-def _worker_init(_):
-    import torch
-    torch.set_num_threads(1)
-
-
 def _items(images):
     """(index, item, dataset key or None): a dataset item with a stable key is rendered or read
     only if its embedding is missing; other items are the paths / images themselves."""
@@ -221,15 +217,40 @@ def _encode_images(model, images, out, failures, *, batch_size, cache, strict, p
         loader = torch.utils.data.DataLoader(
             _Pending(entries, model.preprocess_image, model.max_image_pixels), batch_size=batch_size,
             num_workers=num_workers, collate_fn=_Collate(model.image_tower if in_workers else None),
-            worker_init_fn=_worker_init,
-            pin_memory=model.device_name.startswith("cuda"), prefetch_factor=4 if num_workers else None)
+            pin_memory=model.device_name.startswith("cuda"), prefetch_factor=4 if num_workers else None,
+            **loader_options(num_workers))
         bar = tqdm(total=len(entries), desc=f"encode images ({model.name})", unit="img", disable=not progress)
         with bar:
             _run_loader(model, images, loader, bar, out, failures, cache, strict)
 
 
+def _batches(loader, images, entries):
+    """The loader's batches; a batch that misses the workers' deadline raises WorkerTimeout naming it."""
+    it, k = iter(loader), 0
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except RuntimeError as e:
+            if "timed out" not in str(e):
+                raise
+            del it  # stops the workers (terminated if they do not answer)
+            size = loader.batch_size
+            first = entries[k * size][0]
+            raise WorkerTimeout(
+                f"encode images: batch {k + 1} of {len(loader)} (items {first}..{entries[min(len(entries), (k + 1) * size) - 1][0]}, "
+                f"first {describe(_item_at(images, first))}) did not come back from the DataLoader workers within "
+                f"{loader.timeout:g} s; they were stopped. The {k * size} images before it are encoded"
+                " (and cached when cache=True): run again to continue from there. A worker that is only slow (a large"
+                " model on a busy CPU) needs more time: LAB_WORKER_TIMEOUT=seconds (0: no limit), or num_workers=0"
+                " to encode in this process.") from None
+        yield batch
+        k += 1
+
+
 def _run_loader(model, images, loader, bar, out, failures, cache, strict):
-    for batch in loader:
+    for batch in _batches(loader, images, loader.dataset.entries):
         records, pixels, vectors = batch["records"], batch["pixels"], batch["vectors"]
         bad = [(r, r["error"]) for r in records if r["error"] is not None]
         good = [r for r in records if r["error"] is None]

@@ -15,3 +15,8 @@ class UnsafeCheckpoint(LabError):
 
 class BadInput(LabError, ValueError):
     """An image or text could not be used; the message names the item."""
+
+
+class WorkerTimeout(LabError, TimeoutError):
+    """Worker processes gave no result within their deadline; the message names the batch and what
+    was kept."""

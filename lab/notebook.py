@@ -7,18 +7,16 @@ what the run used (read back by `python -m lab report` into its manifest).
 """
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import re
 import shutil
-import warnings
 from pathlib import Path
 
 import plotly.io as pio
 from plotly.io._base_renderers import NotebookRenderer
 
-from . import memo
+from . import _static_export, memo
 
 RENDERERS = "plotly_mimetype+lab_notebook"  # live JupyterLab + a text/html copy that nbconvert keeps
 _MATHJAX_CDN = re.compile(r'<script[^>]*src="https?://[^"]*mathjax[^"]*"[^>]*></script>', re.I)
@@ -51,7 +49,6 @@ def setup(output_dir: str | os.PathLike) -> Path:
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 STATIC_FIX = "apt-get install -y chromium"  # the one system package static figures need (Debian/Ubuntu)
-_kaleido_started = False
 
 
 def static_figures_missing() -> str | None:
@@ -63,15 +60,6 @@ def static_figures_missing() -> str | None:
     if os.environ.get("BROWSER_PATH") or any(shutil.which(b) for b in BROWSERS):
         return None
     return STATIC_FIX
-
-
-def _start_kaleido():
-    global _kaleido_started
-    import kaleido
-    if not _kaleido_started:  # one headless browser for every figure, not one per image (~3 s each)
-        kaleido.start_sync_server(silence_warnings=True)
-        atexit.register(kaleido.stop_sync_server, silence_warnings=True)
-        _kaleido_started = True
 
 
 def _write_static(fig, folder: Path, name: str) -> list[Path]:
@@ -86,12 +74,10 @@ def _write_static(fig, folder: Path, name: str) -> list[Path]:
         if kept.exists():
             shutil.copyfile(kept, path)
         else:
-            _start_kaleido()
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", "The kopts argument is ignored")  # plotly's note when a server runs
-                fig.write_image(path, scale=scale)
+            data = _static_export.export(fig, fmt, scale)
+            path.write_bytes(data)
             try:
-                memo.atomic_save(kept, data=path.read_bytes())
+                memo.atomic_save(kept, data=data)
             except OSError:
                 pass
         paths.append(path)
@@ -111,8 +97,8 @@ def save_figure(fig, output_dir: str | os.PathLike, name: str) -> list[Path]:
     if missing is None:
         try:
             written += _write_static(fig, folder, name)
-        except Exception as e:  # kaleido's headless browser can time out on a loaded machine: keep the HTML
-            print(f"figure {name}: PNG/SVG export failed ({type(e).__name__}: {str(e)[:120]}); the HTML copy is saved")
+        except Exception as e:  # the headless browser failed or missed its deadline: keep the HTML
+            print(f"figure {name}: PNG/SVG export failed ({type(e).__name__}: {str(e)[:300]}); the HTML copy is saved")
     elif not _png_warning_shown:
         _png_warning_shown = True
         print(f"figures are saved as HTML only: PNG and SVG need a headless Chrome/Chromium; run `{missing}`")

@@ -10,10 +10,17 @@ report.yaml (every key optional):
     notebooks: [notebooks/01_prompt_engineering.ipynb]
     parameters: {model: lab-rn-tiny}                      # for every notebook that declares them
     notebook_parameters: {01_prompt_engineering: {n_samples: 500}}
+    cell_timeout: 3600                                    # seconds per cell (0: no limit)
 
 Parameters are checked against each notebook's `parameters` cell (names and annotated types)
 before anything runs. A failing notebook is recorded (cell, error) and the others still run;
 the exit status is 0 when all passed, 1 otherwise (2: bad arguments).
+
+Nothing waits forever: each cell has --cell-timeout seconds (default 1800; 0: no limit), after which
+the notebook is recorded as failed in that cell ("timed out after N s") and the next one runs.
+manifest.json and index.html are rewritten after every notebook, so a run stopped early still has
+them. Processes a notebook started (its kernel, DataLoader workers, the figures' browser) are
+reaped when it ends, and when the report is stopped with SIGTERM or Ctrl-C (lab.processes).
 """
 from __future__ import annotations
 
@@ -24,6 +31,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -33,13 +41,14 @@ from urllib.parse import quote
 
 import yaml
 
-from . import threads
+from . import processes, threads
 from .errors import BadInput
 
 PACKAGES = ["clip-lab", "torch", "torchvision", "open_clip_torch", "numpy", "pandas", "plotly", "papermill",
             "nbconvert", "scikit-learn", "pillow"]
 _TRUE, _FALSE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}
 KERNEL = "clip-lab-python"
+CELL_TIMEOUT = 1800  # seconds one cell may run; the slowest default cell takes ~2 min on a busy 2-core CPU
 # The HTML export opens offline: nbconvert's lab template pulls require.js, MathJax, mermaid and the
 # widget manager from public CDNs; plotly figures carry their own plotly.js and the notebooks use none
 # of the others, so they are left out.
@@ -184,11 +193,39 @@ def this_python_kernel():
                 os.environ["JUPYTER_PATH"] = before
 
 
-def run_notebook(nb: Path, params: dict, out: Path, kernel: str, progress: bool = True) -> dict:
+def _deadline_engine():
+    """papermill's nbclient engine, except that a cell past its deadline becomes that cell's error
+    (ename CellTimeoutError), so papermill saves the notebook up to there and reports the cell as it
+    reports any failing cell. nbclient has already interrupted, then shut down, the kernel."""
+    import nbformat
+    from papermill.engines import NBClientEngine
+
+    class DeadlineEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, execution_timeout=None, **kwargs):
+            try:
+                return super().execute_managed_notebook(nb_man, kernel_name, execution_timeout=execution_timeout,
+                                                        **kwargs)
+            except TimeoutError:  # nbclient's CellTimeoutError
+                started = [c for c in nb_man.nb.cells  # papermill has marked the stuck cell complete already
+                           if c.cell_type == "code" and c.metadata.get("papermill", {}).get("start_time")]
+                if not started:
+                    raise
+                cell = started[-1]
+                words = f"timed out after {execution_timeout:g} s (raise --cell-timeout, or 0 for no limit)"
+                cell.outputs.append(nbformat.v4.new_output("error", ename="CellTimeoutError", evalue=words,
+                                                           traceback=[f"CellTimeoutError: {words}"]))
+    return DeadlineEngine
+
+
+def run_notebook(nb: Path, params: dict, out: Path, kernel: str, progress: bool = True,
+                 cell_timeout: float = CELL_TIMEOUT) -> dict:
     """Execute one notebook into `out` (replacing an earlier run's files) with the parameters `plan`
-    checked; never raises for a failure inside the notebook."""
+    checked; never raises for a failure inside the notebook, and reaps what the notebook started."""
     import papermill
+    from papermill.engines import papermill_engines
     from papermill.exceptions import PapermillExecutionError
+    papermill_engines.register("lab", _deadline_engine())
     folder, executed, exported = out / nb.stem, out / f"{nb.stem}.ipynb", out / f"{nb.stem}.html"
     shutil.rmtree(folder, ignore_errors=True)
     for stale in (executed, exported):
@@ -196,10 +233,12 @@ def run_notebook(nb: Path, params: dict, out: Path, kernel: str, progress: bool 
     if "output_dir" in params:  # declared by the notebook (plan put a placeholder there)
         params = {**params, "output_dir": str(folder)}
     entry = {"notebook": nb.stem, "input": str(nb), "parameters": params, "executed": executed.name}
+    before = set(processes.descendants())
     start = time.perf_counter()
     try:
         papermill.execute_notebook(str(nb), str(executed), parameters=params, progress_bar=progress,
-                                   kernel_name=kernel, cwd=str(Path.cwd()),
+                                   kernel_name=kernel, cwd=str(Path.cwd()), engine_name="lab",
+                                   execution_timeout=cell_timeout or None,
                                    request_save_on_cell_execute=False)  # one write at the end (and every 30 s),
         # not the whole notebook (megabytes of figures) after every cell
         entry["status"] = "ok"
@@ -209,6 +248,8 @@ def run_notebook(nb: Path, params: dict, out: Path, kernel: str, progress: bool 
     except Exception as e:  # kernel died, notebook unreadable, ...
         entry["status"] = "failed"
         entry["error"] = {"cell": None, "ename": type(e).__name__, "evalue": str(e)}
+    finally:
+        processes.reap([p for p in processes.descendants() if p not in before])  # a kernel that would not stop
     entry["seconds"] = round(time.perf_counter() - start, 2)
     if executed.exists():
         entry["html"] = finish_notebook(executed, nb, exported).name
@@ -222,6 +263,13 @@ def run_notebook(nb: Path, params: dict, out: Path, kernel: str, progress: bool 
 
 def _link(target: str, text: str) -> str:
     return f'<a href="{html.escape(quote(target))}">{html.escape(text)}</a>'
+
+
+def _state(manifest: dict) -> str:
+    done, total = len(manifest["notebooks"]), manifest["planned"]
+    if done < total:
+        return f"stopped or still running: {done} of {total} notebooks done"
+    return "all notebooks passed" if manifest["ok"] else "some notebooks failed"
 
 
 def _index_html(manifest: dict) -> str:
@@ -243,15 +291,40 @@ def _index_html(manifest: dict) -> str:
 body{{font-family:system-ui,sans-serif;margin:2em}} table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:.4em .6em;vertical-align:top}} tr.failed td{{background:#fde8e8}}
 </style></head><body><h1>CLIP Lab report</h1>
-<p>{manifest['created']} · {'all notebooks passed' if manifest['ok'] else 'some notebooks failed'} ·
+<p>{manifest['created']} · {_state(manifest)} ·
 <a href="manifest.json">manifest.json</a></p>
 <table><tr><th>notebook</th><th>status</th><th>time</th><th>results</th><th>figures</th></tr>
 {''.join(rows)}</table></body></html>"""
 
 
+def _write(out: Path, manifest: dict) -> None:
+    manifest["ok"] = all(e["status"] == "ok" for e in manifest["notebooks"]) \
+        and len(manifest["notebooks"]) == manifest["planned"]
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
+    (out / "index.html").write_text(_index_html(manifest), encoding="utf-8")
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit():
+    """SIGTERM raises SystemExit(143) for the duration (main thread only), so cleanup runs."""
+    try:
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_report(notebooks: list[Path] | None = None, parameters: dict | None = None,
-               per_notebook: dict | None = None, out: str | Path | None = None, progress: bool = True) -> dict:
-    """Validate, then execute every notebook; write manifest.json and index.html; return the manifest."""
+               per_notebook: dict | None = None, out: str | Path | None = None, progress: bool = True,
+               cell_timeout: float = CELL_TIMEOUT) -> dict:
+    """Validate, then execute every notebook (each cell at most `cell_timeout` s; 0: no limit);
+    write manifest.json and index.html after each; return the manifest."""
+    if cell_timeout < 0:
+        raise BadInput(f"cell_timeout must be >= 0 seconds (0: no limit); got {cell_timeout}")
     notebooks = [Path(n) for n in (notebooks or default_notebooks())]
     missing = [str(n) for n in notebooks if not n.is_file()]
     if missing:
@@ -261,18 +334,17 @@ def run_report(notebooks: list[Path] | None = None, parameters: dict | None = No
     out.mkdir(parents=True, exist_ok=True)
     manifest = {"created": dt.datetime.now().isoformat(timespec="seconds"), "command": sys.argv,
                 "packages": _versions(), "threads": threads.settings(),  # kernels inherit its variables
-                "notebooks": []}
-    with this_python_kernel() as kernel:
+                "cell_timeout": cell_timeout, "planned": len(planned), "notebooks": []}
+    with this_python_kernel() as kernel, _sigterm_as_exit():
         for k, (nb, params) in enumerate(planned.items(), 1):
             print(f"[{k}/{len(planned)}] {nb.stem}", flush=True)
-            entry = run_notebook(nb, params, out, kernel, progress)
+            entry = run_notebook(nb, params, out, kernel, progress, cell_timeout)
             manifest["notebooks"].append(entry)
+            _write(out, manifest)
             print(f"[{k}/{len(planned)}] {nb.stem}: {entry['status']} in {entry['seconds']:.1f} s"
                   + (f" (cell {entry['error']['cell']}: {entry['error']['ename']}: {entry['error']['evalue']})"
                      if entry["status"] != "ok" else ""), flush=True)
-    manifest["ok"] = all(e["status"] == "ok" for e in manifest["notebooks"])
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
-    (out / "index.html").write_text(_index_html(manifest), encoding="utf-8")
+    _write(out, manifest)
     print(f"report: {out / 'index.html'}")
     return manifest
 
@@ -284,9 +356,8 @@ def load_config(path: str | Path | None) -> dict:
         config = yaml.safe_load(Path(path).read_text()) or {}
     except (OSError, yaml.YAMLError) as e:
         raise BadInput(f"report config {path}: {e}") from e
-    unknown = set(config) - {"out", "notebooks", "parameters", "notebook_parameters"} if isinstance(config, dict) \
-        else {"(not a mapping)"}
+    allowed = ("out", "notebooks", "parameters", "notebook_parameters", "cell_timeout")
+    unknown = set(config) - set(allowed) if isinstance(config, dict) else {"(not a mapping)"}
     if unknown:
-        raise BadInput(f"report config {path}: unknown keys {sorted(unknown)}; "
-                       "allowed: out, notebooks, parameters, notebook_parameters")
+        raise BadInput(f"report config {path}: unknown keys {sorted(unknown)}; allowed: {', '.join(allowed)}")
     return config

@@ -18,6 +18,12 @@ Thread counts start at the CPUs this process may use (affinity and cgroup quota,
 limit), not the host's core count. A count that someone else set (torch.set_num_threads in your code,
 a DataLoader or Ray worker) is left alone. Without /proc (macOS, Windows) 'fair' keeps the full count.
 
+Fork safety: the policy belongs to the process that configured it (`import lab`). In a process forked
+from it (DataLoader workers, multiprocessing children) fit_torch() does nothing: GNU OpenMP's thread
+pool does not survive fork, and a forked child that raises torch above one thread and enters a parallel
+region waits forever for pool threads that exist only in its parent. A spawned process (Ray workers,
+report kernels) imports lab afresh and owns its own policy.
+
 `import lab` (which the CLI, the report, the trainer, the widgets and every notebook do first) puts
 the variables in os.environ before numpy loads, without overriding what you set yourself; report
 kernels inherit them. Importing torch before lab is fine under 'fair' (its count is set at run time);
@@ -48,7 +54,7 @@ _RUNTIMES = ("torch", "numpy", "sklearn", "numba")  # what had loaded before the
 WINDOW = 0.25  # seconds of CPU accounting behind each fitted count
 FIRST_WINDOW, STALE = 0.1, 5.0  # a reading older than STALE is replaced by a fresh FIRST_WINDOW one
 
-_state: dict = {}
+_state: dict = {}  # "pid": the process that configured the policy; only it fits thread counts
 _load: dict = {}  # the last /proc reading and what it said
 
 
@@ -103,13 +109,14 @@ def configure(policy: str | None = None, threads: int | None = None) -> dict:
     """Apply a thread policy ('fair', 'passive' or 'spin'; default $LAB_THREAD_POLICY, else 'fair')
     and a thread count (default $LAB_THREADS, else fitted to the load under 'fair' and the libraries'
     own otherwise, capped by available_cpus()) -> settings(). Variables you set yourself are kept;
-    those the lab set before are replaced. Variables take effect in runtimes that load afterwards and
+    those the lab set before are replaced. In a process forked from the configured one, only the
+    variables change (see fork safety in the module docstring). Variables take effect in runtimes that load afterwards and
     in subprocesses (report kernels, DataLoader workers); thread counts are also applied to torch and
     numba when they are already loaded."""
     policy, n = _policy(policy), _threads(threads)
     first, before = not _state, _state.get("threads")
     if first:
-        _state.update(loaded_before=[m for m in _RUNTIMES if m in sys.modules], ours={})
+        _state.update(loaded_before=[m for m in _RUNTIMES if m in sys.modules], ours={}, pid=os.getpid())
     for k, v in _state["ours"].items():  # undo the lab's own previous choice
         if os.environ.get(k) == v:
             del os.environ[k]
@@ -119,6 +126,8 @@ def configure(policy: str | None = None, threads: int | None = None) -> dict:
             os.environ[k] = _state["ours"][k] = v
     _state.update(policy=policy, threads=n)
     fitted = _state.pop("fitted", None)  # fit_torch starts afresh from the count set below (or torch's own)
+    if not owns_process():  # a forked child: variables only, never a thread count (see the docstring)
+        return settings()
     if fitted and "torch" in sys.modules and sys.modules["torch"].get_num_threads() == fitted["set"]:
         sys.modules["torch"].set_num_threads(fitted["most"])  # undo the lab's own fitting first
     if policy == "fair" and "reading" not in _load:  # the first fit reads the load since now, without waiting
@@ -220,13 +229,18 @@ def fair_count(most: int) -> int:
     return max(1, min(most, available_cpus() - int(others + 0.5)))
 
 
+def owns_process() -> bool:
+    """True in the process that configured the policy; False in one forked from it (see the docstring)."""
+    return _state.get("pid") == os.getpid()
+
+
 def fit_torch() -> None:
     """Before a batch or training step: under 'fair', without an explicit LAB_THREADS, set torch's
     intra-op threads to fair_count(). The first call takes torch's count then as the most; a count
-    that someone else has set since (a DataLoader or Ray worker, your own code) stands. Cheap: the
-    load is read at most every WINDOW seconds."""
+    that someone else has set since (a DataLoader or Ray worker, your own code) stands. Never in a
+    forked process (owns_process). Cheap: the load is read at most every WINDOW seconds."""
     torch = sys.modules.get("torch")
-    if torch is None or policy() != "fair" or _state.get("threads") is not None:
+    if torch is None or policy() != "fair" or _state.get("threads") is not None or not owns_process():
         return
     current = torch.get_num_threads()
     fitted = _state.setdefault("fitted", {"most": current, "set": current})

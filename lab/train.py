@@ -36,6 +36,7 @@ from .images import decode_bytes
 from ._build import build_module
 from .models import pick_device
 from .registry import open_clip
+from .processes import loader_options
 from .threads import fit_torch
 
 
@@ -249,7 +250,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> list[dict]:
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=f"train {cfg.arch}", disable=not progress)
     batches = iter(torch.utils.data.DataLoader(
         _Batches(pairs, preprocess, tokenizer, cfg.batch_size, start * cfg.accum), batch_size=None,
-        num_workers=cfg.workers, prefetch_factor=4 if cfg.workers else None, pin_memory=device.type == "cuda"))
+        num_workers=cfg.workers, prefetch_factor=4 if cfg.workers else None, pin_memory=device.type == "cuda",
+        **loader_options(cfg.workers)))
     for step in bar:
         fit_torch()
         for group in optimizer.param_groups:

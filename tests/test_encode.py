@@ -7,7 +7,7 @@ from PIL import Image
 import lab
 from lab.data import FileList, ImageFolder
 
-from conftest import write_images
+from conftest import count_forward, write_images
 
 
 def _rgb(seed=0, size=(40, 48)):
@@ -137,3 +137,37 @@ def test_image_folder_and_file_list_protocol(nano, tmp_path):
     np.testing.assert_allclose(emb, direct, atol=1e-6)
     with pytest.raises(lab.BadInput, match="no class sub-folders"):
         ImageFolder(tmp_path / "ds" / "cat")
+
+
+class _Stalls:
+    """A dataset (the lab's protocol) whose items from `stall` on never arrive: a worker stuck for good."""
+
+    def __init__(self, n, stall):
+        self.n, self.stall = n, stall
+
+    def __len__(self):
+        return self.n
+
+    def content_key(self, i):
+        return f"stalls:{i}"
+
+    def source(self, i):
+        if i >= self.stall:
+            import time
+            time.sleep(3600)
+        return _rgb(i)
+
+
+def test_a_batch_that_never_arrives_stops_the_run_naming_it_and_keeps_what_was_done(nano, monkeypatch):
+    monkeypatch.setenv("LAB_WORKER_TIMEOUT", "3")
+    with pytest.raises(lab.errors.WorkerTimeout) as info:
+        nano.encode_images(_Stalls(128, stall=64), batch_size=32, num_workers=1, progress=False)
+    message = str(info.value)
+    assert "batch 3 of 4" in message and "items 64..95" in message and "within 3 s" in message
+    assert "LAB_WORKER_TIMEOUT" in message and "num_workers=0" in message
+    seen = count_forward(nano)
+    done = nano.encode_images(_Stalls(64, stall=64), batch_size=32, num_workers=1, progress=False)
+    assert seen["images"] == 0 and np.isfinite(done).all()  # the two batches before it came from the cache
+    monkeypatch.setenv("LAB_WORKER_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="LAB_WORKER_TIMEOUT"):
+        nano.encode_images(_Stalls(128, stall=128), batch_size=32, num_workers=1, cache=False, progress=False)

@@ -185,3 +185,36 @@ def test_static_figures_are_kept_in_the_cache_and_copied_on_a_rerun(tmp_path):
     assert again[2].read_bytes() == b"<svg>kept</svg>"
     other = notebook.save_figure(go.Figure(go.Bar(x=["a"], y=[3])), tmp_path / "three", "bars")
     assert b"kept" not in other[2].read_bytes()  # another figure, another key
+
+
+def test_a_stuck_cell_fails_its_notebook_and_the_next_notebook_still_runs(tmp_path):
+    """A cell that never ends (its child process too) is stopped at the deadline: the notebook is
+    reported failed in that cell, the kernel and its children are gone, the next notebook runs."""
+    pid_file = tmp_path / "child.pid"
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("x: int = 1  # a number")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(
+        f"import subprocess, time\nopen({str(pid_file)!r}, 'w').write(str(subprocess.Popen(['sleep', '3600']).pid))"),
+        nbformat.v4.new_code_cell("while True:\n    try:\n        time.sleep(3600)\n    except KeyboardInterrupt:\n"
+                                  "        pass  # deaf to the interrupt as a deadlocked library is")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "98_stuck.ipynb")
+    manifest = run_report([tmp_path / "98_stuck.ipynb", failing_notebook(tmp_path)], {}, {}, tmp_path / "out",
+                          progress=False, cell_timeout=5)
+    stuck, after = manifest["notebooks"]
+    assert stuck["status"] == "failed" and stuck["error"]["cell"] == 3 and stuck["error"]["ename"] == "CellTimeoutError"
+    assert "timed out after 5 s" in stuck["error"]["evalue"] and stuck["seconds"] < 60
+    assert after["error"]["ename"] == "RuntimeError"  # it ran (and failed on purpose)
+    assert "timed out after 5 s" in (tmp_path / "out" / "index.html").read_text()
+    assert (tmp_path / "out" / "98_stuck.html").exists()  # saved up to the stuck cell, its outputs kept
+    child = int(pid_file.read_text())
+    assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split(")")[1][:3]
+
+
+def test_cell_timeout_is_a_cli_flag_and_a_config_key(tmp_path):
+    config = tmp_path / "report.yaml"
+    config.write_text("cell_timeout: -3\n")
+    assert cli.main(["report", "--config", str(config), "--notebooks", str(NB01)]) == 2
+    with pytest.raises(BadInput, match="cell_timeout"):
+        run_report([NB01], {}, {}, tmp_path / "out", cell_timeout=-1)

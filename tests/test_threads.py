@@ -136,3 +136,47 @@ def test_report_kernels_run_under_the_policy_and_the_manifest_records_it(tmp_pat
     recorded = json.loads((tmp_path / "out" / "manifest.json").read_text())["threads"]
     assert recorded["policy"] == "fair" and recorded["env"]["OPENBLAS_THREAD_TIMEOUT"] == "4"
     assert recorded["available_cpus"] == threads.available_cpus()
+
+
+FORK = r"""import os, sys, tempfile
+import lab, numpy as np, torch
+from lab import threads
+parent = os.getpid()
+torch.set_num_threads(2)
+(torch.rand(4_000_000) * 2).sum()  # a parallel region: GNU OpenMP's pool now holds a second thread
+threads.fair_count = lambda most: 1 if os.getpid() == parent else most  # the parent reads busy, its workers idle
+threads.fit_torch()  # the parent fits one thread: fitted {most 2, set 1}, which its forked workers inherit
+model = lab.load_model("lab-vit-tiny", device="cpu", cache=tempfile.mkdtemp())
+images = [np.random.default_rng(i).integers(0, 256, (64, 64, 3), dtype=np.uint8) for i in range(256)]
+emb = model.encode_images(images, num_workers=2, batch_size=32, cache=False, progress=False)
+print("encoded", emb.shape[0], int(np.isfinite(emb).all()), torch.get_num_threads())
+"""
+
+
+def test_forked_workers_never_raise_torch_threads(tmp_path):
+    """Issue 21's deadlock, made deterministic: a parent that ran a 2-thread parallel region and then
+    fitted 1 thread forks DataLoader workers whose own load reading says 2. Before the fix each worker
+    raised torch to 2 threads and waited forever inside GNU OpenMP; now a forked process never fits
+    (the subprocess timeout turns a regression into a failure, not a hung CI)."""
+    try:
+        out = subprocess.run([sys.executable, "-c", FORK], capture_output=True, text=True, cwd=ROOT, timeout=180,
+                             env={**os.environ, "PYTHONPATH": str(ROOT), "LAB_THREAD_POLICY": "fair"})
+    except subprocess.TimeoutExpired:
+        pytest.fail("encode_images with 2 forked workers hung (the OpenMP-after-fork deadlock is back)")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["encoded", "256", "1", "1"]  # every image; the parent kept its fitted count
+
+
+def test_a_forked_process_does_not_own_the_policy():
+    import torch
+    assert threads.owns_process()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, then leave without running pytest's exit handlers
+        torch.set_num_threads(1)
+        threads.fit_torch()
+        threads.configure()
+        os.write(write, json.dumps([threads.owns_process(), torch.get_num_threads()]).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    assert json.loads(os.read(read, 100)) == [False, 1]

@@ -25,7 +25,7 @@ from functools import partial
 
 __all__ = ["WORKER_TIMEOUT", "worker_timeout", "die_with_parent", "loader_options", "GroupWatch", "descendants", "reap"]
 
-WORKER_TIMEOUT = 600.0  # a batch of 64 images through ViT-L/14 on one busy CPU thread takes minutes, not ten
+WORKER_TIMEOUT = 600.0  # the largest CLIP (ViT-L/14@336) takes ~4 min for a CPU batch of 32 on one busy thread
 _PR_SET_PDEATHSIG = 1
 
 # The watchdog: blocks on its stdin, whose write end only its parent holds; end of file means the

@@ -224,9 +224,9 @@ def _encode_images(model, images, out, failures, *, batch_size, cache, strict, p
             _run_loader(model, images, loader, bar, out, failures, cache, strict)
 
 
-def _batches(loader, images, entries):
+def _batches(loader, images):
     """The loader's batches; a batch that misses the workers' deadline raises WorkerTimeout naming it."""
-    it, k = iter(loader), 0
+    it, k, entries = iter(loader), 0, loader.dataset.entries
     while True:
         try:
             batch = next(it)
@@ -236,21 +236,20 @@ def _batches(loader, images, entries):
             if "timed out" not in str(e):
                 raise
             del it  # stops the workers (terminated if they do not answer)
-            size = loader.batch_size
-            first = entries[k * size][0]
+            chunk = entries[k * loader.batch_size:(k + 1) * loader.batch_size]
             raise WorkerTimeout(
-                f"encode images: batch {k + 1} of {len(loader)} (items {first}..{entries[min(len(entries), (k + 1) * size) - 1][0]}, "
-                f"first {describe(_item_at(images, first))}) did not come back from the DataLoader workers within "
-                f"{loader.timeout:g} s; they were stopped. The {k * size} images before it are encoded"
-                " (and cached when cache=True): run again to continue from there. A worker that is only slow (a large"
-                " model on a busy CPU) needs more time: LAB_WORKER_TIMEOUT=seconds (0: no limit), or num_workers=0"
-                " to encode in this process.") from None
+                f"encode images: batch {k + 1} of {len(loader)} (items {chunk[0][0]}..{chunk[-1][0]}, first "
+                f"{describe(_item_at(images, chunk[0][0]))}) did not come back from the DataLoader workers within "
+                f"{loader.timeout:g} s; they were stopped. The {k} batches before it are encoded (and cached when "
+                "cache=True): run again to continue from there. A worker that is only slow (a large model on a busy "
+                "CPU) needs more time: LAB_WORKER_TIMEOUT=seconds (0: no limit), or num_workers=0 to encode in this "
+                "process.") from None
         yield batch
         k += 1
 
 
 def _run_loader(model, images, loader, bar, out, failures, cache, strict):
-    for batch in _batches(loader, images, loader.dataset.entries):
+    for batch in _batches(loader, images):
         records, pixels, vectors = batch["records"], batch["pixels"], batch["vectors"]
         bad = [(r, r["error"]) for r in records if r["error"] is not None]
         good = [r for r in records if r["error"] is None]

@@ -109,10 +109,10 @@ def configure(policy: str | None = None, threads: int | None = None) -> dict:
     """Apply a thread policy ('fair', 'passive' or 'spin'; default $LAB_THREAD_POLICY, else 'fair')
     and a thread count (default $LAB_THREADS, else fitted to the load under 'fair' and the libraries'
     own otherwise, capped by available_cpus()) -> settings(). Variables you set yourself are kept;
-    those the lab set before are replaced. In a process forked from the configured one, only the
-    variables change (see fork safety in the module docstring). Variables take effect in runtimes that load afterwards and
+    those the lab set before are replaced. Variables take effect in runtimes that load afterwards and
     in subprocesses (report kernels, DataLoader workers); thread counts are also applied to torch and
-    numba when they are already loaded."""
+    numba when they are already loaded, except in a process forked from the configured one (see fork
+    safety in the module docstring)."""
     policy, n = _policy(policy), _threads(threads)
     first, before = not _state, _state.get("threads")
     if first:

@@ -1,6 +1,10 @@
 """The batch report: real papermill runs of notebook 01 on tiny parameters next to a notebook that
 fails on purpose; the notebook's key number against an independent computation from the cache."""
 import json
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -8,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import count_forward
-from lab import cli, prompts
+from lab import cli, processes, prompts
 from lab.errors import BadInput
 from lab.report import coerce, plan, run_report
 
@@ -218,3 +222,46 @@ def test_cell_timeout_is_a_cli_flag_and_a_config_key(tmp_path):
     assert cli.main(["report", "--config", str(config), "--notebooks", str(NB01)]) == 2
     with pytest.raises(BadInput, match="cell_timeout"):
         run_report([NB01], {}, {}, tmp_path / "out", cell_timeout=-1)
+
+
+STALLED_ENCODE = '''import time
+import lab
+
+class Stalls:  # a dataset whose items never arrive: its DataLoader workers are stuck for good
+    def __len__(self): return 64
+    def content_key(self, i): return f"stalls:{i}"
+    def source(self, i): time.sleep(3600)
+
+lab.load_model("lab-vit-tiny", device="cpu").encode_images(Stalls(), batch_size=8, num_workers=2, progress=False)'''
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["sigterm", "sigkill"])
+def test_a_stopped_report_leaves_no_kernel_or_worker_behind(tmp_path, sig):
+    """A report stopped while its notebook is stuck in encode_images: SIGTERM runs the report's cleanup;
+    after SIGKILL nothing of the report's runs, the kernel notices its parent is gone and the workers
+    die with the kernel. Either way no kernel and no DataLoader worker is left."""
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("x: int = 1  # a number")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(STALLED_ENCODE)]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "97_stalls.ipynb")
+    report = subprocess.Popen([sys.executable, "-m", "lab", "report", "--no-progress", "--out", str(tmp_path / "out"),
+                               "--notebooks", str(tmp_path / "97_stalls.ipynb")], cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, below = time.monotonic() + 120, []
+        while len(below) < 3 and time.monotonic() < deadline:  # the kernel and its two workers
+            time.sleep(0.5)
+            below = processes.descendants(report.pid)
+        assert len(below) >= 3, f"the notebook's workers did not start: {below}"
+        time.sleep(1)
+        report.send_signal(sig)
+        assert report.wait(30) == (-sig if sig == signal.SIGKILL else 128 + sig)
+    finally:
+        if report.poll() is None:
+            report.kill()
+    deadline = time.monotonic() + 20
+    while [p for p in below if processes._running(p)] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [p for p in below if processes._running(p)], f"left behind: {below}"

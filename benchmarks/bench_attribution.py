@@ -13,8 +13,8 @@ import tempfile
 import time
 
 import lab
-from lab import attribution as at
-from lab.data.world import WorldDataset
+from lab.studies import attribution as at
+from lab.data.shapeworld import WorldDataset
 
 PROMPTS = ["a photo of a red circle.", "a photo of a blue square.", "a drawing of a star.", "a green heart."]
 FAST = {"relevance", "rollout", "gradcam", "gradcam++", "smoothgrad", "random"}

@@ -45,8 +45,8 @@ def _setup(name: str, quick: bool, scratch: Path):
         return (lambda: model.encode_images(paths[:32], cache=False, progress=False),
                 lambda: model.encode_images(paths, cache=False, progress=False))
     if name == "attribution":  # relevance (ViT) and Grad-CAM (ResNet) over a batch of images x prompts
-        from lab import attribution as at
-        from lab.data.world import WorldDataset
+        from lab.studies import attribution as at
+        from lab.data.shapeworld import WorldDataset
         ds = WorldDataset("test", n // 2)
         images = [ds.source(i) for i in range(len(ds))]
         prompts = ["a photo of a red circle.", "a photo of a blue square.", "a drawing of a star."]
@@ -57,9 +57,9 @@ def _setup(name: str, quick: bool, scratch: Path):
                 at.attribute(m, images[:k], prompts, method="auto", batch_size=16, progress=False, cache=False)
         return (lambda: attribute_all(2)), (lambda: attribute_all(len(images)))
     if name == "probe":  # the linear-probe sweep of notebook 04 on cached features (scikit-learn)
-        from lab import robustness as rb
+        from lab.studies import robustness as rb
         from lab import threads
-        from lab.data.world import WorldDataset
+        from lab.data.shapeworld import WorldDataset
         model = lab.load_model("lab-vit-tiny")
         train, val = WorldDataset("train", 4 * n), WorldDataset("val", n)
         model.encode_images(train, progress=False), model.encode_images(val, progress=False)
@@ -70,13 +70,13 @@ def _setup(name: str, quick: bool, scratch: Path):
         return None, sweep
     if name == "umap":
         import numpy as np
-        from lab import embedding_maps as em
-        from lab.data.world import WorldDataset
+        from lab.studies import maps as em
+        from lab.data.shapeworld import WorldDataset
         emb = lab.load_model("lab-vit-tiny").encode_images(WorldDataset("test", 4 * n), progress=False)
         emb = emb[np.isfinite(emb).all(1)]
         return (lambda: em.project(emb[:200], "umap", cache=False)), (lambda: em.project(emb, "umap", cache=False))
     if name == "train":  # training steps of the tiny ViT, batches rendered by the trainer's DataLoader worker
-        from lab.train import TrainConfig, train
+        from lab.training.train import TrainConfig, train
         steps = n // 16
 
         def train_steps():
@@ -87,7 +87,8 @@ def _setup(name: str, quick: bool, scratch: Path):
     if name == "notebook03":  # the notebook's code cells in this process (no kernel start), fresh memo folder
         import nbformat
         import plotly.io as pio
-        from lab import attribution, attribution_metrics, notebook  # noqa: F401  imports are not the workload
+        from lab.studies import attribution, attribution_metrics
+        from lab import notebook  # noqa: F401  imports are not the workload
         pio.renderers.default = "json"
         notebook.static_figures_missing = lambda: "(not timed)"  # PNG/SVG export runs in kaleido's Chromium,
         notebook._png_warning_shown = True                       # not in the lab's thread pools

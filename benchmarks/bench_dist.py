@@ -23,7 +23,8 @@ import numpy as np
 import psutil
 
 import lab
-from lab import dist, runs
+from lab import dist
+from lab.dist import runs
 from _common import HERE, make_jpegs, timed
 
 

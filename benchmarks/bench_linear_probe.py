@@ -1,5 +1,5 @@
 """Linear-probe benchmark (CPU): the paper's λ search (≤ 15 L-BFGS fits) with BLAS limited to one
-thread, as lab.linear_probe runs it, against the same fits with BLAS's default thread count.
+thread, as lab.studies.linear_probe runs it, against the same fits with BLAS's default thread count.
 Prints seconds (best of --repeats) and the ratio; the chosen λ must agree.
 
     python benchmarks/bench_linear_probe.py [--n 2500] [--d 512] [--classes 10]
@@ -15,7 +15,7 @@ from unittest import mock
 
 import numpy as np
 
-from lab import linear_probe as lp
+from lab.studies import linear_probe as lp
 
 
 def data(n: int, d: int, classes: int, seed: int = 0):

@@ -55,7 +55,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         os.environ["LAB_CACHE_DIR"] = str(tmp / "cache")
-        from lab import embedding_maps as em
+        from lab.studies import maps as em
         x512 = clustered(args.n)
         pca, t_pca = timed(em.project, x512, "pca")
         umap_proj, t_umap = timed(em.project, x512, "umap")

@@ -18,7 +18,8 @@ import numpy as np
 import torch
 
 import lab
-from lab import dist, runs
+from lab import dist
+from lab.dist import runs
 from _common import HERE, make_jpegs, timed
 
 CLIP_RETRIEVAL_A100 = 2500  # img/s, ViT-B/32, one A100 (clip-retrieval's README)

@@ -10,7 +10,7 @@ import io
 import plotly.graph_objects as go
 from PIL import Image
 
-from lab.images import load_rgb_image
+from lab.core.images import load_rgb_image
 
 
 def thumbnail(item, size: int = 128) -> str:

@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-from lab.robustness import bootstrap_band, fit_line, logit, predicted
+from lab.studies.stats import bootstrap_band, fit_line, logit, predicted
 
 TICKS = [0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999]
 SHOWN = (0.001, 0.999)  # accuracies of 0 % and 100 % have no logit: drawn at 0.1 % / 99.9 %
@@ -43,7 +43,7 @@ def _logit_axis(title: str) -> dict:
 
 
 def effective_robustness_plot(points: pd.DataFrame, shift: str, n_boot: int = 300, seed: int = 0) -> go.Figure:
-    """points (lab.robustness.er_points): model, kind ('baseline', 'evaluated' or 'published'), id_top1, shift_top1,
+    """points (lab.studies.robustness.er_points): model, kind ('baseline', 'evaluated' or 'published'), id_top1, shift_top1,
     their _low/_high, and the smoothed id_fit / shift_fit the line is fitted on.
     Axes are logit-scaled; the line is fitted on the baselines, the band is a bootstrap over them."""
     fig = go.Figure()

@@ -1,5 +1,5 @@
 """Figures of the zero-shot / prompt-engineering study (inputs: the DataFrames of
-`lab.prompt_engineering` and `lab.zeroshot.Evaluation`).
+`lab.studies.prompt_engineering` and `lab.studies.zeroshot.Evaluation`).
 
     template_bars(per_template)                 # top-1 of each template alone, ensemble as a line
     method_dots(methods, n)                     # ensemble vs best single vs greedy subset vs ...
@@ -14,18 +14,12 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from lab.studies.stats import wilson_interval
+
 
 def _pct_axis(fig, axis="x"):
     fig.update_layout({f"{axis}axis": dict(tickformat=".1%", title="top-1 accuracy")})
     return fig
-
-
-def wilson_interval(p, n, z: float = 1.96):
-    """95 % Wilson score interval of a proportion p measured on n items -> (low, high) arrays."""
-    p, n = np.asarray(p, dtype=float), np.asarray(n, dtype=float)
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
 
 
 def template_bars(per_template: pd.DataFrame, top: int | None = None) -> go.Figure:

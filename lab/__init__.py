@@ -6,18 +6,23 @@
     text_emb = model.encode_texts(["a photo of a cat"])
 
 Names are imported on first use, so `python -m lab report` and `cache info` start without torch.
+The package: lab.core (models, encoding, cache, memo), lab.data (datasets), lab.studies (one module
+per study), lab.training, lab.dist (Ray), and the front end here (cli, report, notebook, workshop);
+docs/ARCHITECTURE.md says what may import what.
 Importing lab sets the thread policy (lab.threads: fair CPU sharing) before torch or numpy load.
 """
 from importlib import import_module
 
-from . import threads
+from . import _moved, threads
 from .errors import BadInput, LabError, ModelNotAvailable, UnsafeCheckpoint
 
 threads.configure()  # before any OpenMP / BLAS runtime loads: see lab/threads.py
+_moved.install()
 
-_LAZY = {"EmbeddingCache": ".cache", "default_cache_dir": ".cache", "Failure": ".encoding",
-         "ClipModel": ".models", "load_model": ".models",
-         "list_models": ".registry", "list_pretrained": ".registry", "model_info": ".registry"}
+_LAZY = {"EmbeddingCache": ".core.cache", "default_cache_dir": ".core.cache", "Failure": ".core.encoding",
+         "ClipModel": ".core.models", "load_model": ".core.models",
+         "list_models": ".core.registry", "list_pretrained": ".core.registry", "model_info": ".core.registry"}
+_PACKAGES = ["core", "data", "studies", "training", "dist", "workshop"]  # lab.studies etc.: imported on first use
 
 __all__ = ["load_model", "list_models", "list_pretrained", "model_info", "ClipModel", "EmbeddingCache", "default_cache_dir",
            "Failure", "LabError", "BadInput", "ModelNotAvailable", "UnsafeCheckpoint"]
@@ -28,6 +33,10 @@ def __getattr__(name):
         value = getattr(import_module(_LAZY[name], __name__), name)
         globals()[name] = value
         return value
+    if name in _PACKAGES:
+        return import_module(f".{name}", __name__)
+    if f"{__name__}.{name}" in _moved.MOVED:  # lab.zeroshot and the other paths before the regrouping
+        return _moved.moved(f"{__name__}.{name}")
     raise AttributeError(f"module 'lab' has no attribute {name!r}")
 
 

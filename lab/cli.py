@@ -13,6 +13,9 @@
     python -m lab report [--config report.yaml] [-p NAME VALUE ...] [--notebooks NB ...] [--out DIR]
                          [--cell-timeout SECONDS]
     python -m lab workshop agenda|build|check|prepare [--start 09:30] [--out DIR|FILE]   # lab.workshop
+    python -m lab train --arch lab-vit-tiny --steps 2500 --out FILE.pt    # lab.training.train (--help: all options)
+    python -m lab card lab-vit-tiny [--n 2000] [--no-write]              # lab.training.model_card
+    python -m lab suites materialize|sheet|build-adversarial ...         # lab.training.suites
 
 `encode` writes an (N, D) float32 .npy and an index CSV beside it (`emb.index.csv`: row, item,
 ok, error); rows of items that failed are NaN. Errors print one line, no traceback.
@@ -24,12 +27,13 @@ import csv
 import os
 import sys
 import warnings
+from importlib import import_module
 from pathlib import Path
 
 import numpy as np
 
-from . import memo
-from .cache import EmbeddingCache
+from .core import memo
+from .core.cache import EmbeddingCache
 from .errors import LabError
 from .data.folder import IMAGE_EXTENSIONS, list_images
 
@@ -59,14 +63,14 @@ def _image_sources(sources: list[str]) -> list[str]:
 
 
 def cmd_models(args) -> int:
-    from .registry import list_models
+    from .core.registry import list_models
     for name in list_models(available=args.available):
         print(name)
     return 0
 
 
 def cmd_encode(args) -> int:
-    from .models import load_model
+    from .core.models import load_model
     if not args.sources and not args.texts and not args.world:
         raise LabError("nothing to encode: pass image folders/files, a .txt list of paths, --texts FILE or --world SPLIT")
     model = load_model(args.model, pretrained=args.pretrained, device=args.device, cache=args.cache_dir,
@@ -80,7 +84,8 @@ def cmd_encode(args) -> int:
         emb, failures = model.encode_texts(items, batch_size=args.batch_size, strict=args.strict,
                                            return_failures=True)
     elif args.world:
-        from .data.world import SPLIT_SEEDS, WorldDataset
+        from .data.world import SPLIT_SEEDS
+        from .data.shapeworld import WorldDataset
         split, _, n = args.world.partition(":")
         if split not in SPLIT_SEEDS or not (n or "200").isdigit():
             raise LabError(f"--world takes SPLIT[:N] with SPLIT one of {list(SPLIT_SEEDS)}; got {args.world!r}")
@@ -115,7 +120,8 @@ def _save_npy(model, out: Path, emb, items, errors: dict) -> int:
 def _encode_on_ray(args, model) -> int:
     """--engine ray: the run folder is --out (or emb.parts/ beside --out emb.npy, which is then written too)."""
     import json
-    from . import dist, runs
+    from . import dist
+    from .dist import runs
     if args.world:
         raise LabError("--world renders images in this process; drop --engine ray")
     out = Path(args.out)
@@ -159,7 +165,7 @@ def cmd_cache(args) -> int:
         size = sum(os.path.getsize(p) for p in cache.directory.glob(cache.path.name + "*"))
         print(f"  total {sum(r['entries'] for r in rows):,} entries, {_human(size)} on disk")
     elif args.action == "import":
-        from .runs import import_run
+        from .dist.runs import import_run
         if not args.run:
             raise LabError("cache import needs the run folder: python -m lab cache import DIR")
         done = import_run(args.run, cache)
@@ -177,7 +183,7 @@ def cmd_cache(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .runs import export_clip_retrieval
+    from .dist.runs import export_clip_retrieval
     dest = export_clip_retrieval(args.run, args.out)
     print(f"exported {args.run} -> {dest} (img_emb/*.npy + metadata/*.parquet)")
     return 0
@@ -193,6 +199,12 @@ def cmd_report(args) -> int:
                           config.get("notebook_parameters") or {}, args.out or config.get("out"),
                           progress=not args.no_progress, cell_timeout=args.cell_timeout)
     return 0 if manifest["ok"] else 1
+
+
+# Commands whose module parses its own arguments: `python -m lab train --help` shows train's options.
+PASS_THROUGH = {"train": ("lab.training.train", "train a built-in CLIP on ShapeWorld"),
+                "card": ("lab.training.model_card", "evaluate a built-in model and write its model card"),
+                "suites": ("lab.training.suites", "materialize the shift suites, a contact sheet, or rebuild adversarial")}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -250,10 +262,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_report)
     from .workshop.cli import add_parser as add_workshop
     add_workshop(sub)
+    for name, (module, help_text) in PASS_THROUGH.items():
+        sub.add_parser(name, help=f"{help_text} ({module}; {name} --help: its options)", add_help=False)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in PASS_THROUGH:
+        return import_module(PASS_THROUGH[argv[0]][0]).main(argv[1:]) or 0
     args = build_parser().parse_args(argv)
     try:
         with warnings.catch_warnings():

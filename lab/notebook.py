@@ -16,7 +16,8 @@ from pathlib import Path
 import plotly.io as pio
 from plotly.io._base_renderers import NotebookRenderer
 
-from . import _static_export, memo
+from . import _static_export
+from .core import memo
 
 RENDERERS = "plotly_mimetype+lab_notebook"  # live JupyterLab + a text/html copy that nbconvert keeps
 _MATHJAX_CDN = re.compile(r'<script[^>]*src="https?://[^"]*mathjax[^"]*"[^>]*></script>', re.I)

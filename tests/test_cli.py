@@ -44,7 +44,7 @@ def test_encode_folder_then_cache_info_and_clear(tmp_path):
     assert "RN50:random" in info.stdout and "5 entries" in info.stdout
     cleared = run("cache", "clear", "--model", "RN50:random", cache_dir=tmp_path / "c")
     assert "removed 5 embeddings" in cleared.stdout
-    from lab import memo
+    from lab.core import memo
     memo.memoized("probe", [np.arange(3)], lambda: {"top1": 0.5}, tmp_path / "c", kind="json")
     memo.memoized("umap", [np.arange(3)], lambda: {"xy": np.ones((3, 2))}, tmp_path / "c",
                   folder_name="projections", kind="npz")

@@ -10,10 +10,10 @@ import torch.nn.functional as F
 from PIL import Image, ImageFilter
 
 import lab
-from lab import attribution as at
-from lab import attribution_metrics as am
-from lab import train as tr
-from lab.train import TrainConfig
+from lab.studies import attribution as at
+from lab.studies import attribution_metrics as am
+from lab.training import train as tr
+from lab.training.train import TrainConfig
 
 from conftest import NANO
 
@@ -138,7 +138,7 @@ def test_resumed_training_equals_an_uninterrupted_run(tmp_path, monkeypatch):
         return loss
     monkeypatch.setattr(tr, "_save", spy_save)
     monkeypatch.setattr(tr, "clip_loss", spy_loss)
-    from lab.data.world import WorldDataset
+    from lab.data.shapeworld import WorldDataset
     ds = WorldDataset("val", n=16)
     rows = ["path,caption"]
     for k in range(16):
@@ -172,7 +172,7 @@ def test_gradcam_plus_plus_equals_the_papers_formula():
     first): alpha = g^2 / (2 g^2 + sum_ab A_ab g^3), w_k = sum_ij alpha relu(g), map = relu(sum_k w_k A_k),
     with g = dY/dA at layer4's output, computed here channel by channel in float64 numpy."""
     model = lab.load_model("lab-rn-tiny")
-    from lab.data.world import WorldDataset
+    from lab.data.shapeworld import WorldDataset
     ds = WorldDataset("test", 4)
     images = [ds.source(i) for i in range(4)]
     result = at.attribute(model, images, TEXTS, method="gradcam++")
@@ -219,7 +219,7 @@ def chefer(attentions, grads, start: int) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def vit_and_images():
-    from lab.data.world import WorldDataset
+    from lab.data.shapeworld import WorldDataset
     ds = WorldDataset("test", 3)
     return lab.load_model("lab-vit-tiny"), [ds.source(i) for i in range(3)]
 

@@ -16,11 +16,15 @@ from scipy import stats
 from scipy.special import softmax
 
 import lab
-from lab import cli, prompts, zeroshot
-from lab import robustness as rb
+from lab import cli
+from lab.data import prompts
+from lab.studies import zeroshot
+from lab.studies import robustness as rb
+from lab.studies.stats import bootstrap_band, fit_line, predicted
+from lab.data.shapeworld import ClassSubset
 from lab.data import shifts
 from lab.errors import BadInput
-from figures.zeroshot import wilson_interval
+from lab.studies.stats import wilson_interval
 
 from conftest import NANO, write_images
 
@@ -44,14 +48,14 @@ def test_linear_probe_equals_scikit_learn_and_restricts_classes_by_name(vit, tmp
     from sklearn.linear_model import LogisticRegression
 
     from lab.data.suites import SUBSET
-    from lab.data.world import WorldDataset
+    from lab.data.shapeworld import WorldDataset
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LAB_CACHE_DIR", str(tmp_path_factory.mktemp("probe-cache")))
         train, val, test = WorldDataset("train", 150), WorldDataset("val", 60), WorldDataset("test", 80)
         Cs = (0.01, 1.0, 100.0)
         probe = rb.linear_probe(vit, train, val, Cs=Cs)
         xt, xv, xs = (vit.encode_images(d, progress=False) for d in (train, val, test))
-        sub = rb.ClassSubset(test, SUBSET)
+        sub = ClassSubset(test, SUBSET)
         top_all, top_sub = probe(test), probe(sub)
     yt, yv = train.labels["label"].to_numpy(), val.labels["label"].to_numpy()
     fits = {C: LogisticRegression(C=C, max_iter=2000).fit(xt, yt) for C in Cs}
@@ -96,7 +100,7 @@ def test_bootstrap_band_on_scattered_baselines_equals_a_direct_resampling():
     x = np.array([0.3, 0.45, 0.6, 0.7, 0.85, 0.9])
     y = np.array([0.2, 0.25, 0.45, 0.4, 0.7, 0.65])  # not on a line: resamples fit different lines
     grid = np.array([0.4, 0.6, 0.8])
-    lo, hi = rb.bootstrap_band(x, y, grid, n_boot=300, seed=3, level=0.9)
+    lo, hi = bootstrap_band(x, y, grid, n_boot=300, seed=3, level=0.9)
     logit = lambda p: np.log(p / (1 - p))  # noqa: E731
     rng, lines = np.random.default_rng(3), []
     for _ in range(300):
@@ -106,7 +110,7 @@ def test_bootstrap_band_on_scattered_baselines_equals_a_direct_resampling():
             lines.append(1 / (1 + np.exp(-(a * logit(grid) + b))))
     np.testing.assert_allclose(lo, np.quantile(lines, 0.05, axis=0), rtol=1e-9)
     np.testing.assert_allclose(hi, np.quantile(lines, 0.95, axis=0), rtol=1e-9)
-    fit = rb.predicted(grid, *rb.fit_line(x, y))
+    fit = predicted(grid, *fit_line(x, y))
     assert (lo < fit).all() and (fit < hi).all() and (hi - lo).min() > 0.02
 
 
@@ -197,7 +201,7 @@ def test_report_parameters_from_the_command_line_and_per_notebook(tmp_path, caps
 
 
 def test_cli_encodes_world_images_row_by_row(tmp_path, capsys):
-    from lab.data.world import WorldDataset
+    from lab.data.shapeworld import WorldDataset
     out = tmp_path / "w.npy"
     assert cli.main(["encode", "--world", "test:5", "--model", "lab-vit-tiny", "--out", str(out)]) == 0
     emb, index = np.load(out), pd.read_csv(tmp_path / "w.index.csv")

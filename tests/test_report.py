@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from conftest import count_forward
-from lab import cli, processes, prompts
+from lab import cli, processes
+from lab.data import prompts
 from lab.errors import BadInput
 from lab.report import coerce, plan, run_report
 
@@ -104,7 +105,7 @@ def test_every_figure_has_png_and_svg_linked_from_the_index(report):
 
 def test_ensemble_accuracy_equals_an_independent_computation_from_the_cache(report):
     import lab
-    from lab.data.world import WorldDataset
+    from lab.data.shapeworld import WorldDataset
     tmp, manifest = report
     reported = manifest["notebooks"][0]["run"]["results"]["ensemble_top1"]
     model = lab.load_model("lab-vit-tiny", cache=tmp / "cache")

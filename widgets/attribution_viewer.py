@@ -4,7 +4,7 @@ opacity (re-blended, not recomputed).
 
     from widgets.attribution_viewer import AttributionViewer
     AttributionViewer()            # in JupyterLab
-The logic is `lab.attribution.attribute` + `figures.attribution.overlay`; tests drive the widget
+The logic is `lab.studies.attribution.attribute` + `figures.attribution.overlay`; tests drive the widget
 values and read `result`, `status` and the rendered HTML.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import io
 import ipywidgets as w
 from PIL import Image
 
-from lab import attribution as at
+from lab.studies import attribution as at
 from lab.errors import LabError
 
 from figures.attribution import overlay
@@ -31,7 +31,7 @@ def _png(array) -> str:
 
 
 class AttributionViewer(ImagePicker):
-    """A thin ipywidgets shell over `lab.attribution.attribute`."""
+    """A thin ipywidgets shell over `lab.studies.attribution.attribute`."""
 
     def __init__(self, models=("lab-vit-tiny", "lab-rn-tiny"), dataset: str = "shapeworld", data_root: str = "",
                  n: int = 100):

@@ -6,7 +6,7 @@
 Lasso or box select points -> their images in the grid; click a point -> its image and nearest
 neighbours; type a prompt -> it is placed in the map (star) and its nearest images are shown and
 highlighted; the dropdown recolours by any label column. The logic is `select`, `click`, `query`
-and `recolor` (plain methods over `lab.embedding_maps`), which the tests call as the callbacks would.
+and `recolor` (plain methods over `lab.studies.maps`), which the tests call as the callbacks would.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 import lab
-from lab import embedding_maps as em
+from lab.studies import maps as em
 from lab.data import load_dataset
 
 from figures.images import thumbnail

@@ -3,14 +3,15 @@ and watch the zero-shot probabilities and the per-template breakdown update; swi
 
     from widgets.prompt_playground import PromptPlayground
     PromptPlayground()            # in JupyterLab: displays itself
-The logic is `lab.zeroshot.classify_image`; this class only wires widgets to it (tests drive
+The logic is `lab.studies.zeroshot.classify_image`; this class only wires widgets to it (tests drive
 the widget values and read `classes`, `per_template`, `status`).
 """
 from __future__ import annotations
 
 import ipywidgets as w
 
-from lab import prompts, zeroshot
+from lab.data import prompts
+from lab.studies import zeroshot
 from lab.data import dataset_spec, default_classnames
 from lab.errors import LabError
 
@@ -26,7 +27,7 @@ def _lines(text: str) -> list[str]:
 
 
 class PromptPlayground(ImagePicker):
-    """A thin ipywidgets shell over `lab.zeroshot.classify_image`."""
+    """A thin ipywidgets shell over `lab.studies.zeroshot.classify_image`."""
 
     def __init__(self, models=("lab-vit-tiny", "lab-rn-tiny"), dataset: str = "shapeworld", data_root: str = "",
                  n: int = 100, templates: str | None = None):

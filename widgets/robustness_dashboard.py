@@ -3,7 +3,7 @@ bars update; click a point to see that model's worst-hit classes and example mis
 
     from widgets.robustness_dashboard import RobustnessDashboard
     RobustnessDashboard()                 # computes the built-in study (small n), or pass results=
-The logic is `lab.robustness` (run_suite, er_points, worst_classes); tests drive `models_box`,
+The logic is `lab.studies.robustness` (run_suite, er_points, worst_classes); tests drive `models_box`,
 `shift_box` and `inspect(model)`.
 """
 from __future__ import annotations
@@ -14,7 +14,8 @@ import ipywidgets as w
 import numpy as np
 
 import lab
-from lab import robustness as rb
+from lab.studies import robustness as rb
+from lab.data.shapeworld import world_shift_sets
 
 from figures.images import thumbnail
 from figures.robustness import effective_robustness_plot, shift_bars
@@ -27,7 +28,7 @@ class RobustnessDashboard(LabWidget):
     def __init__(self, models=("lab-vit-tiny", "lab-rn-tiny"), n_per_shift: int = 200, results: dict | None = None):
         if results is None:
             clips = [lab.load_model(m) for m in models]
-            sets, pairs, _ = rb.world_shift_sets(n_per_shift, corruptions=[])
+            sets, pairs, _ = world_shift_sets(n_per_shift, corruptions=[])
             classifiers = rb.world_classifiers(clips)
             table, predictions = rb.run_suite(classifiers, sets)
             results = {"sets": sets, "pairs": pairs, "table": table, "predictions": predictions}

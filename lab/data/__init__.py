@@ -9,8 +9,8 @@ A dataset is anything with
 `lab.data.ImageFolder` reads the class-folder layout (`<root>/<class>/<image>`), `lab.data.ImageNet`
 ImageNet's `<root>/val/<wnid>/` layout; `load_dataset(name, root, split, n)` picks one by name.
 """
-from ._protocol import Dataset, FileList
-from ._registry import Subset, dataset_identity, dataset_spec, default_classnames, list_datasets, load_dataset
+from ._protocol import Dataset, FileList, Subset
+from ._catalog import dataset_identity, dataset_spec, default_classnames, list_datasets, load_dataset
 from .folder import ImageFolder, IMAGE_EXTENSIONS, list_images
 from .imagenet import ImageNet, WnidFolders
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Protocol, Sequence, runtime_checkable
 
+import numpy as np
 import pandas as pd
 
 
@@ -40,3 +41,24 @@ class FileList:
     @property
     def labels(self) -> pd.DataFrame:
         return pd.DataFrame({"path": self.paths, "label": -1})
+
+
+class Subset:
+    """Items `indices` of a dataset, as a dataset."""
+
+    def __init__(self, dataset, indices, name: str):
+        self.dataset, self.indices, self.name = dataset, np.asarray(indices, dtype=int), name
+        self.classes = dataset.classes
+
+    def __len__(self):
+        return len(self.indices)
+
+    def source(self, i):
+        return self.dataset.source(int(self.indices[i]))
+
+    def content_key(self, i):
+        return self.dataset.content_key(int(self.indices[i]))
+
+    @property
+    def labels(self) -> pd.DataFrame:
+        return self.dataset.labels.iloc[self.indices].reset_index(drop=True)

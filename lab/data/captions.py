@@ -72,7 +72,8 @@ class CaptionSet:
 
 def world_captions(n_images: int = 1000, split: str = "test", per_image: int = 5, image_size: int = 64) -> CaptionSet:
     """ShapeWorld images of `split` with `per_image` captions each from the world's grammar."""
-    from .world import POSITIONS, SPLIT_SEEDS, WorldDataset, item_rng, stated_caption
+    from .world import POSITIONS, SPLIT_SEEDS, item_rng, stated_caption
+    from .shapeworld import WorldDataset
     images = WorldDataset(split, n_images, image_size)
     texts, owners, stated = [], [], []
     for i in range(n_images):

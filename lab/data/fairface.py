@@ -7,6 +7,7 @@ and its images, as a lab dataset whose labels carry the groups the audit compare
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -16,14 +17,25 @@ from ..errors import BadInput
 from ._protocol import FileList
 
 COLUMNS = ["file", "age", "gender", "race"]
+LABELS_FILE = Path(__file__).parent / "fairface_labels.json"  # the paper's label set (see label_spec)
+
+
+def label_spec(file: str | os.PathLike = LABELS_FILE) -> dict:
+    """The paper's FairFace label set as data: races, genders, prompt templates, the flagged (crime and
+    non-human) words by kind and the remedy words (lab.studies.class_design turns it into label sets)."""
+    return json.loads(Path(file).read_text())
+
+
+def people_classes(spec: dict) -> list[str]:
+    """The race x gender class names, in the label set's order ('<race> <gender>', lower case)."""
+    return [f"{r} {g}".replace("_", " ").lower() for r in spec["races"] for g in spec["genders"]]
 
 
 class FairFace(FileList):
     """Images listed in a FairFace label CSV under `root`. label: index of '<race> <gender>' in the
-    order of lab.class_design.fairface_label_sets (-1 for values outside it)."""
+    order of the label set's classes (people_classes, then the flagged words; -1 for values outside it)."""
 
     def __init__(self, root: str | os.PathLike, csv: str = "fairface_label_val.csv", n: int = 0):
-        from ..class_design import fairface_label_sets
         self.root = Path(root)
         table_file = self.root / csv
         if not table_file.exists():
@@ -34,7 +46,8 @@ class FairFace(FileList):
         if missing:
             raise BadInput(f"{table_file} lacks the columns {missing}; FairFace's CSV has {COLUMNS + ['service_test']}")
         table = table.head(n) if n else table
-        names = fairface_label_sets()["default"].names
+        spec = label_spec()
+        names = people_classes(spec) + [w for ws in spec["flagged"].values() for w in ws]
         people = [f"{r} {g}".replace("_", " ").lower() for r, g in zip(table["race"], table["gender"])]
         self.classes = names
         self._labels = table.assign(path=[str(self.root / f) for f in table["file"]],

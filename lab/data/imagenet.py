@@ -50,7 +50,7 @@ class WnidFolders(FileList):
 
 def ImageNet(root: str | os.PathLike, split: str = "val") -> WnidFolders:
     """ImageNet-1k `split` under `root` (`root/split/<wnid>` if present, else `root/<wnid>`)."""
-    from .. import prompts
+    from . import prompts
     root = Path(root)
     folder = root / split if (root / split).is_dir() else root
     return WnidFolders(folder, prompts.imagenet_wnids(), prompts.classnames("imagenet"), f"imagenet/{split}")

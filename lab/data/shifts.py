@@ -23,14 +23,15 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from PIL import Image
 
-from .. import prompts
+from . import prompts
 from ..errors import BadInput
-from ._protocol import FileList
+from ._protocol import FileList, Subset
 from .folder import list_images
-from .imagenet import WnidFolders
+from .imagenet import ImageNet, WnidFolders
 
 
 @lru_cache(maxsize=None)
@@ -179,3 +180,39 @@ def imagenet_c(root: str | os.PathLike) -> dict[tuple[str, int], WnidFolders]:
     if not out:
         raise BadInput(f"ImageNet-C: no <corruption>/<severity> folders under {root}")
     return out
+
+
+def real_shift_sets(roots: dict, n: int = 0, seed: int = 0) -> tuple[dict, dict]:
+    """Real shift sets from folders -> (sets, pairs). roots: any of imagenet (val), imagenetv2,
+    imagenet_sketch, imagenet_r, imagenet_a, objectnet; n > 0 subsamples each set (seeded).
+    ImageNet-R/-A and ObjectNet are compared with ImageNet val restricted to their classes."""
+    builders = {"imagenet": ImageNet, "imagenetv2": ImageNetV2, "imagenet_sketch": ImageNetSketch,
+                "imagenet_r": ImageNetR, "imagenet_a": ImageNetA, "objectnet": ObjectNet}
+    unknown = set(roots) - set(builders)
+    if unknown:
+        raise ValueError(f"unknown dataset roots {sorted(unknown)}; known: {list(builders)}")
+    if "imagenet" not in roots:
+        raise ValueError("the in-distribution set is ImageNet val: give roots['imagenet']")
+
+    def sample(ds):
+        if not n or len(ds) <= n:
+            return ds
+        idx = np.sort(np.random.default_rng(seed).choice(len(ds), n, replace=False))
+        return Subset(ds, idx, f"{getattr(ds, 'name', 'dataset')}/n{n}-seed{seed}")
+
+    sets, pairs = {"imagenet": sample(builders["imagenet"](roots["imagenet"]))}, {}
+    for key, root in roots.items():
+        if key == "imagenet":
+            continue
+        sets[key] = sample(builders[key](root))
+        if key in ("imagenet_r", "imagenet_a", "objectnet"):  # compared with val over the same classes
+            if key == "objectnet":
+                ids = getattr(sets[key], "dataset", sets[key]).imagenet_ids  # (a Subset wraps the dataset)
+                wnids = [prompts.imagenet_wnids()[i] for i in ids]
+            else:
+                wnids = imagenet_r_wnids() if key == "imagenet_r" else imagenet_a_wnids()
+            sets[f"imagenet ({key} classes)"] = sample(imagenet_subset_val(roots["imagenet"], wnids))
+            pairs[key] = f"imagenet ({key} classes)"
+        else:
+            pairs[key] = "imagenet"
+    return sets, pairs

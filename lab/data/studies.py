@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
-from .world import SHAPES, SIZES, SPLIT_SEEDS, WorldDataset, draw_scene, item_rng, labels_of, widen_background
+from .world import SHAPES, SIZES, SPLIT_SEEDS, draw_scene, item_rng, labels_of, widen_background
+from .shapeworld import WorldDataset
 
 VERSION = "shapeworld-studies-1"
 CONDITIONS = ["clean", "blank", "correct", "wrong", "nonsense", "word_only"]

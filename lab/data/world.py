@@ -5,10 +5,11 @@ background. Every sample carries its image, structured labels (shape, colour, si
 count, style), a caption from a small grammar, and per-object boxes and masks. Generation is
 deterministic: sample i of a split is drawn from its own RNG seeded with (split seed, i).
 
-    from lab.data.world import WorldDataset, render
+    from lab.data.shapeworld import WorldDataset
+    from lab.data.world import render
     ds = WorldDataset("test", n=2000)              # a lab dataset (see lab.data)
     s = ds.sample(0); s.image, s.labels, s.caption, s.boxes, s.masks
-    python -m lab.data.world materialize --out data/world --n 50   # class folders on disk
+    python -m lab suites materialize --out data/suites --n 50   # class folders on disk
 
 Splits: train (unbounded), val, test. Shift suites (recipes in SUITES and docs/world.md):
 v2, sketch, rendition, adversarial, objectnet, and corruptions (ImageNet-C style, 1-5).
@@ -16,12 +17,10 @@ v2, sketch, rendition, adversarial, objectnet, and corruptions (ImageNet-C style
 from __future__ import annotations
 
 import colorsys
-import hashlib
 import math
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-import pandas as pd
 from PIL import Image, ImageDraw, ImageFilter
 
 VERSION = "shapeworld-1"  # part of every cache key: bump it whenever rendering changes
@@ -347,93 +346,13 @@ def task_prompts(task: str, templates=TEMPLATES, shapes=SHAPES) -> dict[str, lis
 
 # -- samples and datasets ------------------------------------------------------------------------
 
-@dataclass
-class Sample:
-    image: Image.Image
-    labels: dict
-    caption: str
-    boxes: list[tuple]
-    masks: list[np.ndarray]
-
-
 def labels_of(scene: Scene) -> dict:
     return {"shape": scene.shape, "colour": scene.colour, "size": scene.size, "count": scene.count,
             "position": POSITIONS[scene.cells[0]] if scene.count == 1 else "several", "style": scene.style,
             "render": scene.render}
 
 
-def make_sample(scene: Scene, rng: np.random.Generator, image_size: int = 64) -> Sample:
-    img, masks, boxes = render(scene, image_size)
-    return Sample(img, labels_of(scene), caption(scene, rng), boxes, masks)
-
-
 def item_rng(seed: int, i: int, *extra: int) -> np.random.Generator:
     return np.random.default_rng([seed, i, *extra])
 
 
-class WorldDataset:
-    """A fixed split or shift suite of ShapeWorld as a lab dataset (images rendered on demand).
-
-    task: which label is `label` (shape, colour, size, count, position)."""
-
-    def __init__(self, split: str = "test", n: int = 1000, image_size: int = 64, task: str = "shape",
-                 suite: str | None = None, severity: int | None = None, corruption: str | None = None):
-        from .suites import SUITES, scene_for
-        if split not in SPLIT_SEEDS:
-            raise KeyError(f"unknown split {split!r}; splits are {list(SPLIT_SEEDS)}")
-        if suite is not None and suite not in SUITES:
-            raise KeyError(f"unknown shift suite {suite!r}; suites are {list(SUITES)}")
-        if (suite == "corruptions") != (corruption is not None):
-            raise ValueError("corrupted images need suite='corruptions' together with corruption=<type>")
-        if corruption is not None:
-            from .corruptions import CORRUPTIONS
-            if corruption not in CORRUPTIONS or severity not in (1, 2, 3, 4, 5):
-                raise ValueError(f"corruption must be one of {CORRUPTIONS} and severity 1..5; "
-                                 f"got {corruption!r}, {severity!r}")
-        self.split, self.n, self.image_size, self.task = split, n, image_size, task
-        self.suite, self.severity, self.corruption = suite, severity, corruption
-        self._scene_for = scene_for
-        self.name = f"{VERSION}/{split}" + (f"/{suite}" if suite else "") + (
-            f"/{corruption}-{severity}" if corruption else "")
-        self._scenes = [self.scene(i) for i in range(n)]
-        self._labels = pd.DataFrame([labels_of(s) for s in self._scenes])
-        self.classes = self.task_classes(task, self.suite)
-        self._labels["label"] = self.task_labels(task)
-
-    @staticmethod
-    def task_classes(task: str, suite: str | None = None) -> list[str]:
-        from .suites import SUITES
-        if task == "shape":
-            return list(SUITES[suite].get("shapes", SHAPES)) if suite else list(SHAPES)
-        return {"colour": list(COLOURS), "size": list(SIZES), "count": COUNTS, "position": POSITIONS}[task]
-
-    def task_labels(self, task: str) -> np.ndarray:
-        """Class index of every item for a task (-1 where it does not apply, e.g. the position
-        of a scene with several objects or a shape outside the suite's class subset)."""
-        classes = self.task_classes(task, self.suite)
-        values = [COUNTS[s.count - 1] if task == "count" else
-                  (POSITIONS[s.cells[0]] if s.count == 1 else None) if task == "position" else
-                  getattr(s, task) for s in self._scenes]
-        return np.array([classes.index(v) if v in classes else -1 for v in values])
-
-    def scene(self, i: int) -> Scene:
-        return self._scene_for(self.split, i, self.suite, self.corruption, self.severity)
-
-    def __len__(self):
-        return self.n
-
-    def sample(self, i: int) -> Sample:
-        return make_sample(self._scenes[i], item_rng(SPLIT_SEEDS[self.split], i, 7), self.image_size)
-
-    def source(self, i: int) -> Image.Image:
-        return render(self._scenes[i], self.image_size, with_masks=False)[0]
-
-    def content_key(self, i: int) -> str:
-        """Names the pixels: split, suite and the scene's own parameters (so a rebuilt suite or a
-        changed recipe never reuses an old embedding)."""
-        scene = hashlib.sha1(repr(self._scenes[i]).encode()).hexdigest()[:16]
-        return f"{self.name}/{self.image_size}/{scene}"
-
-    @property
-    def labels(self) -> pd.DataFrame:
-        return self._labels

@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 from scipy.special import expit
 
-from .. import zeroshot
+from ..studies import zeroshot
 
 attempts: dict[str, object] = {}  # name -> the learner's own function, kept aside by catch_up
 results: dict[str, str] = {}  # name -> "correct" | "hint" | "not attempted", the latest of each
@@ -49,7 +49,7 @@ def _gap(image_emb, text_emb):
 
 
 def _nearest(emb, query, k):
-    from ..embedding_maps import nearest
+    from ..studies.maps import nearest
     return nearest(emb, query[None], k)[0][0]
 
 
@@ -71,22 +71,22 @@ def _minmax(m):
 
 
 def _pointing(heatmap, mask):
-    from ..attribution_metrics import pointing_game
+    from ..studies.attribution_metrics import pointing_game
     return bool(pointing_game(heatmap[None], mask[None])[0])
 
 
 def _logit(p):
-    from ..robustness import logit
+    from ..studies.stats import logit
     return logit(p)
 
 
 def _fit_line(id_acc, shift_acc):
-    from ..robustness import fit_line
+    from ..studies.stats import fit_line
     return np.array(fit_line(id_acc, shift_acc))
 
 
 def _er(id_acc, shift_acc, a, b):
-    from ..robustness import effective_robustness
+    from ..studies.robustness import effective_robustness
     return effective_robustness(id_acc, shift_acc, a, b)
 
 

@@ -40,7 +40,7 @@ def _packages() -> list[str]:
 def _models() -> list[str]:
     import numpy as np
     import lab
-    from lab.data.world import WorldDataset
+    from lab.data.shapeworld import WorldDataset
     images = [WorldDataset("test", n=4).source(i) for i in range(4)]
     problems = []
     for name in MODELS:
@@ -57,7 +57,7 @@ def _models() -> list[str]:
 
 
 def _cache() -> list[str]:
-    from ..cache import default_cache_dir
+    from ..core.cache import default_cache_dir
     folder = default_cache_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -36,9 +36,9 @@ WIDGET_CELLS = [
     "from widgets.embedding_explorer import EmbeddingExplorer\nexplorer = EmbeddingExplorer(n=150, n_neighbors=10)\n"
     "explorer",
     "from widgets.attribution_viewer import AttributionViewer\nviewer = AttributionViewer(n=10)\nviewer",
-    "import lab\nfrom lab import robustness as rb\nfrom widgets.robustness_dashboard import RobustnessDashboard\n"
+    "import lab\nfrom lab.studies import robustness as rb\nfrom lab.data.shapeworld import world_shift_sets\nfrom widgets.robustness_dashboard import RobustnessDashboard\n"
     "clips = [lab.load_model(m) for m in ('lab-vit-tiny', 'lab-rn-tiny')]\n"
-    "sets, pairs, _ = rb.world_shift_sets(60, corruptions=[])\n"
+    "sets, pairs, _ = world_shift_sets(60, corruptions=[])\n"
     "table, predictions = rb.run_suite(rb.world_classifiers(clips, cnn_baselines=[(8, 1), (8, 2)], n_train=300), sets)\n"
     "dashboard = RobustnessDashboard(results=dict(sets=sets, pairs=pairs, table=table, predictions=predictions))\n"
     "dashboard",

@@ -1,0 +1,98 @@
+"""Datasets by name, for notebooks and the report: `load_dataset(name, root, split, n, seed)`.
+
+    list_datasets()   # shapeworld, shapeworld-v2 / -sketch / -rendition / -objectnet, imagenet, folder
+    ds = load_dataset("shapeworld-rendition", split="val", n=500)
+    ds = load_dataset("imagenet", root="/data/imagenet", split="test", n=10000)   # held-out half of val
+    ds = load_dataset("folder", root="photos/")                                    # <root>/<class>/<image>
+    names, alt = default_classnames("imagenet", ds)   # curated names, and another wording (or None)
+
+Real datasets with one labelled split (ImageNet val, a class folder) are cut into two disjoint
+halves by a seeded permutation: `split="val"` (for choosing prompts) and `split="test"` (held out).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import BadInput
+from ._protocol import Subset
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    needs_root: bool
+    alt_classnames: str | None  # another wording of the class names, for the sensitivity study
+    templates: str  # the template set a study starts from
+    suite: str | None = None  # ShapeWorld shift suite
+
+
+WORLD_SUITES = ["v2", "sketch", "rendition", "objectnet"]  # the suites with a val split (adversarial: test only)
+SPECS = {
+    "shapeworld": DatasetSpec(False, "shapeworld-synonyms", "shapeworld"),
+    **{f"shapeworld-{s}": DatasetSpec(False, "shapeworld-synonyms", "shapeworld", s) for s in WORLD_SUITES},
+    "imagenet": DatasetSpec(True, "imagenet-wordnet", "openai-imagenet"),
+    "folder": DatasetSpec(True, None, "openai-imagenet"),
+}
+
+
+def list_datasets() -> list[str]:
+    return list(SPECS)
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+    if name not in SPECS:
+        raise BadInput(f"unknown dataset {name!r}; datasets are {list_datasets()}")
+    return SPECS[name]
+
+
+def _half(dataset, split: str, n: int, seed: int):
+    if split not in ("val", "test", "all"):
+        raise BadInput(f"split must be 'val', 'test' or 'all'; got {split!r}")
+    order = np.random.default_rng(seed).permutation(len(dataset))
+    half = len(order) // 2
+    idx = {"val": order[:half], "test": order[half:], "all": order}[split]
+    idx = np.sort(idx[:n] if n else idx)
+    return Subset(dataset, idx, f"{getattr(dataset, 'name', 'dataset')}/{split}-seed{seed}-n{len(idx)}")
+
+
+def load_dataset(name: str, root: str = "", split: str = "test", n: int = 0, seed: int = 0):
+    """A dataset by name (see module doc). n=0 means every item of the split."""
+    spec = dataset_spec(name)
+    if spec.needs_root and not root:
+        raise BadInput(f"dataset {name!r} needs data_root: the folder holding it")
+    if name.startswith("shapeworld"):
+        from .shapeworld import WorldDataset
+        if split not in ("val", "test"):
+            raise BadInput(f"shapeworld splits for evaluation are 'val' and 'test'; got {split!r}")
+        return WorldDataset(split, n=n or 2000, suite=spec.suite)
+    if name == "imagenet":
+        from .imagenet import ImageNet
+        return _half(ImageNet(root), split, n, seed)
+    from .folder import ImageFolder
+    folder = ImageFolder(root)
+    folder.name = f"folder:{root}"
+    return _half(folder, split, n, seed)
+
+
+def default_classnames(name: str, dataset) -> tuple[list[str], list[str] | None]:
+    """The dataset's class names (curated where the lab has curated ones) and the alternative
+    wording its spec names (ImageNet: WordNet's first lemmas; ShapeWorld: the captions' synonyms),
+    aligned class by class; None when there is no alternative."""
+    from . import prompts
+    alt = dataset_spec(name).alt_classnames
+    if alt == "shapeworld-synonyms":
+        from .world import SHAPES
+        table = dict(zip(SHAPES, prompts.classnames(alt)))
+        return list(dataset.classes), [table[c] for c in dataset.classes]
+    return list(dataset.classes), (prompts.classnames(alt) if alt else None)
+
+
+def dataset_identity(dataset) -> dict:
+    """What the manifest records: name, size, classes, and a digest of the item keys (or paths)."""
+    h = hashlib.sha256()
+    for i in range(len(dataset)):
+        h.update(str(dataset.content_key(i) or dataset.source(i)).encode() + b"\n")
+    return {"name": getattr(dataset, "name", type(dataset).__name__), "n": len(dataset),
+            "classes": len(dataset.classes), "digest": h.hexdigest()[:16]}

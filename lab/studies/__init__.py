@@ -1,0 +1,25 @@
+"""The studies, one module each: a study is a set of functions that return DataFrames (memoized with
+lab.core.memo), drawn by the module of the same name in figures/ and told by a notebook.
+
+    zeroshot, prompt_engineering   notebook 01      maps                       notebook 02
+    attribution (+ _metrics)       notebook 03      robustness                 notebook 04
+    linear_probe, retrieval,       notebook 05      limitations, class_design  notebook 06
+      probes_fewshot_retrieval
+    stats: the intervals and fits they share (Clopper-Pearson, Wilson, logit line, bootstrap band)
+
+    from lab.studies import zeroshot
+    lab.studies.robustness          # imported on first use
+
+Which study may import which is written in pyproject.toml ([tool.importlinter]); docs/ARCHITECTURE.md.
+"""
+from importlib import import_module
+
+STUDIES = ["zeroshot", "prompt_engineering", "maps", "attribution", "attribution_metrics", "robustness",
+           "linear_probe", "retrieval", "limitations", "class_design", "probes_fewshot_retrieval", "stats"]
+__all__ = list(STUDIES)
+
+
+def __getattr__(name):
+    if name in STUDIES:
+        return import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'lab.studies' has no attribute {name!r}")

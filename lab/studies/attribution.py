@@ -1,0 +1,424 @@
+"""Attribution maps: where a CLIP looks when it matches an image to a text, for every architecture.
+
+    result = attribute(model, images, ["a red circle", "a blue square"], method="auto")
+    result.maps      # (N, P, H, W) in [0, 1], aligned with result.views (the model's input view)
+    result.scores    # (N, P) logit_scale * cosine (or softmax over the texts with target="softmax")
+    text_relevance(model, image, "a red circle")   # (tokens, relevance) at the end-of-text token
+
+Methods (`list_methods(model)`):
+    gradcam, gradcam++   ResNet CLIPs: Grad-CAM (captum LayerGradCam) / Grad-CAM++ on visual.layer4
+                         (or `layer=`), bilinear upsampling
+    relevance            ViT CLIPs: gradient-weighted attention relevance (Chefer et al. 2021):
+                         R <- R + mean_heads(clamp(dA * A, min=0)) @ R from `start_layer` (default
+                         the last block), read at the class token's row over the patches
+    rollout              ViT CLIPs: attention rollout (Abnar & Zuidema 2020), the same for every text
+    integrated_gradients, smoothgrad, occlusion   any model, on the input pixels (captum)
+    random               a seeded random map: the baseline every method must beat
+Stock nn.MultiheadAttention does not return differentiable attention probabilities, so while a map
+is computed each attention module's forward is swapped, on the instance, for an explicit
+softmax(QK^T/sqrt(d))V from its own weights, and restored afterwards (open_clip is not forked).
+Images are batched: one forward pass per batch, one backward pass per text. Results are kept in the
+model's cache folder (lab.core.memo), keyed by its fingerprint, the images' content and every parameter.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..core import memo
+from ..errors import BadInput
+from ..core.images import file_key, load_rgb_image
+from ..threads import fit_torch
+
+PIXEL_METHODS = ["integrated_gradients", "smoothgrad", "occlusion", "random"]
+
+
+def is_vit(model) -> bool:
+    return hasattr(model.module.visual, "transformer") and hasattr(model.module.visual, "class_embedding")
+
+
+def is_resnet(model) -> bool:
+    return hasattr(model.module.visual, "layer4")
+
+
+def list_methods(model) -> list[str]:
+    """The methods that apply to this model's image tower."""
+    own = ["relevance", "rollout"] if is_vit(model) else ["gradcam", "gradcam++"] if is_resnet(model) else []
+    return own + PIXEL_METHODS
+
+
+@dataclass
+class Attribution:
+    maps: np.ndarray  # (N, P, H, W) float32 in [0, 1]
+    scores: np.ndarray  # (N, P) the explained scores
+    views: np.ndarray  # (N, H, W, 3) uint8: the images as the model sees them (resized, cropped)
+    method: str
+    texts: list[str]
+
+
+# -- inputs and targets --------------------------------------------------------------------------
+
+def image_keys(model, images) -> list:
+    """Content identities of images for result keys: files by the hash of their bytes (remembered
+    by their stat in the model's cache), in-memory images by their pixels."""
+    return [file_key(model.cache.file_digest(os.fspath(im))) if isinstance(im, (str, os.PathLike)) else im
+            for im in images]
+
+
+def memoized(model, name: str, parts, compute, cache, code=(__name__,)):
+    """lab.core.memo.memoized for results of one model: keyed by its fingerprint too, kept beside its
+    embeddings (<model's cache folder>/attribution) unless `cache` names another folder or is False."""
+    where = model.cache.directory if cache is True else cache
+    return memo.memoized(name, [model.fingerprint, parts], compute, where, folder_name="attribution", code=code,
+                         packages=("torch", "captum"), kind="npz")
+
+
+def model_inputs(model, images) -> tuple[torch.Tensor, np.ndarray]:
+    """Images (paths, PIL, arrays) -> normalized pixels (N, 3, H, W) on the model's device and
+    the uint8 input views (N, H, W, 3) the maps align with."""
+    views = torch.stack([model.preprocess_image(load_rgb_image(im)) for im in images])  # (N, 3, H, W) uint8
+    mean = torch.tensor(model.preprocess_cfg["mean"]).view(1, 3, 1, 1)
+    std = torch.tensor(model.preprocess_cfg["std"]).view(1, 3, 1, 1)
+    pixels = (views.float() / 255 - mean) / std
+    return pixels.to(model.device), views.permute(0, 2, 3, 1).numpy()
+
+
+def score_fn(model, text_emb: torch.Tensor, target: str = "similarity"):
+    """f(pixels) -> (N, P): logit_scale * cosine to each text, or its softmax over the texts."""
+    if target not in ("similarity", "softmax"):
+        raise BadInput(f"target must be 'similarity' or 'softmax'; got {target!r}")
+    scale = model.logit_scale
+
+    def f(pixels):
+        fit_torch()  # every forward of every method passes here
+        img = F.normalize(model.module.encode_image(pixels).float(), dim=-1)  # (N, D)
+        logits = scale * img @ text_emb.T  # (N, P)
+        return logits.softmax(-1) if target == "softmax" else logits
+    return f
+
+
+def _pick(scores: torch.Tensor, target) -> torch.Tensor:
+    """Scores (N, P) -> (N,) of text `target` (an int), or of each image's own text (a (N,) tensor)."""
+    return scores[:, target] if isinstance(target, int) else scores.gather(1, target[:, None])[:, 0]
+
+
+def _normalize_maps(m: torch.Tensor) -> np.ndarray:
+    """Per-map min-max to [0, 1] over the last two axes."""
+    m = m.detach().float()
+    lo = m.flatten(-2).min(-1).values[..., None, None]
+    hi = m.flatten(-2).max(-1).values[..., None, None]
+    return ((m - lo) / (hi - lo).clamp(min=1e-12)).cpu().numpy().astype(np.float32)
+
+
+def _upsample(m: torch.Tensor, size) -> torch.Tensor:
+    """(N, h, w) -> (N, H, W) bilinear."""
+    return F.interpolate(m[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
+# -- ViT: explicit attention --------------------------------------------------------------------
+
+def _explicit_attention(mha: torch.nn.MultiheadAttention, store: list):
+    """A forward for one nn.MultiheadAttention that computes softmax(QK^T/sqrt(d)) explicitly,
+    keeps the probabilities (N, heads, L, L) in `store`, and returns what the stock module returns."""
+    def forward(query, key=None, value=None, key_padding_mask=None, need_weights=False, attn_mask=None, **_):
+        if (key is not None and key is not query) or (value is not None and value is not query):
+            raise NotImplementedError("attribution handles self-attention blocks only")
+        if key_padding_mask is not None or mha.bias_k is not None or mha.add_zero_attn:
+            raise NotImplementedError("attribution does not handle key padding masks, bias_k or add_zero_attn")
+        x = query if mha.batch_first else query.transpose(0, 1)  # (N, L, D)
+        n, length, dim = x.shape
+        heads = mha.num_heads
+        q, k, v = F.linear(x, mha.in_proj_weight, mha.in_proj_bias).chunk(3, dim=-1)
+        q, k, v = (t.reshape(n, length, heads, dim // heads).transpose(1, 2) for t in (q, k, v))  # (N, h, L, d)
+        logits = q @ k.transpose(-2, -1) / math.sqrt(dim // heads)  # (N, h, L, L)
+        if attn_mask is not None:
+            if attn_mask.dim() == 3:  # (N * heads, L, L), as nn.MultiheadAttention accepts it
+                attn_mask = attn_mask.reshape(n, heads, length, length)
+            logits = logits.masked_fill(attn_mask, float("-inf")) if attn_mask.dtype == torch.bool \
+                else logits + attn_mask
+        probs = logits.softmax(-1)
+        if torch.is_grad_enabled() and not probs.requires_grad:  # nothing upstream needs a gradient:
+            probs.requires_grad_()  # the graph starts here, and the blocks before ran without one
+        store.append(probs)
+        out = (probs @ v).transpose(1, 2).reshape(n, length, dim)
+        out = F.linear(out, mha.out_proj.weight, mha.out_proj.bias)
+        return (out if mha.batch_first else out.transpose(0, 1)), None
+    return forward
+
+
+@contextlib.contextmanager
+def keep_attention(transformer, first: int = 0):
+    """Within the block, the attention modules of `transformer` from block `first` on compute their
+    probabilities explicitly; yields the list they are appended to (one (N, h, L, L) tensor per
+    block, in order). Earlier blocks keep their stock (fused) attention."""
+    store: list = []
+    modules = [b.attn for b in transformer.resblocks][first:]
+    wrong = {type(m).__name__ for m in modules if not isinstance(m, torch.nn.MultiheadAttention)}
+    if wrong:  # checked before anything is patched
+        raise BadInput(f"attention relevance needs nn.MultiheadAttention blocks; found {sorted(wrong)}")
+    saved = [vars(m).get("forward") for m in modules]  # an instance-level forward someone set before us
+    try:
+        for m in modules:
+            m.forward = _explicit_attention(m, store)  # an instance attribute shadows the class's forward
+        yield store
+    finally:
+        for m, before in zip(modules, saved):
+            if before is None:
+                vars(m).pop("forward", None)
+            else:
+                m.forward = before
+
+
+def _start(start_layer: int, blocks: int) -> int:
+    if not -blocks <= start_layer < blocks:
+        raise BadInput(f"start_layer={start_layer} but the model has {blocks} blocks: "
+                       f"use 0..{blocks - 1}, or -1 for the last block")
+    return start_layer % blocks
+
+
+def relevance_from_attention(attentions, grads, start_layer: int = -1) -> torch.Tensor:
+    """Chefer et al.'s rule: R = I; for each block from start_layer: R += mean_h(clamp(grad * A, 0)) @ R.
+    attentions, grads: lists of (N, h, L, L). Returns R (N, L, L)."""
+    n, _, length, _ = attentions[0].shape
+    R = torch.eye(length, device=attentions[0].device).expand(n, length, length).clone()
+    start = _start(start_layer, len(attentions))
+    for A, g in zip(attentions[start:], grads[start:]):
+        cam = (g * A).clamp(min=0).mean(1)  # (N, L, L)
+        R = R + cam @ R
+    return R
+
+
+def rollout_from_attention(attentions) -> torch.Tensor:
+    """Abnar & Zuidema: A = 0.5 mean_h(A) + 0.5 I, rows renormalized, multiplied through the layers."""
+    n, _, length, _ = attentions[0].shape
+    eye = torch.eye(length, device=attentions[0].device)
+    R = eye.expand(n, length, length).clone()
+    for A in attentions:
+        a = 0.5 * A.mean(1) + 0.5 * eye
+        R = (a / a.sum(-1, keepdim=True)) @ R
+    return R
+
+
+def _vit_maps(model, pixels, f, targets, method, start_layer):
+    visual = model.module.visual
+    grid = int(round(math.sqrt(visual.positional_embedding.shape[0] - 1)))  # patches per side
+    start = _start(start_layer, len(visual.transformer.resblocks)) if method == "relevance" else 0
+    with keep_attention(visual.transformer, first=start) as attentions, \
+            torch.set_grad_enabled(method == "relevance"):
+        scores = f(pixels)  # (N, P); relevance: a graph from the start block's attention on
+    maps = []
+    for k, t in enumerate(targets):
+        if method == "rollout":
+            R = rollout_from_attention(attentions)
+        else:
+            grads = torch.autograd.grad(_pick(scores, t).sum(), attentions, retain_graph=k < len(targets) - 1)
+            R = relevance_from_attention(attentions, grads, 0)  # attentions start at the start block
+        cls = R[:, 0, 1:1 + grid * grid].reshape(-1, grid, grid)  # class token's row over the patches
+        maps.append(_upsample(cls, pixels.shape[-2:]))
+    return torch.stack(maps, 1), scores.detach()
+
+
+# -- ResNet: Grad-CAM ---------------------------------------------------------------------------
+
+def _resolve_layer(model, layer):
+    if layer is None or isinstance(layer, str):
+        name = layer or "layer4"
+        module = model.module.visual
+        for part in name.split("."):
+            if not hasattr(module, part):
+                raise BadInput(f"layer {name!r} not found in the image tower; its children are "
+                               f"{[n for n, _ in model.module.visual.named_children()]}")
+            module = getattr(module, part)
+        return module
+    return layer
+
+
+@contextlib.contextmanager
+def _graph_starts_at(layer):
+    """Within the block, autograd's graph starts at `layer`'s output (nothing before the layer
+    records one). The output is handed on as a copy of a fresh leaf, so in-place operations after
+    the layer (ReLU(inplace=True) after a batch norm) work as they do on a full graph."""
+    def hook(module, inputs, out):
+        return out if out.requires_grad or not torch.is_grad_enabled() else out.detach().requires_grad_().clone()
+    handle = layer.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def _gradcam_maps(model, pixels, f, targets, layer, plus: bool):
+    from captum.attr import LayerAttribution, LayerGradCam
+    layer = _resolve_layer(model, layer)
+    maps = []
+    if not plus:
+        cam = LayerGradCam(f, layer)
+        with _graph_starts_at(layer):  # registered before captum's own hook, which then sees the copy
+            for t in targets:
+                a = cam.attribute(pixels, target=t, relu_attributions=True)  # (N, 1, h, w)
+                maps.append(LayerAttribution.interpolate(a, pixels.shape[-2:], interpolate_mode="bilinear")[:, 0])
+        with torch.no_grad():
+            scores = f(pixels)
+        return torch.stack(maps, 1), scores
+    acts = {}
+    with _graph_starts_at(layer):
+        handle = layer.register_forward_hook(lambda m, i, o: acts.__setitem__("a", o))
+        try:
+            scores = f(pixels)
+        finally:
+            handle.remove()
+    A = acts["a"]  # (N, C, h, w)
+    for k, t in enumerate(targets):
+        g = torch.autograd.grad(_pick(scores, t).sum(), A, retain_graph=k < len(targets) - 1)[0]
+        g2, g3 = g ** 2, g ** 3
+        alpha = g2 / (2 * g2 + (A * g3).sum((2, 3), keepdim=True)).where(g != 0, torch.ones_like(g))
+        weights = (alpha * F.relu(g)).sum((2, 3), keepdim=True)  # (N, C, 1, 1)
+        maps.append(_upsample(F.relu((weights * A).sum(1)), pixels.shape[-2:]))
+    return torch.stack(maps, 1), scores.detach()
+
+
+# -- any model: captum on the pixels ------------------------------------------------------------
+
+def _pixel_maps(model, pixels, f, targets, method, seed, **kw):
+    from captum.attr import IntegratedGradients, NoiseTunnel, Occlusion, Saliency
+    with torch.no_grad():
+        scores = f(pixels)  # (N, P)
+    if method == "random":
+        g = torch.Generator().manual_seed(seed)
+        return torch.rand(len(pixels), len(targets), *pixels.shape[-2:], generator=g), scores
+    if method == "occlusion":  # forward-only: each occluded batch is scored against several texts at once
+        w = kw.get("window", max(4, pixels.shape[-1] // 8))
+        occlude = dict(sliding_window_shapes=(3, w, w), strides=(3, max(1, w // 2), max(1, w // 2)),
+                       baselines=0.0, perturbations_per_eval=kw.get("perturbations_per_eval", 8))
+        if len(targets) == 1 and not isinstance(targets[0], int):  # each image's own text
+            return Occlusion(f).attribute(pixels, target=targets[0], **occlude).sum(1, keepdim=True).clamp(min=0), \
+                scores
+        maps, step = [], max(1, kw.get("maps_per_pass", 256) // len(pixels))  # captum keeps (N * texts, 3, H, W)
+        for c in range(0, len(targets), step):
+            chunk = targets[c:c + step]
+            a = Occlusion(lambda x, chunk=chunk: f(x)[:, chunk]).attribute(pixels, **occlude)  # one map per output
+            maps.append(a.reshape(len(pixels), len(chunk), *a.shape[1:]).sum(2))  # (N, texts, H, W), image-major
+        return torch.cat(maps, 1).clamp(min=0), scores
+    maps = []
+    for p in targets:
+        if method == "integrated_gradients":
+            a = IntegratedGradients(f).attribute(pixels, target=p, n_steps=kw.get("n_steps", 24),
+                                                 internal_batch_size=kw.get("internal_batch_size", 64))
+        else:  # seeded noise (the caller's RNG state is left as it was), in chunks of ~internal_batch_size images
+            with torch.random.fork_rng(devices=[pixels.device] if pixels.device.type == "cuda" else []):
+                torch.manual_seed(seed)
+                a = NoiseTunnel(Saliency(f)).attribute(
+                    pixels, target=p, nt_type="smoothgrad", nt_samples=kw.get("nt_samples", 12),
+                    nt_samples_batch_size=max(1, kw.get("internal_batch_size", 64) // len(pixels)),
+                    stdevs=kw.get("stdevs", 0.3), abs=True)
+        maps.append(a.abs().sum(1))
+    return torch.stack(maps, 1), scores
+
+
+# -- the entry point ----------------------------------------------------------------------------
+
+def attribute(model, images, texts: list[str], method: str = "auto", target: str = "similarity", labels=None,
+              layer=None, start_layer: int = -1, batch_size: int = 16, seed: int = 0, progress: bool = True,
+              cache=True, **method_kwargs) -> Attribution:
+    """Maps of where each image matches each text: maps (N, P, H, W) in [0, 1], scores (N, P).
+    With `labels` (one text index per image) only that text is explained: maps (N, 1, H, W).
+    method: 'auto' (relevance for ViTs, gradcam for ResNets) or one of list_methods(model).
+    target: 'similarity' (logit_scale * cosine) or 'softmax' (probability among `texts`, i.e. a
+    zero-shot class). Text embeddings come through the cache; images go in batches of batch_size.
+    Results are kept in the model's cache folder under the model's fingerprint, the images' content
+    and every parameter (lab.core.memo): a repeated call reads them back. cache: True, a folder, or False."""
+    methods = list_methods(model)
+    if method == "auto":
+        method = methods[0]
+    if method not in methods:
+        raise BadInput(f"method {method!r} does not apply to {model.name}; choose one of {methods}")
+    if not texts:
+        raise BadInput("attribute() needs at least one text to explain the match with")
+    images = list(images)
+    if labels is not None and len(labels) != len(images):
+        raise BadInput(f"labels has {len(labels)} entries for {len(images)} images: give one text index per image")
+    if labels is not None and not all(0 <= int(t) < len(texts) for t in labels):
+        raise BadInput(f"labels must index the {len(texts)} texts (0..{len(texts) - 1}); got {sorted(set(labels))[:5]}")
+    texts = list(texts)
+
+    def compute() -> dict:
+        return _attribute(model, images, texts, method, target, labels, layer, start_layer, batch_size, seed,
+                          progress, method_kwargs)
+    try:
+        parts = [image_keys(model, images), texts, method, target, None if labels is None else np.asarray(labels),
+                 layer, start_layer, batch_size, seed, method_kwargs]
+    except OSError:  # a missing file: the computation reports it per image
+        parts = None
+    found = compute() if parts is None else memoized(model, "maps", parts, compute, cache)
+    return Attribution(found["maps"], found["scores"], found["views"], method, texts)
+
+
+def _attribute(model, images, texts, method, target, labels, layer, start_layer, batch_size, seed, progress,
+               method_kwargs) -> dict:
+    text_emb = torch.from_numpy(model.encode_texts(texts, progress=False)).to(model.device)  # (P, D)
+    f = score_fn(model, text_emb, target)
+    maps, scores, views = [], [], []
+    was_training = model.module.training
+    model.module.eval()
+    frozen = [p for p in model.module.parameters() if p.requires_grad]
+    for p in frozen:  # gradients start at the pixels or at a layer's output; weight gradients would only cost time
+        p.requires_grad_(False)
+    try:
+        starts = range(0, len(images), batch_size)
+        for s in tqdm(starts, desc=f"{method} maps", disable=not progress or len(starts) < 2):
+            pixels, view = model_inputs(model, images[s:s + batch_size])
+            targets = list(range(len(texts))) if labels is None else \
+                [torch.tensor(np.array(labels[s:s + batch_size]), device=model.device)]
+            with torch.enable_grad():
+                if method in ("relevance", "rollout"):
+                    m, sc = _vit_maps(model, pixels, f, targets, method, start_layer)
+                elif method in ("gradcam", "gradcam++"):
+                    m, sc = _gradcam_maps(model, pixels, f, targets, layer, method == "gradcam++")
+                else:
+                    m, sc = _pixel_maps(model, pixels, f, targets, method, seed + s, **method_kwargs)
+            maps.append(_normalize_maps(m))
+            sc = sc.detach().float()
+            scores.append((sc if labels is None else _pick(sc, targets[0])[:, None]).cpu().numpy())
+            views.append(view)
+    finally:
+        if was_training:
+            model.module.train()
+        for p in frozen:
+            p.requires_grad_(True)
+    return {"maps": np.concatenate(maps), "scores": np.concatenate(scores), "views": np.concatenate(views)}
+
+
+def text_relevance(model, image, text: str, start_layer: int = 0) -> tuple[list[str], np.ndarray]:
+    """Which tokens of `text` drive its match with `image`: the relevance rule over the text
+    transformer, read at the end-of-text token's row -> (token strings, relevance in [0, 1])."""
+    module = model.module
+    if not hasattr(module, "transformer") or not hasattr(module.transformer, "resblocks"):
+        raise BadInput(f"text relevance needs open_clip's built-in text transformer; {model.name} has another")
+    tokens = model.tokenizer([text]).to(model.device)  # (1, L)
+    fit_torch()
+    pixels, _ = model_inputs(model, [image])
+    with torch.no_grad():
+        img = F.normalize(module.encode_image(pixels).float(), dim=-1)  # (1, D)
+    # the token embeddings start the graph, so frozen weights do not matter
+    hook = module.token_embedding.register_forward_hook(lambda m, i, out: out.requires_grad_(True))
+    with torch.enable_grad(), keep_attention(module.transformer) as attentions:
+        try:
+            txt = F.normalize(module.encode_text(tokens).float(), dim=-1)
+        finally:
+            hook.remove()
+        score = (model.logit_scale * img * txt).sum()
+        grads = torch.autograd.grad(score, attentions)
+    R = relevance_from_attention(attentions, grads, start_layer)[0]  # (L, L)
+    eot = int(tokens[0].argmax())  # the end-of-text token has the largest id in CLIP's vocabulary
+    rel = R[eot, 1:eot].detach().cpu()  # without the start and end tokens
+    rel = ((rel - rel.min()) / (rel.max() - rel.min()).clamp(min=1e-12)).numpy()
+    decoder = getattr(model.tokenizer, "decoder", None)
+    words = [decoder[int(t)].replace("</w>", "") if decoder else str(int(t)) for t in tokens[0, 1:eot]]
+    return words, rel

@@ -1,0 +1,262 @@
+"""Embedding maps: project cached embeddings to 2-D / 3-D (UMAP, or PCA as the fast baseline),
+place new points into an existing map, and measure what the picture shows.
+
+    proj = project(image_emb, method="umap", n_neighbors=15, min_dist=0.1)   # cached on disk
+    proj.coords                          # (N, 2)
+    proj.transform(text_emb)             # new points in the same map, no refit of the map
+    knn_accuracy(image_emb, labels), knn_accuracy(proj.coords, labels)
+    trustworthiness(image_emb, proj.coords), modality_gap(image_emb, text_emb)
+    nearest(image_emb, query_emb, k=8)   # (Q, k) indices and cosine similarities
+
+Projections and the measures are cached under <cache dir>/projections, keyed by a digest of
+their input arrays and the parameters, so re-running with the same inputs costs a file read and
+a colour change never recomputes. Seeds are fixed; UMAP with a seed is deterministic (and single-threaded).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..core import memo
+from .. import threads
+from ..core.memo import array_digest as embeddings_digest
+
+METHODS = ("umap", "pca")
+
+
+@dataclass
+class Projection:
+    """A fitted map: `coords` (N, k) of the embeddings it was fitted on; `transform` places new ones."""
+    coords: np.ndarray
+    method: str
+    params: dict
+    key: str
+    seconds: float
+    cached: bool
+    fit_data: np.ndarray = field(repr=False)
+    pca: dict | None = field(default=None, repr=False)  # mean (D,), components (k, D)
+    _reducer: object = field(default=None, repr=False)
+
+    folder: Path | None = field(default=None, repr=False)
+
+    def transform(self, emb: np.ndarray) -> np.ndarray:
+        """Coordinates (M, k) of new embeddings (M, D) in this map, without refitting the map.
+        Results are cached like the map; a UMAP map read from the cache refits its reducer once
+        (same seed, same coordinates) before its first uncached transform."""
+        emb = np.asarray(emb, dtype=np.float32)
+        if self.method == "pca":
+            return (emb - self.pca["mean"]) @ self.pca["components"].T
+        file = self.folder / f"{self.key}-t{embeddings_digest(emb)[:24]}.npy" if self.folder else None
+        if file is not None and file.exists():
+            return np.load(file)
+        with threads.small_work():  # UMAP's spectral start and nearest neighbours: many small BLAS calls
+            if self._reducer is None:
+                self._reducer = _umap(self.params)
+                self._reducer.fit(self.fit_data)
+            out = np.asarray(self._reducer.transform(emb), dtype=np.float32)
+        if file is not None:
+            memo.atomic_save(file, out)
+        return out
+
+    def place(self, emb: np.ndarray, k: int = 15) -> np.ndarray:
+        """Fast approximate placement (M, k) for interactive use: each new point goes to the
+        weighted mean map position of its k nearest fitted points (cosine), weights decaying with
+        distance as UMAP's memberships do; this is where UMAP's transform starts before refining.
+        Exact (PCA) or `transform` (UMAP) when the fitted reducer is already in memory."""
+        emb = np.asarray(emb, dtype=np.float32)
+        if self.method == "pca" or self._reducer is not None:
+            return self.transform(emb)
+        idx, sims = nearest(self.fit_data, emb, k)  # (M, k)
+        d = 1 - sims
+        spread = np.maximum((d - d[:, :1]).mean(1, keepdims=True), 1e-6)
+        weights = np.exp(-(d - d[:, :1]) / spread)  # (M, k), 1 for the nearest
+        return (weights[..., None] * self.coords[idx]).sum(1) / weights.sum(1, keepdims=True)
+
+
+def _folder(cache: bool | str | os.PathLike) -> Path | None:
+    return memo.folder(cache, "projections")
+
+
+def _memoized(name: str, arrays: list, params: dict, cache, compute):
+    """compute() -> JSON-able result, kept in the cache folder under a digest of the input arrays
+    and parameters, so a re-run with unchanged inputs reads it back. scikit-learn's many small
+    calls run on one thread (lab.threads.small_work)."""
+    def run():
+        with threads.small_work():
+            return compute()
+    return memo.memoized(name, [list(map(np.asarray, arrays)), params], run, cache, folder_name="projections",
+                         code=[__name__], packages=["numpy", "scikit-learn"])
+
+
+def _umap(params: dict):
+    import umap
+    return umap.UMAP(n_components=params["n_components"], n_neighbors=params["n_neighbors"],
+                     min_dist=params["min_dist"], metric=params["metric"], random_state=params["seed"],
+                     n_jobs=1, transform_seed=params["seed"])
+
+
+def _pca(x: np.ndarray, k: int) -> dict:
+    mean = x.mean(0)
+    _, _, vt = np.linalg.svd(x - mean, full_matrices=False)  # rows of vt: principal axes
+    return {"mean": mean, "components": vt[:k]}
+
+
+def project(emb: np.ndarray, method: str = "umap", n_components: int = 2, n_neighbors: int = 15,
+            min_dist: float = 0.1, metric: str = "cosine", seed: int = 0, cache: bool | str | os.PathLike = True
+            ) -> Projection:
+    """Fit a 2-D/3-D map of `emb` (N, D) (NaN rows, e.g. failed images, must be dropped first).
+    cache: True for the lab cache folder, a folder, or False."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}; got {method!r}")
+    emb = np.asarray(emb, dtype=np.float32)
+    if emb.ndim != 2 or not np.isfinite(emb).all():
+        raise ValueError("project() needs an (N, D) array of finite embeddings; drop failed (NaN) rows first")
+    if n_components not in (2, 3):
+        raise ValueError(f"n_components must be 2 or 3; got {n_components}")
+    params = {"method": method, "n_components": n_components, "seed": seed}
+    if method == "umap":
+        params.update(n_neighbors=min(n_neighbors, len(emb) - 1), min_dist=min_dist, metric=metric,
+                      umap_version=metadata.version("umap-learn"))  # without importing umap (slow)
+    key = hashlib.sha256((embeddings_digest(emb) + json.dumps(params, sort_keys=True)).encode()).hexdigest()[:32]
+    folder = _folder(cache)
+    file = folder / f"{key}.npz" if folder else None
+    if file is not None and file.exists():
+        start = time.perf_counter()
+        with np.load(file) as z:
+            coords = z["coords"]
+            pca = {"mean": z["mean"], "components": z["components"]} if method == "pca" else None
+        return Projection(coords, method, params, key, time.perf_counter() - start, True, emb, pca, folder=folder)
+    start = time.perf_counter()
+    reducer, pca = None, None
+    if method == "pca":
+        pca = _pca(emb, n_components)
+        coords = (emb - pca["mean"]) @ pca["components"].T
+    else:
+        reducer = _umap(params)
+        with threads.small_work():  # seeded UMAP runs one numba thread; its BLAS calls are small
+            coords = reducer.fit_transform(emb)
+    coords = np.asarray(coords, dtype=np.float32)
+    seconds = time.perf_counter() - start
+    if file is not None:
+        memo.atomic_save(file, coords=coords, **(pca or {}))
+    return Projection(coords, method, params, key, seconds, False, emb, pca, reducer, folder)
+
+
+# -- what the map shows ---------------------------------------------------------------------------
+
+def _neighbours(x: np.ndarray, k: int, metric: str) -> np.ndarray:
+    """Indices (N, k) of each row's k nearest other rows."""
+    from sklearn.neighbors import NearestNeighbors
+    nn = NearestNeighbors(n_neighbors=k + 1, metric=metric).fit(x)
+    idx = nn.kneighbors(x, return_distance=False)  # (N, k+1), usually self first
+    out = np.empty((len(x), k), dtype=int)
+    for i, row in enumerate(idx):
+        out[i] = row[row != i][:k]
+    return out
+
+
+def knn_accuracy(x: np.ndarray, labels, k: int = 10, metric: str = "euclidean", cache=True) -> float:
+    """Leave-one-out k-NN label accuracy (majority vote, ties to the smaller label as in
+    scikit-learn): how well neighbourhoods in this space (full embedding or map) keep classes together."""
+    labels = np.asarray(labels)
+
+    def compute():
+        classes = np.unique(labels)
+        nbr = labels[_neighbours(np.asarray(x), k, metric)]  # (N, k)
+        votes = np.stack([(nbr == c).sum(1) for c in classes], 1)  # (N, classes)
+        return float((classes[votes.argmax(1)] == labels).mean())
+    return _memoized("knn", [x, labels], {"k": k, "metric": metric}, cache, compute)
+
+
+def trustworthiness(high: np.ndarray, low: np.ndarray, k: int = 10, sample: int | None = 2000, seed: int = 0,
+                    cache=True) -> float:
+    """Trustworthiness of a map (Venna & Kaski; 1 = every map neighbour is a true neighbour),
+    euclidean in both spaces (for unit-norm embeddings the same ranks as cosine). With `sample`,
+    averaged over that many random query points (exact when sample is None or >= N)."""
+    return _memoized("trustworthiness", [high, low], {"k": k, "sample": sample, "seed": seed}, cache,
+                     lambda: _trustworthiness(high, low, k, sample, seed))
+
+
+def _trustworthiness(high, low, k, sample, seed) -> float:
+    high, low = np.asarray(high, dtype=np.float64), np.asarray(low, dtype=np.float64)
+    n, sq = len(high), (high ** 2).sum(1)
+    if not 0 < k < n / 2:
+        raise ValueError(f"trustworthiness needs 0 < k < N/2 (N={n}); got k={k}")
+    queries = np.arange(n) if sample is None or sample >= n else \
+        np.sort(np.random.default_rng(seed).choice(n, sample, replace=False))
+    low_nbrs = _neighbours(low, k, "euclidean")[queries]  # (Q, k)
+    penalty = 0.0
+    for s in range(0, len(queries), 256):
+        q = queries[s:s + 256]
+        d = sq[q, None] + sq[None, :] - 2 * high[q] @ high.T  # (q, N) squared distances
+        d[np.arange(len(q)), q] = np.inf  # a point is not its own neighbour
+        ranks = np.empty_like(d, dtype=np.int64)
+        ranks[np.arange(len(q))[:, None], np.argsort(d, axis=1, kind="stable")] = np.arange(1, n + 1)
+        r = np.take_along_axis(ranks, low_nbrs[s:s + 256], 1)  # (q, k) high-dim ranks of map neighbours
+        penalty += np.clip(r - k, 0, None).sum()
+    return float(1 - 2.0 / (len(queries) * k * (2 * n - 3 * k - 1)) * penalty)
+
+
+def modality_gap(image_emb: np.ndarray, text_emb: np.ndarray, seed: int = 0, cache=True) -> dict:
+    """The gap between image and text embeddings: distance and cosine between the two centroids,
+    and how linearly separable the modalities are (5-fold logistic-regression accuracy on equal
+    numbers of each; 0.5 = inseparable)."""
+    return _memoized("modality_gap", [image_emb, text_emb], {"seed": seed}, cache,
+                     lambda: _modality_gap(image_emb, text_emb, seed))
+
+
+def _modality_gap(image_emb, text_emb, seed) -> dict:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+    ci, ct = image_emb.mean(0), text_emb.mean(0)
+    m = min(len(image_emb), len(text_emb))
+    rng = np.random.default_rng(seed)
+    x = np.concatenate([image_emb[rng.choice(len(image_emb), m, replace=False)],
+                        text_emb[rng.choice(len(text_emb), m, replace=False)]])
+    y = np.r_[np.zeros(m), np.ones(m)]
+    folds = min(5, m)
+    sep = float(cross_val_score(LogisticRegression(max_iter=1000), x, y, cv=folds).mean()) if folds >= 2 else np.nan
+    return {"centroid_distance": float(np.linalg.norm(ci - ct)),
+            "centroid_cosine": float(ci @ ct / (np.linalg.norm(ci) * np.linalg.norm(ct))),
+            "linear_separability": sep}
+
+
+def nearest(emb: np.ndarray, queries: np.ndarray, k: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """The k rows of `emb` (N, D) most cosine-similar to each query (Q, D) -> (indices, sims), (Q, k)
+    each, best first; NaN rows never match."""
+    sims = np.nan_to_num(np.asarray(queries) @ np.asarray(emb).T, nan=-np.inf)  # (Q, N)
+    k = min(k, sims.shape[1])
+    idx = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+    return idx, np.take_along_axis(sims, idx, 1)
+
+
+def cluster_exemplars(coords: np.ndarray, n_clusters: int = 8, per_cluster: int = 8, seed: int = 0, cache=True
+                      ) -> tuple[np.ndarray, pd.DataFrame]:
+    """k-means on the map -> (cluster of every point (N,), exemplars: cluster, item, rank — the
+    points nearest each cluster centre, so a static report can show what each island holds)."""
+    def compute():
+        from sklearn.cluster import KMeans
+        km = KMeans(n_clusters=min(n_clusters, len(coords)), n_init=4, random_state=seed).fit(coords)
+        rows = []
+        for c, centre in enumerate(km.cluster_centers_):
+            members = np.flatnonzero(km.labels_ == c)
+            order = members[np.argsort(((coords[members] - centre) ** 2).sum(1))][:per_cluster]
+            rows += [(c, int(i), r) for r, i in enumerate(order)]
+        return {"labels": km.labels_.tolist(), "exemplars": rows}
+    found = _memoized("clusters", [coords], {"n_clusters": n_clusters, "per_cluster": per_cluster, "seed": seed},
+                      cache, compute)
+    return np.array(found["labels"]), pd.DataFrame(found["exemplars"], columns=["cluster", "item", "rank"])
+
+
+def select(frame: pd.DataFrame, indices) -> pd.DataFrame:
+    """The rows of a map's point table picked by a lasso/box selection (positions, in order)."""
+    idx = np.asarray(list(indices), dtype=int)
+    return frame.iloc[idx[(idx >= 0) & (idx < len(frame))]]

@@ -1,0 +1,140 @@
+"""Embedding maps: projection cache, placing new points, the faithfulness measures against
+scikit-learn, the figures, and notebook 02 through papermill."""
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.manifold import trustworthiness as sk_trustworthiness
+from sklearn.model_selection import LeaveOneOut, cross_val_predict
+from sklearn.neighbors import KNeighborsClassifier
+
+from lab.studies import maps as em
+from lab.report import run_report
+from figures.maps import scatter_map
+
+NB02 = Path(__file__).parents[2] / "notebooks" / "02_embedding_maps.ipynb"
+
+
+def blobs(n=120, d=16, classes=3, seed=0, spread=0.6):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    x = rng.normal(size=(n, d)) * spread + 3 * np.eye(classes, d)[y]
+    return x.astype(np.float32), y
+
+
+def test_projection_cache_hit_and_miss(tmp_path):
+    x, _ = blobs()
+    first = em.project(x, "pca", cache=tmp_path)
+    again = em.project(x, "pca", cache=tmp_path)
+    assert not first.cached and again.cached and again.key == first.key
+    np.testing.assert_array_equal(first.coords, again.coords)
+    assert not em.project(x, "pca", n_components=3, cache=tmp_path).cached  # other parameters: a miss
+    assert not em.project(x[:-1], "pca", cache=tmp_path).cached  # other embeddings: a miss
+    u = em.project(x, "umap", n_neighbors=10, cache=tmp_path)
+    u2 = em.project(x, "umap", n_neighbors=10, cache=tmp_path)  # how fast a hit is: benchmarks/bench_maps.py
+    assert not u.cached and u2.cached
+    np.testing.assert_array_equal(u.coords, u2.coords)
+    assert not em.project(x, "umap", n_neighbors=10, min_dist=0.5, cache=tmp_path).cached
+    with pytest.raises(ValueError, match="drop failed"):
+        em.project(np.full((5, 3), np.nan))
+
+
+def test_new_points_land_among_their_class_on_the_built_in_world(tmp_path):
+    import lab
+    from lab.data.shapeworld import WorldDataset
+    model = lab.load_model("lab-vit-tiny")
+    data = WorldDataset("test", 300)
+    x, y = model.encode_images(data, progress=False), data.labels["label"].to_numpy()
+    fit, new = np.arange(250), np.arange(250, 300)
+    proj = em.project(x[fit], "umap", n_neighbors=10, cache=tmp_path)
+    for placed in (proj.transform(x[new]), proj.place(x[new])):
+        d = ((placed[:, None, :] - proj.coords[None, :, :]) ** 2).sum(-1)  # (50, 250)
+        votes = y[fit][np.argsort(d, axis=1)[:, :5]]
+        majority = np.array([np.bincount(v).argmax() for v in votes])
+        assert (majority == y[new]).mean() >= 0.8
+    # a transform read back from the cache (fresh Projection, refit once) gives the same coordinates
+    again = em.project(x[fit], "umap", n_neighbors=10, cache=tmp_path)
+    np.testing.assert_allclose(again.transform(x[new]), proj.transform(x[new]))
+
+
+def test_knn_accuracy_and_trustworthiness_match_scikit_learn():
+    x, y = blobs(spread=1.5)
+    loo = cross_val_predict(KNeighborsClassifier(5), x, y, cv=LeaveOneOut())
+    assert em.knn_accuracy(x, y, k=5) == pytest.approx((loo == y).mean())
+    low = em.project(x, "pca", cache=False).coords
+    assert em.trustworthiness(x, low, k=5, sample=None) == pytest.approx(sk_trustworthiness(x, low, n_neighbors=5))
+    sampled = em.trustworthiness(x, low, k=5, sample=60)
+    assert abs(sampled - sk_trustworthiness(x, low, n_neighbors=5)) < 0.05
+
+
+def test_modality_gap_nearest_and_clusters():
+    rng = np.random.default_rng(0)
+    img = rng.normal(size=(100, 8))
+    gap = em.modality_gap(img, img + 5.0)
+    assert gap["centroid_distance"] == pytest.approx(5.0 * np.sqrt(8)) and gap["linear_separability"] == 1.0
+    assert em.modality_gap(img[:50], img[50:])["linear_separability"] < 0.75
+    emb = np.array([[1.0, 0], [0, 1.0], [np.nan, np.nan], [0.6, 0.8]])
+    idx, sims = em.nearest(emb, np.array([[0.0, 1.0]]), k=3)
+    assert idx.tolist() == [[1, 3, 0]] and sims[0].tolist() == pytest.approx([1.0, 0.8, 0.0])
+    x, y = blobs(classes=3, spread=0.1)
+    clusters, exemplars = em.cluster_exemplars(x[:, :3], n_clusters=3, per_cluster=4)
+    assert pd.crosstab(clusters, y).gt(0).sum(axis=1).eq(1).all()  # every cluster is one class
+    assert exemplars.groupby("cluster").size().tolist() == [4, 4, 4]
+
+
+def test_measures_are_cached_by_their_inputs(tmp_path):
+    x, y = blobs()
+    names = np.array(["cat", "dog", "café"])[y]  # string labels are keyed by their text
+    first = em.knn_accuracy(x, names, 5, cache=tmp_path)
+    assert len(list((tmp_path / "projections").glob("knn-*.json"))) == 1
+    assert em.knn_accuracy(x, names, 5, cache=tmp_path) == first == em.knn_accuracy(x, names, 5, cache=False)
+    next((tmp_path / "projections").glob("knn-*.json")).write_text("0.125")  # a hit reads the file back
+    assert em.knn_accuracy(x, names, 5, cache=tmp_path) == 0.125
+    em.knn_accuracy(x, names[::-1], 5, cache=tmp_path)  # other labels, other entry
+    em.knn_accuracy(x, names, 3, cache=tmp_path)  # other k, other entry
+    assert len(list((tmp_path / "projections").glob("knn-*.json"))) == 3
+    gap = em.modality_gap(x[:60], x[60:], cache=tmp_path)
+    assert em.modality_gap(x[:60], x[60:], cache=tmp_path) == gap == em.modality_gap(x[:60], x[60:], cache=False)
+    assert len(list((tmp_path / "projections").glob("modality_gap-*.json"))) == 1
+    clusters, exemplars = em.cluster_exemplars(x[:, :2], 3, 4, cache=tmp_path)
+    again, exemplars_again = em.cluster_exemplars(x[:, :2], 3, 4, cache=tmp_path)
+    np.testing.assert_array_equal(clusters, again)
+    pd.testing.assert_frame_equal(exemplars, exemplars_again)
+
+
+def test_image_grid_is_one_mosaic_with_captions():
+    from figures.images import image_grid
+    pictures = [np.full((32, 48, 3), v, np.uint8) for v in (0, 80, 160, 240, 255)]
+    fig = image_grid(pictures, ["a", "b", "c", "d", "e"], cols=3)
+    image, hover = fig.data
+    assert image.type == "image" and image.source.startswith("data:image/png;base64,")
+    assert [a.text for a in fig.layout.annotations] == ["a", "b", "c", "d", "e"]
+    assert list(hover.hovertext) == ["a", "b", "c", "d", "e"] and len(set(hover.y)) == 2  # two rows
+
+
+def test_scatter_map_traces_carry_row_ids_and_a_colour_dropdown():
+    points = pd.DataFrame({"class": ["a", "b", "a", "b"], "colour": ["red", "red", "blue", "blue"],
+                           "modality": ["image", "image", "image", "text"]})
+    coords = np.arange(8, dtype=float).reshape(4, 2)
+    fig = scatter_map(coords, points, ["class", "colour"], hover=["class"])
+    rows = sorted(int(r) for t in fig.data if t.visible for r in t.customdata)
+    assert rows == [0, 1, 2, 3]  # first colouring visible, every point once
+    hover = {int(r): h for t in fig.data if t.visible for r, h in zip(t.customdata, t.hovertext)}
+    assert hover == {0: "class: a", 1: "class: b", 2: "class: a", 3: "class: b"}
+    assert [t.name for t in fig.data if t.visible] == ["a", "b", "b (text)"]
+    assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["colour: class", "colour: colour"]
+    with pytest.raises(KeyError, match="not in the point table"):
+        scatter_map(coords, points, "shape")
+
+
+def test_notebook_runs_through_papermill(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path / "cache"))
+    manifest = run_report([NB02], {"n_samples": 150, "n_neighbors": 10, "n_clusters": 3, "queries": "a red circle"},
+                          {}, tmp_path / "out", progress=False)
+    entry = manifest["notebooks"][0]
+    assert entry["status"] == "ok", entry.get("error")
+    results = entry["run"]["results"]
+    assert results["k-NN accuracy, full embedding (cosine)"] > 0.8
+    assert 0.5 < results["trustworthiness of the map (k=10)"] <= 1.0
+    assert any("cluster_2" in f for f in entry["figures"]) and any("nearest_a_red_circle" in f for f in entry["figures"])

@@ -13,6 +13,7 @@ import torch
 from PIL import Image, ImageFilter
 from scipy import ndimage
 
+from ..data import dataset_identity
 from .attribution import image_keys, memoized, model_inputs, score_fn
 
 
@@ -96,7 +97,6 @@ def world_targets(model, dataset, indices, cache=True) -> tuple[np.ndarray, list
     """ShapeWorld ground truth for items `indices`, aligned to the model's input view:
     masks (N, H, W) bool (union of the objects) and boxes (per item, a list of (x0, y0, x1, y1)).
     Kept in the model's cache folder like attribute()'s maps."""
-    from ..data import dataset_identity
     indices = [int(i) for i in indices]
     found = memoized(model, "world_targets", [dataset_identity(dataset), indices],
                      lambda: _world_targets(model, dataset, indices), cache, code=(__name__, "lab.data.world", "lab.data.shapeworld"))

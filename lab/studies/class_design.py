@@ -22,6 +22,7 @@ import pandas as pd
 from scipy import stats
 
 from ..data import fairface
+from ..data.world import SHAPES, plural
 from . import zeroshot
 from .stats import clopper_pearson
 
@@ -113,7 +114,6 @@ def world_label_sets(model=None, templates=("a photo of {}.", "a picture of {}."
     """ShapeWorld's audit: 'default' = the ten shapes plus flagged non-object classes (a blob, a smudge,
     a stain, nothing); 'remedy' = default plus 'several {shape}s' classes (standing for their shape),
     the analogue of the paper's 'child' class. Encoded when a model is given."""
-    from ..data.world import SHAPES, plural
     a = lambda w: w if w == "nothing" else f"{'an' if w[0] in 'aeiou' else 'a'} {w}"  # noqa: E731
     shapes = [[t.format(a(s)) for t in templates] for s in SHAPES]
     non = [[t.format(a(w)) for t in templates] for w in NON_OBJECTS]

@@ -15,10 +15,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import linear_probe as lp
-from . import zeroshot
-from ..data.world import COUNTS, POSITIONS, SIZES, SPLIT_SEEDS, item_rng, plural, task_prompts
 from ..data.shapeworld import WorldDataset
+from ..data.studies import backgrounds_set, counting_set
+from ..data.world import COUNTS, POSITIONS, SIZES, SPLIT_SEEDS, item_rng, plural, task_prompts
+from . import linear_probe as lp, zeroshot
 from .stats import clopper_pearson
 
 GENERIC_COUNT = "a picture of {} objects."  # CLIP_benchmark's clevr_count template (singular for one)
@@ -43,7 +43,6 @@ def counting_study(model, n_train: int = 800, n_val: int = 200, n_test: int = 40
     ('a photo of three red circles.', ensembled over colours and shapes), with the generic
     'a picture of {n} objects.', and the paper's linear probe -> one row per method and true count
     ('all' for the whole set): method, count, n, rate (top-1), low, high."""
-    from ..data.studies import counting_set
     sets = {s: counting_set(n, s) for s, n in (("train", n_train), ("val", n_val), ("test", n_test))}
     x = {s: model.encode_images(d, progress=False) for s, d in sets.items()}
     y = {s: d.labels["label"].to_numpy() for s, d in sets.items()}
@@ -148,7 +147,6 @@ def reading_effect(table: pd.DataFrame) -> float:
 def background_study(model, dataset=None) -> pd.DataFrame:
     """Zero-shot shape and colour top-1 (with intervals) per background kind of
     lab.data.studies.backgrounds_set: rows (background, task, n, top1, top1_low, top1_high)."""
-    from ..data.studies import backgrounds_set
     dataset = dataset if dataset is not None else backgrounds_set()
     emb = model.encode_images(dataset, progress=False)  # (N, D)
     kinds = dataset.labels["style"].to_numpy()

@@ -12,10 +12,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from . import linear_probe as lp
-from ..core import memo
-from . import retrieval, zeroshot
 from .. import threads
+from ..core import memo
+from ..data import prompts
+from ..data.captions import world_captions
+from ..data.shapeworld import WorldDataset
+from . import linear_probe as lp, retrieval, zeroshot
+from .limitations import world_weights
 
 TASKS = ("shape", "colour", "size", "count", "position")
 
@@ -32,7 +35,6 @@ def _memoized(name: str, arrays: list, params: dict, cache, compute):
 
 
 def _features(model, split: str, n: int, tasks) -> tuple[np.ndarray, dict]:
-    from ..data.shapeworld import WorldDataset
     ds = WorldDataset(split, n)
     x = model.encode_images(ds, progress=False)  # (n, D); the same pixels for every task
     return x, {t: ds.task_labels(t) for t in tasks}
@@ -69,7 +71,6 @@ def task_study(model, tasks=TASKS, n_train: int = 2000, n_val: int = 500, n_test
     """ShapeWorld's tasks -> {"tasks": one row per task (zero_shot, probe top1/top5/mean per-class
     recall, lambda, at_edge, effective_shots, bound), "curves": the λ search's validation scores per
     task, "few_shot": one row per task, k and seed}."""
-    from .limitations import world_weights
     xt, yt = _features(model, "train", n_train, tasks)
     xv, yv = _features(model, "val", n_val, tasks)
     xs, ys = _features(model, "test", n_test, tasks)
@@ -83,7 +84,6 @@ def dataset_study(model, train, val, test, templates="openai-imagenet", ks=(1, 2
     """The same study on any labelled datasets (e.g. the halves of a class folder): zero-shot with
     the classes' names in `templates` against the probe and few-shot probes; the task is the
     test set's name."""
-    from ..data import prompts
     W = zeroshot.class_weights(model, prompts.class_prompts(list(test.classes), prompts.templates(templates)))
     xy = [(model.encode_images(d, progress=False), d.labels["label"].to_numpy()) for d in (train, val, test)]
     fewest = np.bincount(xy[0][1][xy[0][1] >= 0]).min()
@@ -97,7 +97,6 @@ def retrieval_study(model, caption_set=None, n_images: int = 1000, prefix: str =
     is prepended to every caption (the paper prepends 'a photo of ' on Flickr30k and MSCOCO).
     -> {"table": direction x positives, "by_named": text->image R@k by which attributes a caption
     names (world captions only)}."""
-    from ..data.captions import world_captions
     cs = caption_set if caption_set is not None else world_captions(n_images)
     img = model.encode_images(cs.images, progress=False)  # (N, D)
     txt = model.encode_texts([prefix + c for c in cs.captions], progress=False)  # (T, D)

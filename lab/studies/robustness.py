@@ -23,10 +23,10 @@ import torch
 from tqdm.auto import tqdm
 
 from ..core import memo
-from ..data import prompts
-from . import zeroshot
 from ..core.cache import default_cache_dir
-from ..data import dataset_identity
+from ..data import dataset_identity, prompts, shapeworld, world
+from ..training import supervised
+from . import linear_probe as lp, zeroshot
 from .stats import clopper_pearson, fit_line, predicted
 
 
@@ -151,7 +151,6 @@ def linear_probe(model, train, val, Cs=None):
     """The CLIP paper's linear probe (lab.studies.linear_probe) on the model's (cached) features of a clean
     training set: λ = 1/C searched on `val` top-1 (the paper's 97-point grid, or only `Cs` when
     given), refit on train + val. Returns a classifier (dataset -> (N, 5)) with `.C` and `.val_top1`."""
-    from . import linear_probe as lp
     xt, xv = (model.encode_images(d, progress=False) for d in (train, val))
     yt, yv = train.labels["label"].to_numpy(), val.labels["label"].to_numpy()
     lambdas = lp.LAMBDAS if Cs is None else np.sort(1.0 / np.asarray(Cs, dtype=float))
@@ -206,14 +205,11 @@ def cnn_baseline(width: int = 16, epochs: int = 5, n_train: int = 2000, seed: in
     """ShapeWorld: a small CNN trained for `epochs` on n_train clean training images (lab.training.supervised),
     saved under the cache folder so it trains once; its predictions are cached too (loaded or trained
     on the first set not seen before). Returns a classifier (dataset -> (N, 5))."""
-    from ..data import world
     return memoized_classifier(f"CNN w{width}, {epochs} epochs", ["cnn", world.VERSION, width, epochs, n_train, seed],
                                lambda: _cnn(width, epochs, n_train, seed, cache), cache)
 
 
 def _cnn(width, epochs, n_train, seed, cache):
-    from ..training import supervised
-    from ..data import shapeworld, world
     train = shapeworld.WorldDataset("train", n_train)
     classes = list(train.classes)
     file = (Path(default_cache_dir()) / "baselines" /
@@ -276,7 +272,6 @@ def world_classifiers(models: list, templates="shapeworld", cnn_baselines=((8, 2
     """The built-in study's classifiers: each CLIP zero-shot ('evaluated'), small CNNs and linear
     probes on each CLIP's features ('baseline') -> {name: (kind, classify)}, their predictions
     memoized (memoized_classifier)."""
-    from ..data.shapeworld import WorldDataset
     listed = prompts.templates(templates if isinstance(templates, str) else list(templates))
     out = {m.name: ("evaluated", memoized_classifier(m.name, ["zero-shot", m.fingerprint, listed],
                                                      lambda m=m: zero_shot_classifier(m, listed, batch_size)))
@@ -285,7 +280,7 @@ def world_classifiers(models: list, templates="shapeworld", cnn_baselines=((8, 2
         cnn = cnn_baseline(width, epochs, n_train=n_train)
         out[cnn.name] = ("baseline", cnn)
     if linear_probes:
-        train, val = WorldDataset("train", n_train), WorldDataset("val", 500)
+        train, val = shapeworld.WorldDataset("train", n_train), shapeworld.WorldDataset("val", 500)
         for m in models:
             out[f"{m.name} linear probe"] = ("baseline", memoized_classifier(
                 f"{m.name} linear probe", ["linear probe", m.fingerprint, dataset_identity(train), dataset_identity(val)],

@@ -13,10 +13,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..studies import zeroshot
+from ..core.checkpoints import read_checkpoint
+from ..core.models import load_model
+from ..core.registry import builtin_models
 from ..data import shapeworld, world
 from ..data.shapeworld import suite_datasets
-from ..core.models import load_model
+from ..data.studies import backgrounds_set, typographic_sets
+from ..studies import zeroshot
+from ..studies.limitations import background_study, reading_effect, typographic_study
 
 TASKS = ["shape", "colour", "count", "size", "position"]
 
@@ -47,16 +51,12 @@ def evaluate_world(model, n: int = 2000, suite_n: int = 1000, corruption_n: int 
 
 def typographic(model, n: int = 300) -> dict:
     """Shape top-1 under each typographic condition and the reading effect (lab.studies.limitations)."""
-    from ..data.studies import typographic_sets
-    from ..studies.limitations import reading_effect, typographic_study
     table, _ = typographic_study(model, typographic_sets(n))
     return {"top1": dict(zip(table["condition"], table["top1"].astype(float))), "reading_effect": reading_effect(table)}
 
 
 def backgrounds(model, n: int = 400) -> dict:
     """Shape and colour top-1 of drawn shapes per plain background kind (lab.studies.limitations)."""
-    from ..data.studies import backgrounds_set
-    from ..studies.limitations import background_study
     table = background_study(model, backgrounds_set(n))
     return {kind: dict(zip(rows["task"], rows["top1"].astype(float)))
             for kind, rows in table.groupby("background", sort=False)}
@@ -182,8 +182,6 @@ def card_text(name: str, model, meta: dict, results: dict) -> str:
 
 
 def main(argv=None):
-    from ..core.checkpoints import read_checkpoint
-    from ..core.registry import builtin_models
     p = argparse.ArgumentParser(prog="python -m lab card")
     p.add_argument("model")
     p.add_argument("--n", type=int, default=2000)

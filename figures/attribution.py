@@ -15,6 +15,8 @@ from plotly.subplots import make_subplots
 
 from .images import image_grid
 
+__all__ = ["overlay", "method_grid", "token_bars", "metric_bars"]
+
 _LUT = (np.array([[int(c) for c in rgb[4:-1].split(",")] for rgb in sample_colorscale("Jet", np.linspace(0, 1, 256))])
         .astype(np.float32))  # (256, 3): heat value -> colour
 

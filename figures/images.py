@@ -12,6 +12,8 @@ from PIL import Image
 
 from lab.core.images import load_rgb_image
 
+__all__ = ["thumbnail", "image_grid"]
+
 
 def thumbnail(item, size: int = 128) -> str:
     """A path, PIL image or array as a PNG data URI no larger than size x size (small in the HTML)."""

@@ -13,6 +13,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
+__all__ = ["SYMBOLS", "MAX_CATEGORIES", "scatter_map", "label_clusters", "metrics_table"]
+
 SYMBOLS = {"image": "circle", "text": "diamond", "query": "star"}
 MAX_CATEGORIES = 40  # more distinct values than this are drawn as a continuous colour scale
 

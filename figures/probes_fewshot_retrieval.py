@@ -13,6 +13,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
+__all__ = ["probe_bars", "probe_scatter", "lambda_curves", "few_shot_curves", "retrieval_bars", "rate_bars"]
+
 
 def _error(g: pd.DataFrame, y: str, low: str, high: str) -> dict:
     return dict(type="data", symmetric=False, array=g[high] - g[y], arrayminus=g[y] - g[low])

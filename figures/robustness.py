@@ -15,6 +15,8 @@ from plotly.colors import qualitative
 
 from lab.studies.stats import bootstrap_band, fit_line, logit, predicted
 
+__all__ = ["TICKS", "SHOWN", "shift_bars", "effective_robustness_plot", "severity_curves", "class_drops"]
+
 TICKS = [0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99, 0.999]
 SHOWN = (0.001, 0.999)  # accuracies of 0 % and 100 % have no logit: drawn at 0.1 % / 99.9 %
 

@@ -16,6 +16,9 @@ import plotly.graph_objects as go
 
 from lab.studies.stats import wilson_interval
 
+__all__ = ["template_bars", "method_dots", "template_count", "classname_changes", "confusion_worst",
+           "probability_bars"]
+
 
 def _pct_axis(fig, axis="x"):
     fig.update_layout({f"{axis}axis": dict(tickformat=".1%", title="top-1 accuracy")})

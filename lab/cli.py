@@ -37,6 +37,8 @@ from .core.cache import EmbeddingCache
 from .errors import LabError
 from .data.folder import IMAGE_EXTENSIONS, list_images
 
+__all__ = ["cmd_models", "cmd_encode", "cmd_cache", "cmd_export", "cmd_report", "PASS_THROUGH", "build_parser", "main"]
+
 
 def _human(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB"):

@@ -1,5 +1,7 @@
 """Exceptions lab raises. Each message names the item at fault and how to fix it."""
 
+__all__ = ["LabError", "ModelNotAvailable", "UnsafeCheckpoint", "BadInput", "WorkerTimeout"]
+
 
 class LabError(Exception):
     """Base class of every error lab raises on purpose."""

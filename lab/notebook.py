@@ -19,6 +19,9 @@ from plotly.io._base_renderers import NotebookRenderer
 from . import _static_export
 from .core import memo
 
+__all__ = ["RENDERERS", "RUN_FILE", "OfflineNotebookRenderer", "setup", "BROWSERS", "STATIC_FIX",
+           "static_figures_missing", "save_figure", "record"]
+
 RENDERERS = "plotly_mimetype+lab_notebook"  # live JupyterLab + a text/html copy that nbconvert keeps
 _MATHJAX_CDN = re.compile(r'<script[^>]*src="https?://[^"]*mathjax[^"]*"[^>]*></script>', re.I)
 RUN_FILE = "run.json"

@@ -44,6 +44,9 @@ import yaml
 from . import processes, threads
 from .errors import BadInput
 
+__all__ = ["PACKAGES", "KERNEL", "CELL_TIMEOUT", "OFFLINE_TEMPLATE", "default_notebooks", "notebook_parameters",
+           "coerce", "plan", "finish_notebook", "this_python_kernel", "run_notebook", "run_report", "load_config"]
+
 PACKAGES = ["clip-lab", "torch", "torchvision", "open_clip_torch", "numpy", "pandas", "plotly", "papermill",
             "nbconvert", "scikit-learn", "pillow"]
 _TRUE, _FALSE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}

@@ -43,6 +43,9 @@ import sys
 import time
 import warnings
 
+__all__ = ["POLICIES", "POLICY_ENV", "COUNT_ENV", "WINDOW", "available_cpus", "environment", "configure", "policy",
+           "busy_elsewhere", "fair_count", "owns_process", "fit_torch", "small_work", "settings"]
+
 POLICIES = ("fair", "passive", "spin")
 # read when each runtime loads: OpenBLAS (numpy, scipy); under 'passive' also libgomp (torch,
 # scikit-learn, numba) and Intel / LLVM OpenMP

@@ -23,6 +23,8 @@ from figures.attribution import overlay
 
 from ._picker import ImagePicker
 
+__all__ = ["AttributionViewer"]
+
 
 def _png(array) -> str:
     buf = io.BytesIO()

@@ -26,6 +26,8 @@ from figures.maps import scatter_map
 from ._display import LabWidget
 from ._figure import FigureWidget
 
+__all__ = ["GRID_MAX", "EmbeddingExplorer"]
+
 GRID_MAX = 48  # thumbnails shown for a selection
 
 

@@ -21,6 +21,8 @@ from figures.zeroshot import probability_bars
 from ._figure import FigureWidget
 from ._picker import ImagePicker
 
+__all__ = ["PromptPlayground"]
+
 
 def _lines(text: str) -> list[str]:
     return [s.strip() for s in text.splitlines() if s.strip()]

@@ -23,6 +23,8 @@ from figures.robustness import effective_robustness_plot, shift_bars
 from ._display import LabWidget
 from ._figure import FigureWidget
 
+__all__ = ["RobustnessDashboard"]
+
 
 class RobustnessDashboard(LabWidget):
     def __init__(self, models=("lab-vit-tiny", "lab-rn-tiny"), n_per_shift: int = 200, results: dict | None = None):

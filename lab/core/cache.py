@@ -27,6 +27,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+__all__ = ["DB_NAME", "default_cache_dir", "sha256_file", "stat_key", "EmbeddingCache"]
+
 DB_NAME = "embeddings.sqlite3"
 _CHUNK = 4000 if sqlite3.sqlite_version_info >= (3, 32) else 900  # variables per query: 32766 (older: 999)
 _INHERITED: list = []  # connections a forked child inherited: kept alive, never used or closed there

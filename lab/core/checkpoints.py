@@ -22,6 +22,8 @@ import torch
 
 from ..errors import ModelNotAvailable, UnsafeCheckpoint
 
+__all__ = ["LAB_FORMAT", "read_torchscript_tensors", "read_checkpoint", "infer_openai_config"]
+
 LAB_FORMAT = "clip-lab"
 
 _STORAGE_DTYPES = {
@@ -74,7 +76,7 @@ class _TensorOnlyUnpickler(pickle.Unpickler):
         return self.storages[key]
 
 
-def is_torchscript_archive(path: str) -> bool:
+def _is_torchscript_archive(path: str) -> bool:
     if not zipfile.is_zipfile(path):
         return False
     with zipfile.ZipFile(path) as zf:
@@ -123,7 +125,7 @@ def read_checkpoint(path: str, trust: bool = False) -> tuple[dict, dict]:
         if path.endswith(".safetensors"):
             from safetensors.torch import load_file
             return load_file(path), {"source": "safetensors"}
-        if is_torchscript_archive(path):
+        if _is_torchscript_archive(path):
             return read_torchscript_tensors(path), {"source": "torchscript"}
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except UnsafeCheckpoint:
@@ -152,7 +154,7 @@ def read_checkpoint(path: str, trust: bool = False) -> tuple[dict, dict]:
     return state, meta
 
 
-def is_openai_layout(state: dict) -> bool:
+def _is_openai_layout(state: dict) -> bool:
     return "text_projection" in state and "token_embedding.weight" in state and (
         "visual.proj" in state or "visual.attnpool.positional_embedding" in state)
 
@@ -160,7 +162,7 @@ def is_openai_layout(state: dict) -> bool:
 def infer_openai_config(state: dict) -> dict:
     """open_clip model config of an OpenAI-layout state dict, read off its tensor shapes
     (the rules of OpenAI's `build_model`)."""
-    if not is_openai_layout(state):
+    if not _is_openai_layout(state):
         raise ModelNotAvailable(
             "cannot infer the architecture: the state dict is not in OpenAI/open_clip CLIP layout "
             "(no visual.proj / visual.attnpool and text_projection keys). Name the architecture: "

@@ -23,6 +23,8 @@ from ..processes import loader_options
 from ..threads import available_cpus
 from .images import as_rgb_image, decode_bytes, describe, file_key, pixel_key
 
+__all__ = ["Failure", "text_key", "error_text", "NON_FINITE", "path_problem", "encode_images", "encode_texts"]
+
 
 @dataclass(frozen=True)
 class Failure:

@@ -17,6 +17,9 @@ from PIL import Image
 
 from ..errors import BadInput
 
+__all__ = ["MIN_SIDE", "MAX_PIXELS", "describe", "to_rgb", "decode_bytes", "as_rgb_image", "load_rgb_image",
+           "pixel_key", "file_key"]
+
 MIN_SIDE = 2                   # px; a 1x1 image carries no content for CLIP
 MAX_PIXELS = 178_956_970        # PIL's decompression-bomb error threshold (2x its warning limit)
 
@@ -50,7 +53,7 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
 
 
-def check_size(width: int, height: int, max_pixels: int = MAX_PIXELS):
+def _check_size(width: int, height: int, max_pixels: int = MAX_PIXELS):
     if min(width, height) < MIN_SIDE:
         raise ValueError(f"image is {width}x{height} px, smaller than {MIN_SIDE} px on a side")
     if width * height > max_pixels:
@@ -63,7 +66,7 @@ def decode_bytes(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
     """Decode image file bytes to RGB; the size is checked from the header before decoding."""
     if not data:
         raise ValueError("file is empty")
-    pil_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # check_size applies our limit
+    pil_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # _check_size applies our limit
     try:
         img = Image.open(io.BytesIO(data))
     except Exception as e:  # PIL names the BytesIO object (its address): drop it, so messages repeat
@@ -71,7 +74,7 @@ def decode_bytes(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
         raise ValueError(f"not a readable image ({type(e).__name__}: {reason})") from None
     finally:
         Image.MAX_IMAGE_PIXELS = pil_limit
-    check_size(img.width, img.height, max_pixels)
+    _check_size(img.width, img.height, max_pixels)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
@@ -81,7 +84,7 @@ def decode_bytes(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
     return to_rgb(img)
 
 
-def array_to_image(arr: np.ndarray) -> Image.Image:
+def _array_to_image(arr: np.ndarray) -> Image.Image:
     a = np.asarray(arr)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[:, :, 0]
@@ -105,10 +108,10 @@ def as_rgb_image(item, max_pixels: int = MAX_PIXELS) -> Image.Image:
     if isinstance(item, Image.Image):
         img = item
     elif isinstance(item, np.ndarray):
-        img = array_to_image(item)
+        img = _array_to_image(item)
     else:
         raise TypeError(f"{type(item).__name__} is not an image; pass a path, a PIL image or a numpy array")
-    check_size(img.width, img.height, max_pixels)
+    _check_size(img.width, img.height, max_pixels)
     return to_rgb(img)
 
 

@@ -28,6 +28,8 @@ import numpy as np
 
 from .cache import default_cache_dir
 
+__all__ = ["array_digest", "code_version", "key", "FOLDERS", "folder", "clear", "atomic_save", "memoized"]
+
 
 def array_digest(a: np.ndarray) -> str:
     """Identity of an array: sha256 of its shape, dtype and bytes (strings and objects by their text)."""

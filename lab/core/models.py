@@ -30,6 +30,8 @@ from ..errors import BadInput, LabError, ModelNotAvailable
 from .images import MAX_PIXELS
 from .registry import CONFIG_DIR, OPENAI_MODELS, builtin_models, open_clip, split_name
 
+__all__ = ["PRECISIONS", "pick_device", "device_name", "fingerprint", "ClipModel", "load_model"]
+
 PRECISIONS = ("fp32", "fp16", "bf16")
 
 
@@ -59,7 +61,7 @@ def device_name(device=None) -> str:
     return "cpu" if _no_gpu_visible() else str(pick_device())
 
 
-def pick_precision(precision: str | None, device: str) -> str:
+def _pick_precision(precision: str | None, device: str) -> str:
     """fp32 on CPU and MPS, fp16 autocast on CUDA, unless named."""
     kind = device.split(":")[0]
     if precision is None:
@@ -294,7 +296,7 @@ def load_model(name_or_path, pretrained: str | None = None, device=None, precisi
     """
     cache = cache if isinstance(cache, EmbeddingCache) else EmbeddingCache(cache)
     device = device_name(device)
-    precision = pick_precision(precision, device)
+    precision = _pick_precision(precision, device)
     name = os.fspath(name_or_path)
     request = _file_request(name, pretrained, quick_gelu, trust_checkpoint)
     if request is None:

@@ -14,6 +14,9 @@ import functools
 import os
 from pathlib import Path
 
+__all__ = ["CONFIG_DIR", "CHECKPOINT_DIR", "OPENAI_MODELS", "open_clip", "builtin_models", "split_name",
+           "cached_pretrained_file", "model_info", "list_pretrained", "list_models"]
+
 CONFIG_DIR = Path(__file__).parent.parent / "model_configs"  # package data stays at the top of lab/
 CHECKPOINT_DIR = Path(__file__).parent.parent / "checkpoints"
 

@@ -25,6 +25,9 @@ import pandas as pd
 from ..errors import BadInput
 from ._protocol import FileList
 
+__all__ = ["VERSION", "STATED", "CaptionSet", "world_captions", "read_flickr_annotations", "read_coco_annotations",
+           "flickr30k", "mscoco"]
+
 VERSION = "shapeworld-captions-1"  # the world captions' recipe (seed stream 11, 5 per image)
 STATED = ["shape", "colour", "count", "size", "position"]
 

@@ -11,6 +11,8 @@ import io
 import numpy as np
 from PIL import Image, ImageFilter
 
+__all__ = ["CORRUPTIONS", "corrupt"]
+
 CORRUPTIONS = ["gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "motion_blur",
                "brightness", "contrast", "pixelate", "jpeg_compression"]
 

@@ -16,6 +16,8 @@ import pandas as pd
 from ..errors import BadInput
 from ._protocol import FileList
 
+__all__ = ["COLUMNS", "LABELS_FILE", "label_spec", "people_classes", "FairFace"]
+
 COLUMNS = ["file", "age", "gender", "race"]
 LABELS_FILE = Path(__file__).parent / "fairface_labels.json"  # the paper's label set (see label_spec)
 

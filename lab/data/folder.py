@@ -10,6 +10,8 @@ import pandas as pd
 from ..errors import BadInput
 from ._protocol import FileList
 
+__all__ = ["IMAGE_EXTENSIONS", "list_images", "ImageFolder"]
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 

@@ -16,6 +16,8 @@ from ..errors import BadInput
 from ._protocol import FileList
 from .folder import list_images
 
+__all__ = ["WnidFolders", "ImageNet"]
+
 
 class WnidFolders(FileList):
     """Images in one folder per WNID, labelled by the WNID's position in `wnids`. Folders outside

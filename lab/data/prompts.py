@@ -22,6 +22,9 @@ from pathlib import Path
 
 from ..errors import BadInput
 
+__all__ = ["imagenet_wnids", "list_classnames", "list_templates", "list_class_prompts", "classnames", "templates",
+           "class_prompts", "per_class_prompts"]
+
 
 def _world_templates() -> list[str]:
     from .world import FRAMES

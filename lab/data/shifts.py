@@ -33,6 +33,9 @@ from ._protocol import FileList, Subset
 from .folder import list_images
 from .imagenet import ImageNet, WnidFolders
 
+__all__ = ["imagenet_r_wnids", "imagenet_a_wnids", "ImageNetV2", "ImageNetSketch", "ImageNetR", "ImageNetA",
+           "imagenet_subset_val", "ObjectNet", "imagenet_c", "real_shift_sets"]
+
 
 @lru_cache(maxsize=None)
 def _benchmark_wnids(variable: str) -> tuple[str, ...]:

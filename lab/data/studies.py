@@ -25,6 +25,9 @@ from PIL import Image, ImageDraw, ImageFont
 from .world import SHAPES, SIZES, SPLIT_SEEDS, draw_scene, item_rng, labels_of, widen_background
 from .shapeworld import WorldDataset
 
+__all__ = ["VERSION", "CONDITIONS", "NONSENSE", "BAND", "BAND_FILL", "SEEDS", "PLAIN_BACKGROUNDS", "SceneSet",
+           "place", "counting_set", "backgrounds_set", "band_box", "TypographicSet", "write_word", "typographic_sets"]
+
 VERSION = "shapeworld-studies-1"
 CONDITIONS = ["clean", "blank", "correct", "wrong", "nonsense", "word_only"]
 NONSENSE = ["blorft", "quibex", "snarvel", "dravik", "plimsey", "gorbun", "twelkin", "frumple", "zindar", "mobrick"]

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from .world import SIZES, SPLIT_SEEDS, Scene, draw_scene, item_rng
 
+__all__ = ["SUBSET", "ADVERSARIAL_FILE", "SUITES", "adversarial_indices", "scene_for"]
+
 SUBSET = ["circle", "square", "triangle", "star", "heart", "arrow"]
 ADVERSARIAL_FILE = Path(__file__).parent / "adversarial.json"
 SUITES = {

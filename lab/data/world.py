@@ -23,6 +23,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+__all__ = ["VERSION", "SS", "SHAPES", "SHAPE_SYNONYMS", "COLOURS", "COLOUR_SYNONYMS", "SIZES", "SIZE_SYNONYMS",
+           "POSITIONS", "COUNTS", "STYLES", "BACKGROUNDS", "SPLIT_SEEDS", "plural", "shape_mask", "Scene",
+           "draw_scene", "widen_background", "render", "two_objects", "FRAMES", "caption", "stated_caption",
+           "TEMPLATES", "task_prompts", "labels_of", "item_rng"]
+
 VERSION = "shapeworld-1"  # part of every cache key: bump it whenever rendering changes
 SS = 2  # supersampling factor for anti-aliased edges
 

@@ -40,6 +40,8 @@ from ..core.encoding import path_problem, text_key
 from ..errors import LabError
 from ..core.images import file_key
 
+__all__ = ["WAVE_SIZE", "connect", "expand_braces", "expand_sources", "encode_images", "encode_texts", "run_grid"]
+
 WAVE_SIZE = 1024
 
 

@@ -24,6 +24,9 @@ import numpy as np
 
 from ..errors import LabError
 
+__all__ = ["MANIFEST", "DIST_HINT", "part_path", "parts", "atomic_write", "read_manifest", "write_manifest",
+           "write_part", "part_meta", "read_part", "read_run", "import_run", "export_clip_retrieval"]
+
 MANIFEST = "manifest.json"
 DIST_HINT = "pip install 'clip-lab[dist]'"
 

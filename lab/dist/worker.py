@@ -1,7 +1,7 @@
 """What runs inside Ray's worker processes for `lab.dist`: the encoder (one model per actor), the
 adapters that turn Ray's raw-bytes readers into (item, data) rows, and the grid's evaluation task.
 
-Nothing here opens the SQLite cache: models are loaded with `NoCache`, and results go back to the
+Nothing here opens the SQLite cache: models are loaded with `_NoCache`, and results go back to the
 driver, which alone writes the run folder and the cache.
 """
 from __future__ import annotations
@@ -18,8 +18,11 @@ from ..core.encoding import NON_FINITE, error_text, text_key
 from ..errors import LabError
 from ..core.images import decode_bytes, file_key
 
+__all__ = ["where", "load_worker_model", "rows_from_files", "rows_from_shards", "decode_batch", "Encoder",
+           "evaluate_pair"]
 
-class NoCache(EmbeddingCache):
+
+class _NoCache(EmbeddingCache):
     """A cache that remembers nothing and never opens a file: what workers load models with."""
 
     def __init__(self):
@@ -63,7 +66,7 @@ def load_worker_model(load_args: dict, fingerprint: str, device: str, threads: i
     import torch
     torch.set_num_threads(threads)  # one model per worker: its threads, not every core
     from ..core.models import load_model
-    model = load_model(**load_args, device=device, cache=NoCache())
+    model = load_model(**load_args, device=device, cache=_NoCache())
     if model.fingerprint != fingerprint:
         raise LabError(f"node {where()[0][:12]} loaded {model.name} with fingerprint {model.fingerprint[:12]}, "
                        f"not the driver's {fingerprint[:12]}: give every node the same model file and the same "

@@ -37,6 +37,10 @@ from ..errors import BadInput
 from ..core.images import file_key, load_rgb_image
 from ..threads import fit_torch
 
+__all__ = ["PIXEL_METHODS", "is_vit", "is_resnet", "list_methods", "Attribution", "image_keys", "memoized",
+           "model_inputs", "score_fn", "keep_attention", "relevance_from_attention", "rollout_from_attention",
+           "attribute", "text_relevance"]
+
 PIXEL_METHODS = ["integrated_gradients", "smoothgrad", "occlusion", "random"]
 
 

@@ -16,6 +16,8 @@ from scipy import ndimage
 from ..data import dataset_identity
 from .attribution import image_keys, memoized, model_inputs, score_fn
 
+__all__ = ["pointing_game", "box_energy", "deletion_insertion", "align_mask", "world_targets"]
+
 
 def pointing_game(maps: np.ndarray, masks: np.ndarray, tolerance: int = 0) -> np.ndarray:
     """Hit when the map's maximum lies on the object mask, or within `tolerance` pixels of it

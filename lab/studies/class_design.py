@@ -26,6 +26,10 @@ from ..data.world import SHAPES, plural
 from . import zeroshot
 from .stats import clopper_pearson
 
+__all__ = ["THRESHOLDS", "LabelSet", "assign", "rates_by_group", "disparity", "audit", "flagged_labels",
+           "accuracy_by_group", "threshold_rates", "NON_OBJECTS", "world_label_sets", "world_groups",
+           "fairface_label_sets"]
+
 THRESHOLDS = (0.005, 0.04)
 
 

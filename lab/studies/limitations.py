@@ -21,6 +21,9 @@ from ..data.world import COUNTS, POSITIONS, SIZES, SPLIT_SEEDS, item_rng, plural
 from . import linear_probe as lp, zeroshot
 from .stats import clopper_pearson
 
+__all__ = ["GENERIC_COUNT", "world_weights", "counting_study", "full_caption", "close_caption_study",
+           "typographic_study", "reading_effect", "background_study"]
+
 GENERIC_COUNT = "a picture of {} objects."  # CLIP_benchmark's clevr_count template (singular for one)
 
 

@@ -27,6 +27,9 @@ import pandas as pd
 
 from .. import threads
 
+__all__ = ["LAMBDAS", "START_STEP", "MAX_ITER", "fit", "class_scores", "metrics", "search", "ProbeResult", "usable",
+           "select_lambda", "probe", "k_shot_indices", "few_shot", "effective_shots"]
+
 LAMBDAS = np.logspace(-6, 6, 97)  # the paper's grid: 8 steps per decade
 START_STEP = 16  # 7 starting points: every second decade
 MAX_ITER = 1000

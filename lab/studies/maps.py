@@ -29,6 +29,9 @@ from ..core import memo
 from .. import threads
 from ..core.memo import array_digest as embeddings_digest
 
+__all__ = ["METHODS", "Projection", "project", "knn_accuracy", "trustworthiness", "modality_gap", "nearest",
+           "cluster_exemplars", "select"]
+
 METHODS = ("umap", "pca")
 
 

@@ -20,6 +20,8 @@ from ..data.shapeworld import WorldDataset
 from . import linear_probe as lp, retrieval, zeroshot
 from .limitations import world_weights
 
+__all__ = ["TASKS", "task_study", "dataset_study", "retrieval_study"]
+
 TASKS = ("shape", "colour", "size", "count", "position")
 
 
@@ -40,8 +42,8 @@ def _features(model, split: str, n: int, tasks) -> tuple[np.ndarray, dict]:
     return x, {t: ds.task_labels(t) for t in tasks}
 
 
-def probe_row(model, train, val, test, weights: np.ndarray, label: str, ks=(1, 2, 4, 8, 16), seeds=(0, 1, 2),
-              cache=True) -> dict:
+def _probe_row(model, train, val, test, weights: np.ndarray, label: str, ks=(1, 2, 4, 8, 16), seeds=(0, 1, 2),
+               cache=True) -> dict:
     """One task: train / val / test as (embeddings, labels) pairs and zero-shot weights (C, D) ->
     {"row": zero_shot, probe summary, effective shots; "curve": the λ search; "few_shot": per k and seed},
     memoized on the arrays and parameters."""
@@ -74,7 +76,7 @@ def task_study(model, tasks=TASKS, n_train: int = 2000, n_val: int = 500, n_test
     xt, yt = _features(model, "train", n_train, tasks)
     xv, yv = _features(model, "val", n_val, tasks)
     xs, ys = _features(model, "test", n_test, tasks)
-    found = {t: probe_row(model, (xt, yt[t]), (xv, yv[t]), (xs, ys[t]), world_weights(model, t), t, ks, seeds, cache)
+    found = {t: _probe_row(model, (xt, yt[t]), (xv, yv[t]), (xs, ys[t]), world_weights(model, t), t, ks, seeds, cache)
              for t in tasks}
     return _collect(model, found)
 
@@ -89,7 +91,7 @@ def dataset_study(model, train, val, test, templates="openai-imagenet", ks=(1, 2
     fewest = np.bincount(xy[0][1][xy[0][1] >= 0]).min()
     ks = [k for k in ks if k <= fewest]  # k-shot needs k training images of every class
     name = getattr(test, "name", "dataset")
-    return _collect(model, {name: probe_row(model, *xy, W, name, ks, seeds, cache)})
+    return _collect(model, {name: _probe_row(model, *xy, W, name, ks, seeds, cache)})
 
 
 def retrieval_study(model, caption_set=None, n_images: int = 1000, prefix: str = "") -> dict[str, pd.DataFrame]:

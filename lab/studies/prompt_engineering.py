@@ -19,6 +19,9 @@ import pandas as pd
 from ..data import prompts
 from .zeroshot import normalize, predict, valid
 
+__all__ = ["prompt_embeddings", "subset_weights", "template_accuracies", "greedy_selection", "template_count_curve",
+           "classname_sensitivity", "compare_methods"]
+
 
 def prompt_embeddings(model, names: list[str], template_list: list[str], **encode_kwargs) -> np.ndarray:
     """Every class name in every template, encoded through the cache -> (C, T, D), L2-normalized."""

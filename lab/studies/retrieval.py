@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+__all__ = ["KS", "ranks", "recall_at_k", "summary", "evaluate", "by_group"]
+
 KS = (1, 5, 10)
 
 

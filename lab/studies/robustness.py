@@ -29,6 +29,11 @@ from ..training import supervised
 from . import linear_probe as lp, zeroshot
 from .stats import clopper_pearson, fit_line, predicted
 
+__all__ = ["correct_matrix", "score", "evaluate", "run_suite", "smoothed", "er_points", "er_table",
+           "per_class_accuracy", "zero_shot_classifier", "linear_probe", "memoized_classifier", "cnn_baseline",
+           "effective_robustness", "REFERENCE_FILE", "reference_points", "reference_er_points", "world_classifiers",
+           "worst_classes"]
+
 
 # -- scoring ------------------------------------------------------------------------------------
 

@@ -15,6 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+__all__ = ["normalize", "ensemble", "class_weights", "logits", "softmax", "predict", "valid", "accuracy",
+           "Evaluation", "evaluate", "classify_image"]
+
 
 def normalize(x: np.ndarray) -> np.ndarray:
     """L2-normalize along the last axis."""

@@ -22,6 +22,8 @@ from ..data.studies import backgrounds_set, typographic_sets
 from ..studies import zeroshot
 from ..studies.limitations import background_study, reading_effect, typographic_study
 
+__all__ = ["TASKS", "task_accuracy", "evaluate_world", "typographic", "backgrounds", "card_text", "main"]
+
 TASKS = ["shape", "colour", "count", "size", "position"]
 
 

@@ -22,6 +22,8 @@ from ..data.suites import ADVERSARIAL_FILE, SPLIT_SEEDS, SUBSET, SUITES, adversa
 from ..data.shapeworld import contact_sheet, materialize, suite_datasets
 from ..data.world import SHAPES, draw_scene, item_rng, render
 
+__all__ = ["build_adversarial", "main"]
+
 
 def build_adversarial(candidates: int = 12000, cnn_steps: int = 150) -> list[int]:
     from .supervised import predict, train_cnn

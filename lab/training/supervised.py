@@ -17,6 +17,8 @@ from tqdm.auto import tqdm
 from ..data import shapeworld, world
 from ..threads import fit_torch
 
+__all__ = ["SmallCNN", "to_tensor", "train_cnn", "fit_cnn", "predict"]
+
 
 class SmallCNN(nn.Module):
     def __init__(self, n_classes: int, width: int = 32):

@@ -39,6 +39,8 @@ from ..core.registry import open_clip
 from ..processes import loader_options
 from ..threads import fit_torch
 
+__all__ = ["TrainConfig", "WorldPairs", "FilePairs", "clip_loss", "lr_at", "zero_shot_accuracy", "train", "main"]
+
 
 @dataclass
 class TrainConfig:

@@ -31,6 +31,10 @@ import nbformat
 from ..errors import LabError
 from . import source as src
 
+__all__ = ["STUB", "TIMINGS", "strip_solutions", "solution_lines", "remove_markers", "student_edition",
+           "solution_source", "execute", "sanitize", "errors_in", "section_seconds", "instructor_edition",
+           "solutions_edition", "handout_markdown", "notebook_html", "write_site", "read_timings", "build"]
+
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = "raise NotImplementedError()  # your code here"
 TIMINGS = "timings.json"

@@ -26,6 +26,9 @@ from scipy.special import expit
 
 from ..studies import zeroshot
 
+__all__ = ["attempts", "results", "Exercise", "EXERCISES", "Result", "check", "catch_up", "answer_hash", "ANSWERS",
+           "answer", "summary"]
+
 attempts: dict[str, object] = {}  # name -> the learner's own function, kept aside by catch_up
 results: dict[str, str] = {}  # name -> "correct" | "hint" | "not attempted", the latest of each
 

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+__all__ = ["cmd_workshop", "add_parser"]
+
 
 def cmd_workshop(args) -> int:
     from . import source

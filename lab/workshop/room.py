@@ -20,6 +20,8 @@ from pathlib import Path
 
 from ..errors import LabError
 
+__all__ = ["PACKAGES", "MODELS", "MAX_ZIP_MB", "check_machine", "prepare", "timed_check"]
+
 PACKAGES = {"torch": "torch", "open_clip": "open_clip_torch", "numpy": "numpy", "pandas": "pandas",
             "plotly": "plotly", "ipywidgets": "ipywidgets", "captum": "captum", "sklearn": "scikit-learn",
             "nbclient": "nbclient", "ipykernel": "ipykernel", "jupyterlab": "jupyterlab"}

@@ -21,6 +21,9 @@ import yaml
 
 from ..errors import BadInput
 
+__all__ = ["SOURCE", "KINDS", "Section", "Module", "Break", "Workshop", "meta", "is_instructor", "read_module",
+           "load", "schedule", "drop_order", "totals", "agenda_text"]
+
 SOURCE = Path(__file__).resolve().parent.parent.parent / "notebooks" / "workshop"
 KINDS = ("core", "bonus")
 

@@ -13,27 +13,60 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from ..errors import BadInput
+from . import prompts
 from ._protocol import Subset
+from .folder import ImageFolder
+from .imagenet import ImageNet
+from .shapeworld import WorldDataset
+from .world import SHAPES
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
+    load: Callable  # (spec, root, split, n, seed) -> dataset
     needs_root: bool
     alt_classnames: str | None  # another wording of the class names, for the sensitivity study
     templates: str  # the template set a study starts from
     suite: str | None = None  # ShapeWorld shift suite
 
 
+def _half(dataset, split: str, n: int, seed: int):
+    if split not in ("val", "test", "all"):
+        raise BadInput(f"split must be 'val', 'test' or 'all'; got {split!r}")
+    order = np.random.default_rng(seed).permutation(len(dataset))
+    half = len(order) // 2
+    idx = {"val": order[:half], "test": order[half:], "all": order}[split]
+    idx = np.sort(idx[:n] if n else idx)
+    return Subset(dataset, idx, f"{getattr(dataset, 'name', 'dataset')}/{split}-seed{seed}-n{len(idx)}")
+
+
+def _shapeworld(spec: DatasetSpec, root: str, split: str, n: int, seed: int):
+    if split not in ("val", "test"):
+        raise BadInput(f"shapeworld splits for evaluation are 'val' and 'test'; got {split!r}")
+    return WorldDataset(split, n=n or 2000, suite=spec.suite)
+
+
+def _imagenet(spec: DatasetSpec, root: str, split: str, n: int, seed: int):
+    return _half(ImageNet(root), split, n, seed)
+
+
+def _folder(spec: DatasetSpec, root: str, split: str, n: int, seed: int):
+    folder = ImageFolder(root)
+    folder.name = f"folder:{root}"
+    return _half(folder, split, n, seed)
+
+
 WORLD_SUITES = ["v2", "sketch", "rendition", "objectnet"]  # the suites with a val split (adversarial: test only)
-SPECS = {
-    "shapeworld": DatasetSpec(False, "shapeworld-synonyms", "shapeworld"),
-    **{f"shapeworld-{s}": DatasetSpec(False, "shapeworld-synonyms", "shapeworld", s) for s in WORLD_SUITES},
-    "imagenet": DatasetSpec(True, "imagenet-wordnet", "openai-imagenet"),
-    "folder": DatasetSpec(True, None, "openai-imagenet"),
+SPECS = {  # a new dataset: one entry (and its loader)
+    "shapeworld": DatasetSpec(_shapeworld, False, "shapeworld-synonyms", "shapeworld"),
+    **{f"shapeworld-{s}": DatasetSpec(_shapeworld, False, "shapeworld-synonyms", "shapeworld", s) for s in WORLD_SUITES},
+    "imagenet": DatasetSpec(_imagenet, True, "imagenet-wordnet", "openai-imagenet"),
+    "folder": DatasetSpec(_folder, True, None, "openai-imagenet"),
 }
 
 
@@ -47,43 +80,20 @@ def dataset_spec(name: str) -> DatasetSpec:
     return SPECS[name]
 
 
-def _half(dataset, split: str, n: int, seed: int):
-    if split not in ("val", "test", "all"):
-        raise BadInput(f"split must be 'val', 'test' or 'all'; got {split!r}")
-    order = np.random.default_rng(seed).permutation(len(dataset))
-    half = len(order) // 2
-    idx = {"val": order[:half], "test": order[half:], "all": order}[split]
-    idx = np.sort(idx[:n] if n else idx)
-    return Subset(dataset, idx, f"{getattr(dataset, 'name', 'dataset')}/{split}-seed{seed}-n{len(idx)}")
-
-
 def load_dataset(name: str, root: str = "", split: str = "test", n: int = 0, seed: int = 0):
     """A dataset by name (see module doc). n=0 means every item of the split."""
     spec = dataset_spec(name)
     if spec.needs_root and not root:
         raise BadInput(f"dataset {name!r} needs data_root: the folder holding it")
-    if name.startswith("shapeworld"):
-        from .shapeworld import WorldDataset
-        if split not in ("val", "test"):
-            raise BadInput(f"shapeworld splits for evaluation are 'val' and 'test'; got {split!r}")
-        return WorldDataset(split, n=n or 2000, suite=spec.suite)
-    if name == "imagenet":
-        from .imagenet import ImageNet
-        return _half(ImageNet(root), split, n, seed)
-    from .folder import ImageFolder
-    folder = ImageFolder(root)
-    folder.name = f"folder:{root}"
-    return _half(folder, split, n, seed)
+    return spec.load(spec, root, split, n, seed)
 
 
 def default_classnames(name: str, dataset) -> tuple[list[str], list[str] | None]:
     """The dataset's class names (curated where the lab has curated ones) and the alternative
     wording its spec names (ImageNet: WordNet's first lemmas; ShapeWorld: the captions' synonyms),
     aligned class by class; None when there is no alternative."""
-    from . import prompts
     alt = dataset_spec(name).alt_classnames
     if alt == "shapeworld-synonyms":
-        from .world import SHAPES
         table = dict(zip(SHAPES, prompts.classnames(alt)))
         return list(dataset.classes), [table[c] for c in dataset.classes]
     return list(dataset.classes), (prompts.classnames(alt) if alt else None)

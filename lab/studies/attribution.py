@@ -19,6 +19,10 @@ is computed each attention module's forward is swapped, on the instance, for an 
 softmax(QK^T/sqrt(d))V from its own weights, and restored afterwards (open_clip is not forked).
 Images are batched: one forward pass per batch, one backward pass per text. Results are kept in the
 model's cache folder (lab.core.memo), keyed by its fingerprint, the images' content and every parameter.
+
+A method is one function (model, pixels, score fn, targets, layer=, start_layer=, seed=, **kwargs)
+-> (maps (N, T, h, w), scores (N, P)) and one entry in METHODS (which models it applies to). The
+module is over 400 lines because the methods share its inputs, targets and attention hooks.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ import contextlib
 import math
 import os
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -37,12 +42,9 @@ from ..errors import BadInput
 from ..core.images import file_key, load_rgb_image
 from ..threads import fit_torch
 
-__all__ = ["PIXEL_METHODS", "is_vit", "is_resnet", "list_methods", "Attribution", "image_keys", "memoized",
+__all__ = ["METHODS", "Method", "PIXEL_METHODS", "is_vit", "is_resnet", "list_methods", "Attribution", "image_keys", "memoized",
            "model_inputs", "score_fn", "keep_attention", "relevance_from_attention", "rollout_from_attention",
            "attribute", "text_relevance"]
-
-PIXEL_METHODS = ["integrated_gradients", "smoothgrad", "occlusion", "random"]
-
 
 def is_vit(model) -> bool:
     return hasattr(model.module.visual, "transformer") and hasattr(model.module.visual, "class_embedding")
@@ -53,9 +55,8 @@ def is_resnet(model) -> bool:
 
 
 def list_methods(model) -> list[str]:
-    """The methods that apply to this model's image tower."""
-    own = ["relevance", "rollout"] if is_vit(model) else ["gradcam", "gradcam++"] if is_resnet(model) else []
-    return own + PIXEL_METHODS
+    """The methods that apply to this model's image tower, its own first ('auto' takes the first)."""
+    return [name for name, method in METHODS.items() if method.applies(model)]
 
 
 @dataclass
@@ -290,40 +291,87 @@ def _gradcam_maps(model, pixels, f, targets, layer, plus: bool):
 
 # -- any model: captum on the pixels ------------------------------------------------------------
 
-def _pixel_maps(model, pixels, f, targets, method, seed, **kw):
-    from captum.attr import IntegratedGradients, NoiseTunnel, Occlusion, Saliency
+def _pixel_scores(pixels, f):
     with torch.no_grad():
-        scores = f(pixels)  # (N, P)
-    if method == "random":
-        g = torch.Generator().manual_seed(seed)
-        return torch.rand(len(pixels), len(targets), *pixels.shape[-2:], generator=g), scores
-    if method == "occlusion":  # forward-only: each occluded batch is scored against several texts at once
-        w = kw.get("window", max(4, pixels.shape[-1] // 8))
-        occlude = dict(sliding_window_shapes=(3, w, w), strides=(3, max(1, w // 2), max(1, w // 2)),
-                       baselines=0.0, perturbations_per_eval=kw.get("perturbations_per_eval", 8))
-        if len(targets) == 1 and not isinstance(targets[0], int):  # each image's own text
-            return Occlusion(f).attribute(pixels, target=targets[0], **occlude).sum(1, keepdim=True).clamp(min=0), \
-                scores
-        maps, step = [], max(1, kw.get("maps_per_pass", 256) // len(pixels))  # captum keeps (N * texts, 3, H, W)
-        for c in range(0, len(targets), step):
-            chunk = targets[c:c + step]
-            a = Occlusion(lambda x, chunk=chunk: f(x)[:, chunk]).attribute(pixels, **occlude)  # one map per output
-            maps.append(a.reshape(len(pixels), len(chunk), *a.shape[1:]).sum(2))  # (N, texts, H, W), image-major
-        return torch.cat(maps, 1).clamp(min=0), scores
+        return f(pixels)  # (N, P)
+
+
+def _random(model, pixels, f, targets, *, seed, **kw):
+    scores = _pixel_scores(pixels, f)
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(len(pixels), len(targets), *pixels.shape[-2:], generator=g), scores
+
+
+def _occlusion(model, pixels, f, targets, **kw):
+    """Forward-only: each occluded batch is scored against several texts at once."""
+    from captum.attr import Occlusion
+    scores = _pixel_scores(pixels, f)
+    w = kw.get("window", max(4, pixels.shape[-1] // 8))
+    occlude = dict(sliding_window_shapes=(3, w, w), strides=(3, max(1, w // 2), max(1, w // 2)),
+                   baselines=0.0, perturbations_per_eval=kw.get("perturbations_per_eval", 8))
+    if len(targets) == 1 and not isinstance(targets[0], int):  # each image's own text
+        return Occlusion(f).attribute(pixels, target=targets[0], **occlude).sum(1, keepdim=True).clamp(min=0), \
+            scores
+    maps, step = [], max(1, kw.get("maps_per_pass", 256) // len(pixels))  # captum keeps (N * texts, 3, H, W)
+    for c in range(0, len(targets), step):
+        chunk = targets[c:c + step]
+        a = Occlusion(lambda x, chunk=chunk: f(x)[:, chunk]).attribute(pixels, **occlude)  # one map per output
+        maps.append(a.reshape(len(pixels), len(chunk), *a.shape[1:]).sum(2))  # (N, texts, H, W), image-major
+    return torch.cat(maps, 1).clamp(min=0), scores
+
+
+def _integrated_gradients(model, pixels, f, targets, **kw):
+    from captum.attr import IntegratedGradients
+    scores = _pixel_scores(pixels, f)
+    maps = [IntegratedGradients(f).attribute(pixels, target=p, n_steps=kw.get("n_steps", 24),
+                                             internal_batch_size=kw.get("internal_batch_size", 64)).abs().sum(1)
+            for p in targets]
+    return torch.stack(maps, 1), scores
+
+
+def _smoothgrad(model, pixels, f, targets, *, seed, **kw):
+    """Seeded noise (the caller's RNG state is left as it was), in chunks of ~internal_batch_size images."""
+    from captum.attr import NoiseTunnel, Saliency
+    scores = _pixel_scores(pixels, f)
     maps = []
     for p in targets:
-        if method == "integrated_gradients":
-            a = IntegratedGradients(f).attribute(pixels, target=p, n_steps=kw.get("n_steps", 24),
-                                                 internal_batch_size=kw.get("internal_batch_size", 64))
-        else:  # seeded noise (the caller's RNG state is left as it was), in chunks of ~internal_batch_size images
-            with torch.random.fork_rng(devices=[pixels.device] if pixels.device.type == "cuda" else []):
-                torch.manual_seed(seed)
-                a = NoiseTunnel(Saliency(f)).attribute(
-                    pixels, target=p, nt_type="smoothgrad", nt_samples=kw.get("nt_samples", 12),
-                    nt_samples_batch_size=max(1, kw.get("internal_batch_size", 64) // len(pixels)),
-                    stdevs=kw.get("stdevs", 0.3), abs=True)
+        with torch.random.fork_rng(devices=[pixels.device] if pixels.device.type == "cuda" else []):
+            torch.manual_seed(seed)
+            a = NoiseTunnel(Saliency(f)).attribute(
+                pixels, target=p, nt_type="smoothgrad", nt_samples=kw.get("nt_samples", 12),
+                nt_samples_batch_size=max(1, kw.get("internal_batch_size", 64) // len(pixels)),
+                stdevs=kw.get("stdevs", 0.3), abs=True)
         maps.append(a.abs().sum(1))
     return torch.stack(maps, 1), scores
+
+
+# -- the methods --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Method:
+    applies: Callable  # model -> bool
+    maps: Callable  # (model, pixels, f, targets, *, layer, start_layer, seed, **kwargs) -> (maps, scores)
+
+
+def _any_model(model) -> bool:
+    return True
+
+
+METHODS = {  # a new method: one function above and one entry here
+    "relevance": Method(is_vit, lambda model, pixels, f, targets, *, start_layer, **kw:
+                        _vit_maps(model, pixels, f, targets, "relevance", start_layer)),
+    "rollout": Method(is_vit, lambda model, pixels, f, targets, *, start_layer, **kw:
+                      _vit_maps(model, pixels, f, targets, "rollout", start_layer)),
+    "gradcam": Method(is_resnet, lambda model, pixels, f, targets, *, layer, **kw:
+                      _gradcam_maps(model, pixels, f, targets, layer, plus=False)),
+    "gradcam++": Method(is_resnet, lambda model, pixels, f, targets, *, layer, **kw:
+                        _gradcam_maps(model, pixels, f, targets, layer, plus=True)),
+    "integrated_gradients": Method(_any_model, _integrated_gradients),
+    "smoothgrad": Method(_any_model, _smoothgrad),
+    "occlusion": Method(_any_model, _occlusion),
+    "random": Method(_any_model, _random),
+}
+PIXEL_METHODS = [name for name, method in METHODS.items() if method.applies is _any_model]
 
 
 # -- the entry point ----------------------------------------------------------------------------
@@ -381,12 +429,8 @@ def _attribute(model, images, texts, method, target, labels, layer, start_layer,
             targets = list(range(len(texts))) if labels is None else \
                 [torch.tensor(np.array(labels[s:s + batch_size]), device=model.device)]
             with torch.enable_grad():
-                if method in ("relevance", "rollout"):
-                    m, sc = _vit_maps(model, pixels, f, targets, method, start_layer)
-                elif method in ("gradcam", "gradcam++"):
-                    m, sc = _gradcam_maps(model, pixels, f, targets, layer, method == "gradcam++")
-                else:
-                    m, sc = _pixel_maps(model, pixels, f, targets, method, seed + s, **method_kwargs)
+                m, sc = METHODS[method].maps(model, pixels, f, targets, layer=layer, start_layer=start_layer,
+                                             seed=seed + s, **method_kwargs)
             maps.append(_normalize_maps(m))
             sc = sc.detach().float()
             scores.append((sc if labels is None else _pick(sc, targets[0])[:, None]).cpu().numpy())

@@ -13,7 +13,6 @@ from __future__ import annotations
 import html
 
 import ipywidgets as w
-import numpy as np
 import pandas as pd
 
 import lab
@@ -38,12 +37,7 @@ class EmbeddingExplorer(LabWidget):
                  method: str = "umap", color: str = "class", n_neighbors: int = 15, min_dist: float = 0.1, seed: int = 0):
         self.model = lab.load_model(model)
         self.data = load_dataset(dataset, data_root, "test", n, seed)
-        x = self.model.encode_images(self.data, progress=False)
-        ok = np.isfinite(x).all(1)
-        self.x = x[ok]  # (N, D)
-        self.points = self.data.labels[ok].reset_index(drop=True)
-        self.points["class"] = [self.data.classes[i] if i >= 0 else "?" for i in self.points["label"]]
-        self.points["item"] = np.flatnonzero(ok)
+        self.points, self.x = em.point_table(self.data, self.model.encode_images(self.data, progress=False))  # x: (N, D)
         self.projection = em.project(self.x, method, 2, n_neighbors, min_dist, seed=seed)
         self.coords = self.projection.coords  # (N, 2)
         self.selection = self.neighbours = None

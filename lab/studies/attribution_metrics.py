@@ -9,14 +9,16 @@ or user boxes/masks) and against the model itself (deletion / insertion).
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 from PIL import Image, ImageFilter
 from scipy import ndimage
 
 from ..data import dataset_identity
-from .attribution import image_keys, memoized, model_inputs, score_fn
+from .attribution import attribute, image_keys, memoized, model_inputs, score_fn
 
-__all__ = ["pointing_game", "box_energy", "deletion_insertion", "align_mask", "world_targets"]
+__all__ = ["pointing_game", "box_energy", "deletion_insertion", "object_shares", "rank_correlation", "randomization_check",
+           "align_mask", "world_targets"]
 
 
 def pointing_game(maps: np.ndarray, masks: np.ndarray, tolerance: int = 0) -> np.ndarray:
@@ -87,6 +89,38 @@ def _deletion_insertion(model, images, maps, texts, labels, steps, blur, batch_s
         deletion.append(_auc(np.stack(curves_del, 1)))
         insertion.append(_auc(np.stack(curves_ins, 1)))
     return {"deletion": np.concatenate(deletion), "insertion": np.concatenate(insertion)}
+
+
+def object_shares(model, attribution, masks: dict, image: int = 0) -> pd.DataFrame:
+    """How much of each text's map falls on each object of one image: masks {object: (H, W) bool in
+    the original image} -> one row per text: model, method, prompt, score, 'share on <object>'."""
+    view_masks = {k: align_mask(model, v) for k, v in masks.items()}
+    rows = []
+    for p, prompt in enumerate(attribution.texts):
+        m = attribution.maps[image, p]
+        rows.append({"model": model.name, "method": attribution.method, "prompt": prompt,
+                     "score": float(attribution.scores[image, p]),
+                     **{f"share on {k}": float(m[mask].sum() / m.sum()) for k, mask in view_masks.items()}})
+    return pd.DataFrame(rows)
+
+
+def rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean over images of the Spearman correlation of two maps of each image ((N, H, W) each)."""
+    def ranks(m):
+        return m.reshape(len(m), -1).argsort(1).argsort(1)
+    return float(np.mean([np.corrcoef(x, y)[0, 1] for x, y in zip(ranks(a), ranks(b))]))
+
+
+def randomization_check(model, random_model, images, texts, methods, labels, seed: int = 0) -> pd.DataFrame:
+    """The model-randomization sanity check (Adebayo et al. 2018): per method, the rank correlation
+    of the maps of the trained model with those of the same architecture with random weights. A
+    method whose maps barely change does not explain the model."""
+    rows = []
+    for method in methods:
+        a = attribute(model, images, texts, method=method, labels=labels, seed=seed).maps[:, 0]
+        b = attribute(random_model, images, texts, method=method, labels=labels, seed=seed).maps[:, 0]
+        rows.append({"model": model.name, "method": method, "rank correlation trained vs random weights": rank_correlation(a, b)})
+    return pd.DataFrame(rows)
 
 
 def align_mask(model, mask: np.ndarray) -> np.ndarray:

@@ -22,12 +22,13 @@ import pandas as pd
 from scipy import stats
 
 from ..data import fairface
+from ..data.shapeworld import WorldDataset
 from ..data.world import SHAPES, plural
-from . import zeroshot
+from . import linear_probe as lp, zeroshot
 from .stats import clopper_pearson
 
 __all__ = ["THRESHOLDS", "LabelSet", "assign", "rates_by_group", "disparity", "audit", "flagged_labels",
-           "accuracy_by_group", "threshold_rates", "NON_OBJECTS", "world_label_sets", "world_groups",
+           "accuracy_by_group", "threshold_rates", "NON_OBJECTS", "world_label_sets", "world_groups", "world_audit",
            "fairface_label_sets"]
 
 THRESHOLDS = (0.005, 0.04)
@@ -134,6 +135,40 @@ def world_label_sets(model=None, templates=("a photo of {}.", "a picture of {}."
 def world_groups(labels: pd.DataFrame) -> pd.DataFrame:
     """Groups for the world's audit: scene attributes (count, size, style, colour)."""
     return labels[["count", "size", "style", "colour"]].copy()
+
+
+def world_audit(model, audit_set, audit_groups=("count", "size", "style"), thresholds=THRESHOLDS,
+                n_train: int = 500, n_val: int = 200) -> dict[str, pd.DataFrame]:
+    """The class-design audit of one model on a ShapeWorld set -> tables:
+    rates       share of each group sent to a flagged label, per label set (group '<column>=<value>')
+    summary     per grouping column and label set: flagged overall, max / min rate, their ratio, chi2, p
+    accuracy    shape top-1 by object count: zero-shot with each label set (a flagged label counts as
+                wrong), zero-shot over the shapes alone, and a linear probe (n_train / n_val ShapeWorld images)
+    thresholds  by object count, the share of images where a flagged label's probability passes each threshold"""
+    all_groups = world_groups(audit_set.labels)
+    groups = all_groups[list(audit_groups)]
+    x = model.encode_images(audit_set, progress=False)
+    label_sets = world_label_sets(model)
+    rates, summaries = [], []
+    for column in audit_groups:
+        r, s = audit(x, groups[column], label_sets, model.logit_scale)
+        rates.append(r.assign(group=column + "=" + r["group"].astype(str)))
+        summaries.append(s.assign(model=model.name, groups=column))
+    y = audit_set.labels["label"].to_numpy()  # shape index
+    count = all_groups["count"]
+    shapes_only = label_sets["default"].weights[:len(audit_set.classes)]  # the ten shape labels
+    accuracy = [accuracy_by_group(ls.stands_for[assign(x, ls.weights)[0]], y, count)
+                .assign(model=model.name, classifier=f"zero-shot ({name} labels)") for name, ls in label_sets.items()]
+    accuracy.append(accuracy_by_group(assign(x, shapes_only)[0], y, count)
+                    .assign(model=model.name, classifier="zero-shot (shapes only)"))
+    train, val = WorldDataset("train", n_train), WorldDataset("val", n_val)
+    probe = lp.probe(model.encode_images(train, progress=False), train.labels["label"],
+                     model.encode_images(val, progress=False), val.labels["label"], x, y, n_classes=len(audit_set.classes))
+    accuracy.append(accuracy_by_group(probe.classifier.predict(x), y, count).assign(model=model.name, classifier="linear probe"))
+    _, probs = assign(x, label_sets["default"].weights, model.logit_scale)
+    return {"rates": pd.concat(rates, ignore_index=True), "summary": pd.concat(summaries, ignore_index=True),
+            "accuracy": pd.concat(accuracy, ignore_index=True),
+            "thresholds": threshold_rates(probs, label_sets["default"].flagged, count, thresholds).assign(model=model.name)}
 
 
 def fairface_label_sets(model=None, file: str | Path = fairface.LABELS_FILE) -> dict[str, LabelSet]:

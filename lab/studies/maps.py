@@ -29,7 +29,7 @@ from ..core import memo
 from .. import threads
 from ..core.memo import array_digest as embeddings_digest
 
-__all__ = ["METHODS", "Projection", "project", "knn_accuracy", "trustworthiness", "modality_gap", "nearest",
+__all__ = ["METHODS", "Projection", "project", "knn_accuracy", "trustworthiness", "modality_gap", "nearest", "point_table",
            "cluster_exemplars", "select"]
 
 METHODS = ("umap", "pca")
@@ -230,6 +230,17 @@ def _modality_gap(image_emb, text_emb, seed) -> dict:
     return {"centroid_distance": float(np.linalg.norm(ci - ct)),
             "centroid_cosine": float(ci @ ct / (np.linalg.norm(ci) * np.linalg.norm(ct))),
             "linear_separability": sep}
+
+
+def point_table(dataset, emb: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """The map's points: one row per item that encoded (failed items are NaN rows of `emb`) with the
+    dataset's labels, its class name ('?' for label -1) and `item`, its index in the dataset ->
+    (points, the embeddings of those rows)."""
+    ok = np.isfinite(emb).all(1)
+    points = dataset.labels[ok].reset_index(drop=True)
+    points["class"] = [dataset.classes[i] if i >= 0 else "?" for i in points["label"]]
+    points["item"] = np.flatnonzero(ok)
+    return points, emb[ok]
 
 
 def nearest(emb: np.ndarray, queries: np.ndarray, k: int = 8) -> tuple[np.ndarray, np.ndarray]:

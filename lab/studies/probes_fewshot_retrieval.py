@@ -14,13 +14,13 @@ import pandas as pd
 
 from .. import threads
 from ..core import memo
-from ..data import prompts
+from ..data import Subset, load_dataset, prompts
 from ..data.captions import world_captions
 from ..data.shapeworld import WorldDataset
 from . import linear_probe as lp, retrieval, zeroshot
 from .limitations import world_weights
 
-__all__ = ["TASKS", "task_study", "dataset_study", "retrieval_study"]
+__all__ = ["TASKS", "task_study", "folder_splits", "dataset_study", "retrieval_study"]
 
 TASKS = ("shape", "colour", "size", "count", "position")
 
@@ -79,6 +79,16 @@ def task_study(model, tasks=TASKS, n_train: int = 2000, n_val: int = 500, n_test
     found = {t: _probe_row(model, (xt, yt[t]), (xv, yv[t]), (xs, ys[t]), world_weights(model, t), t, ks, seeds, cache)
              for t in tasks}
     return _collect(model, found)
+
+
+def folder_splits(root: str, n: int = 0, seed: int = 0, train_share: float = 0.8):
+    """A real class folder as a probe's splits -> (train, val, test): the seeded 'val' half of the
+    folder cut train_share / rest into train and val, the 'test' half held out (load_dataset)."""
+    pool = load_dataset("folder", root, "val", n, seed)
+    order = np.random.default_rng(seed).permutation(len(pool))
+    cut = int(train_share * len(pool))
+    train, val = Subset(pool, np.sort(order[:cut]), "probe-train"), Subset(pool, np.sort(order[cut:]), "probe-val")
+    return train, val, load_dataset("folder", root, "test", n, seed)
 
 
 def dataset_study(model, train, val, test, templates="openai-imagenet", ks=(1, 2, 4, 8, 16), seeds=(0, 1, 2),

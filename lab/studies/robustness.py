@@ -32,7 +32,7 @@ from .stats import clopper_pearson, fit_line, predicted
 __all__ = ["correct_matrix", "score", "evaluate", "run_suite", "smoothed", "er_points", "er_table",
            "per_class_accuracy", "zero_shot_classifier", "linear_probe", "memoized_classifier", "cnn_baseline",
            "effective_robustness", "REFERENCE_FILE", "reference_points", "reference_er_points", "world_classifiers",
-           "worst_classes"]
+           "class_drops", "worst_classes"]
 
 
 # -- scoring ------------------------------------------------------------------------------------
@@ -293,9 +293,25 @@ def world_classifiers(models: list, templates="shapeworld", cnn_baselines=((8, 2
     return out
 
 
+def _class_top1(predictions: dict, sets: dict, pairs: dict, model: str, shift: str) -> tuple[pd.Series, pd.Series]:
+    """Per-class top-1 of one classifier on `shift`'s ID set and on `shift`."""
+    return (per_class_accuracy(predictions[(model, pairs[shift])], sets[pairs[shift]]),
+            per_class_accuracy(predictions[(model, shift)], sets[shift]))
+
+
+def class_drops(predictions: dict, sets: dict, pairs: dict, model: str, top: int = 25) -> pd.DataFrame:
+    """Per-class drop in top-1 from the ID set to each shift (a column per shift) for one classifier,
+    the `top` classes with the largest drop or gain under any shift first."""
+    drops = {}
+    for shift in pairs:
+        ident, moved = _class_top1(predictions, sets, pairs, model, shift)
+        drops[shift] = ident - moved
+    drops = pd.DataFrame(drops)
+    return drops.loc[drops.abs().max(axis=1).sort_values(ascending=False).index[:top]]
+
+
 def worst_classes(predictions: dict, sets: dict, pairs: dict, model: str, shift: str, k: int = 5) -> pd.DataFrame:
     """The k classes whose top-1 drops most from the ID set to `shift` for one classifier."""
-    ident = per_class_accuracy(predictions[(model, pairs[shift])], sets[pairs[shift]])
-    moved = per_class_accuracy(predictions[(model, shift)], sets[shift])
+    ident, moved = _class_top1(predictions, sets, pairs, model, shift)
     df = pd.DataFrame({"id_top1": ident, "shift_top1": moved}).dropna()
     return df.assign(drop=df["id_top1"] - df["shift_top1"]).sort_values("drop", ascending=False).head(k)

@@ -295,3 +295,31 @@ def test_smoothgrad_is_seeded(vit, world):
                                                        nt_samples=4, seed=5, cache=False).maps)
     assert not np.allclose(a.maps, at.attribute(vit, images[:2], TEXTS, method="smoothgrad",
                                                 nt_samples=4, seed=6).maps)
+
+
+def test_rank_correlation_of_maps_with_themselves_and_reversed():
+    a = np.random.default_rng(0).random((3, 4, 4))
+    assert am.rank_correlation(a, a) == pytest.approx(1.0)
+    assert am.rank_correlation(a, -a) == pytest.approx(-1.0)
+
+
+def test_object_shares_are_each_maps_mass_on_each_object():
+    """A stand-in model whose preprocessing keeps the pixels, so the masks stay as drawn."""
+    from types import SimpleNamespace
+    model = SimpleNamespace(name="m", preprocess_image=lambda img: torch.from_numpy(np.array(img)).permute(2, 0, 1))
+    maps = np.random.default_rng(1).random((1, 2, 4, 4)).astype(np.float32)
+    left = np.zeros((4, 4), bool)
+    left[:, :2] = True
+    found = am.object_shares(model, SimpleNamespace(maps=maps, scores=np.array([[3.0, 4.0]]), method="random",
+                                                    texts=["a", "b"]), {"left": left, "right": ~left})
+    assert list(found.columns) == ["model", "method", "prompt", "score", "share on left", "share on right"]
+    assert found["share on left"].tolist() == pytest.approx([maps[0, p][:, :2].sum() / maps[0, p].sum() for p in (0, 1)])
+    assert (found["share on left"] + found["share on right"]).tolist() == pytest.approx([1.0, 1.0])
+    assert found["score"].tolist() == [3.0, 4.0]
+
+
+def test_randomization_check_of_a_model_against_itself_is_one(vit, world):
+    _, images = world
+    table = am.randomization_check(vit, vit, images[:2], ["a red circle"], ["rollout"], [0, 0])
+    assert table.to_dict("records") == [{"model": vit.name, "method": "rollout",
+                                         "rank correlation trained vs random weights": pytest.approx(1.0)}]

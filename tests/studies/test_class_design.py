@@ -86,3 +86,17 @@ def test_fairface_adapter_reads_the_csv(tmp_path):
     pd.DataFrame({"file": ["a.jpg"]}).to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(BadInput, match="lacks the columns"):
         FairFace(tmp_path, csv="bad.csv")
+
+
+def test_world_audit_tables_equal_the_audit_by_hand():
+    import lab
+    from lab.data.shapeworld import WorldDataset
+    model, audit_set = lab.load_model("lab-vit-tiny"), WorldDataset("test", 40)
+    found = cd.world_audit(model, audit_set, ["count", "size"], n_train=60, n_val=30)
+    x = model.encode_images(audit_set, progress=False)
+    rates, summary = cd.audit(x, cd.world_groups(audit_set.labels)["size"], cd.world_label_sets(model), model.logit_scale)
+    mine = found["rates"][found["rates"]["group"].str.startswith("size=")].reset_index(drop=True)
+    assert np.allclose(mine["rate"], rates["rate"]) and list(found["summary"]["groups"]) == ["count"] * 2 + ["size"] * 2
+    assert list(found["accuracy"]["classifier"].unique()) == ["zero-shot (default labels)", "zero-shot (remedy labels)",
+                                                            "zero-shot (shapes only)", "linear probe"]
+    assert set(found["thresholds"]["model"]) == {model.name} and set(found["accuracy"]["model"]) == {model.name}

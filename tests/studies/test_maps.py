@@ -138,3 +138,14 @@ def test_notebook_runs_through_papermill(tmp_path, monkeypatch):
     assert results["k-NN accuracy, full embedding (cosine)"] > 0.8
     assert 0.5 < results["trustworthiness of the map (k=10)"] <= 1.0
     assert any("cluster_2" in f for f in entry["figures"]) and any("nearest_a_red_circle" in f for f in entry["figures"])
+
+
+def test_point_table_leaves_out_failed_items_and_names_classes():
+    from types import SimpleNamespace
+    data = SimpleNamespace(labels=pd.DataFrame({"label": [0, 1, -1, 1], "shape": ["a", "b", "c", "d"]}),
+                           classes=["circle", "square"])
+    emb = np.arange(8, dtype=np.float32).reshape(4, 2)
+    emb[1] = np.nan  # a failed image
+    points, x = em.point_table(data, emb)
+    assert list(points["item"]) == [0, 2, 3] and list(points["class"]) == ["circle", "?", "square"]
+    assert list(points["shape"]) == ["a", "c", "d"] and np.array_equal(x, emb[[0, 2, 3]])

@@ -229,3 +229,17 @@ def test_real_shift_sets_pair_each_shift_with_its_in_distribution_set(tmp_path):
     assert {t.name for t in fig.data} >= set(published["model"])
     with pytest.raises(ValueError, match="roots\\['imagenet'\\]"):
         real_shift_sets({"imagenetv2": tmp_path / "v2"})
+
+
+def test_class_drops_per_shift_agree_with_worst_classes():
+    from types import SimpleNamespace
+    classes = ["a", "b", "c"]
+    ident = SimpleNamespace(labels=pd.DataFrame({"label": [0, 0, 1, 1, 2, 2]}), classes=classes)
+    shifted = SimpleNamespace(labels=pd.DataFrame({"label": [0, 0, 1, 1, 2, 2]}), classes=classes)
+    predictions = {("m", "clean"): np.array([[0], [0], [1], [1], [2], [0]]),   # a 1.0, b 1.0, c 0.5
+                   ("m", "shift"): np.array([[0], [1], [0], [0], [2], [0]])}   # a 0.5, b 0.0, c 0.5
+    sets, pairs = {"clean": ident, "shift": shifted}, {"shift": "clean"}
+    drops = rb.class_drops(predictions, sets, pairs, "m", top=2)
+    assert list(drops.index) == ["b", "a"] and drops["shift"].tolist() == [1.0, 0.5]  # c does not change
+    worst = rb.worst_classes(predictions, sets, pairs, "m", "shift", k=2)
+    assert worst["drop"].tolist() == drops["shift"].tolist()

@@ -14,8 +14,8 @@ from urllib.parse import urlparse
 
 import torch
 
-from .checkpoints import LAB_FORMAT, infer_openai_config, read_checkpoint
 from ..errors import ModelNotAvailable
+from .checkpoints import LAB_FORMAT, infer_openai_config, read_checkpoint
 from .registry import OPENAI_MODELS, cached_pretrained_file, open_clip
 
 

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import BadInput, LabError, ModelNotAvailable
 from . import encoding
 from .cache import EmbeddingCache
-from ..errors import BadInput, LabError, ModelNotAvailable
 from .images import MAX_PIXELS
 from .registry import CONFIG_DIR, OPENAI_MODELS, builtin_models, open_clip, split_name
 

@@ -27,8 +27,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from . import prompts
 from ..errors import BadInput
+from . import prompts
 from ._protocol import FileList, Subset
 from .folder import list_images
 from .imagenet import ImageNet, WnidFolders

@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
-from .world import SHAPES, SIZES, SPLIT_SEEDS, draw_scene, item_rng, labels_of, widen_background
 from .shapeworld import WorldDataset
+from .world import SHAPES, SIZES, SPLIT_SEEDS, draw_scene, item_rng, labels_of, widen_background
 
 __all__ = ["VERSION", "CONDITIONS", "NONSENSE", "BAND", "BAND_FILL", "SEEDS", "PLAIN_BACKGROUNDS", "SceneSet",
            "place", "counting_set", "backgrounds_set", "band_box", "TypographicSet", "write_word", "typographic_sets"]

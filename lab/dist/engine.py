@@ -32,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import runs
 from ..core.encoding import path_problem, text_key
-from ..errors import LabError
 from ..core.images import file_key
+from ..errors import LabError
+from . import runs
 from .sources import expand_sources
 
 __all__ = ["WAVE_SIZE", "connect", "encode_images", "encode_texts", "run_grid"]

@@ -13,10 +13,10 @@ import os
 import numpy as np
 
 from ..core.cache import EmbeddingCache
-from ..data.folder import IMAGE_EXTENSIONS
 from ..core.encoding import NON_FINITE, error_text, text_key
-from ..errors import LabError
 from ..core.images import decode_bytes, file_key
+from ..data.folder import IMAGE_EXTENSIONS
+from ..errors import LabError
 
 __all__ = ["where", "load_worker_model", "rows_from_files", "rows_from_shards", "decode_batch", "Encoder",
            "evaluate_pair"]

@@ -14,12 +14,11 @@ Which study may import which is written in pyproject.toml ([tool.importlinter]);
 """
 from importlib import import_module
 
-STUDIES = ["zeroshot", "prompt_engineering", "maps", "attribution", "attribution_metrics", "robustness",
+__all__ = ["zeroshot", "prompt_engineering", "maps", "attribution", "attribution_metrics", "robustness",
            "linear_probe", "retrieval", "limitations", "class_design", "probes_fewshot_retrieval", "stats"]
-__all__ = list(STUDIES)
 
 
 def __getattr__(name):
-    if name in STUDIES:
+    if name in __all__:
         return import_module(f".{name}", __name__)
     raise AttributeError(f"module 'lab.studies' has no attribute {name!r}")

@@ -38,8 +38,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..core import memo
-from ..errors import BadInput
 from ..core.images import file_key, load_rgb_image
+from ..errors import BadInput
 from ..threads import fit_torch
 
 __all__ = ["METHODS", "Method", "PIXEL_METHODS", "is_vit", "is_resnet", "list_methods", "Attribution", "image_keys", "memoized",

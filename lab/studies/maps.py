@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..core import memo
 from .. import threads
+from ..core import memo
 from ..core.memo import array_digest as embeddings_digest
 
 __all__ = ["METHODS", "Projection", "project", "knn_accuracy", "trustworthiness", "modality_gap", "nearest", "point_table",

@@ -18,8 +18,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..data.suites import ADVERSARIAL_FILE, SPLIT_SEEDS, SUBSET, SUITES, adversarial_indices
 from ..data.shapeworld import contact_sheet, materialize, suite_datasets
+from ..data.suites import ADVERSARIAL_FILE, SPLIT_SEEDS, SUBSET, SUITES, adversarial_indices
 from ..data.world import SHAPES, draw_scene, item_rng, render
 
 __all__ = ["build_adversarial", "main"]

@@ -34,6 +34,7 @@ import numpy as np
 
 from .core import memo
 from .core.cache import EmbeddingCache
+from .core.encoding import DECODES
 from .errors import LabError
 from .data.folder import IMAGE_EXTENSIONS, list_images
 
@@ -98,7 +99,7 @@ def cmd_encode(args) -> int:
     else:
         items = _image_sources(args.sources)
         emb, failures = model.encode_images(items, batch_size=args.batch_size, strict=args.strict,
-                                            return_failures=True)
+                                            return_failures=True, decode=args.decode)
     out = Path(args.out)
     out = out if out.suffix == ".npy" else out.with_name(out.name + ".npy")  # as np.save names it
     return _save_npy(model, out, emb, items, {f.index: f.reason for f in failures})
@@ -139,7 +140,7 @@ def _encode_on_ray(args, model) -> int:
         items = Path(args.texts).read_text().splitlines()
         manifest = dist.encode_texts(model, items, folder, **settings)
     elif args.sources:
-        manifest = dist.encode_images(model, args.sources, folder, **settings)
+        manifest = dist.encode_images(model, args.sources, folder, **settings, decode=args.decode)
     else:
         raise LabError("nothing to encode: pass image folders/files, .txt lists, tar shards or --texts FILE")
     counts, last = manifest["counts"], manifest["last_run"]
@@ -226,6 +227,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--batch-size", type=int, default=None)
     e.add_argument("--device", default=None, help="cuda, mps or cpu (default: best available)")
     e.add_argument("--strict", action="store_true", help="stop at the first bad item")
+    e.add_argument("--decode", choices=DECODES, default="auto",
+                   help="where JPEG files are decoded: gpu (on the model's device), cpu (PIL in worker processes), "
+                        "auto (default: gpu on CUDA)")
     e.add_argument("--trust-checkpoint", action="store_true", help="allow full unpickling (runs code from the file)")
     e.add_argument("--engine", choices=["process", "ray"], default="process",
                    help="process (default): this machine; ray: a Ray cluster (pip install 'clip-lab[dist]')")

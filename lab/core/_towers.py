@@ -52,6 +52,41 @@ def split_preprocess(preprocess):
     return preprocess, None
 
 
+def half_copy(module):
+    """An fp16 copy of a module for inference on CUDA: about 1.4x the forward speed of fp16 autocast on
+    an H200 (issue 23). Safe as OpenAI's own release ran it: LayerNorm and softmax accumulate in fp32
+    in torch's CUDA kernels, and outputs are checked for overflow (NON_FINITE) before they are kept."""
+    import copy
+    return copy.deepcopy(module).half().eval()
+
+
+def _context(module, device: torch.device, precision: str):
+    """Autocast for fp32 weights; nothing for a half copy, whose weights are the precision already."""
+    if next(module.parameters()).dtype == torch.float16:
+        return contextlib.nullcontext()
+    return autocast(device, precision)
+
+
+class DeviceResult:
+    """A (B, D) result on its device, copied to pinned host memory as soon as it is computed:
+    `numpy()` waits for this result alone, so the next batch can be queued on the GPU before it."""
+
+    def __init__(self, values: torch.Tensor):
+        self.event = None
+        if values.device.type == "cuda":
+            self.host = torch.empty(values.shape, dtype=values.dtype, pin_memory=True)
+            self.host.copy_(values, non_blocking=True)
+            self.event = torch.cuda.Event()
+            self.event.record()
+        else:
+            self.host = values
+
+    def numpy(self) -> np.ndarray:
+        if self.event is not None:
+            self.event.synchronize()
+        return self.host.numpy()
+
+
 class ImageTower:
     """Preprocessed pixels (B, 3, H, W), float or uint8 -> L2-normalized float32 (B, D).
     Picklable, so CPU DataLoader workers can run it on their own batches."""
@@ -60,18 +95,28 @@ class ImageTower:
         self.module, self.normalize_batch, self.device, self.precision = module, normalize_batch, device, precision
 
     def __call__(self, pixels: torch.Tensor) -> np.ndarray:
+        return self.launch(pixels).numpy()
+
+    def launch(self, pixels: torch.Tensor) -> DeviceResult:
+        """Queue the forward pass; the result is read later (asynchronous on CUDA)."""
         fit_torch()
         pixels = pixels.to(self.device, non_blocking=True)
         if pixels.dtype == torch.uint8:
             pixels = self.normalize_batch(pixels)
-        with torch.inference_mode(), autocast(self.device, self.precision):
-            feats = self.module.encode_image(pixels)
-        return F.normalize(feats.float(), dim=-1).cpu().numpy()
+        dtype = next(self.module.parameters()).dtype
+        with torch.inference_mode(), _context(self.module, self.device, self.precision):
+            feats = self.module.encode_image(pixels.to(dtype) if dtype == torch.float16 else pixels)
+        return DeviceResult(F.normalize(feats.float(), dim=-1))
+
+
+def launch_text(module, tokens: torch.Tensor, device: torch.device, precision: str) -> DeviceResult:
+    """Token ids (B, L) -> L2-normalized float32 (B, D), queued (asynchronous on CUDA)."""
+    fit_torch()
+    with torch.inference_mode(), _context(module, device, precision):
+        feats = module.encode_text(tokens.to(device, non_blocking=True))
+    return DeviceResult(F.normalize(feats.float(), dim=-1))
 
 
 def encode_text_tokens(module, tokens: torch.Tensor, device: torch.device, precision: str) -> np.ndarray:
     """Token ids (B, L) -> L2-normalized float32 (B, D)."""
-    fit_torch()
-    with torch.inference_mode(), autocast(device, precision):
-        feats = module.encode_text(tokens.to(device))
-    return F.normalize(feats.float(), dim=-1).cpu().numpy()
+    return launch_text(module, tokens, device, precision).numpy()

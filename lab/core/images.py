@@ -17,7 +17,7 @@ from PIL import Image
 
 from ..errors import BadInput
 
-__all__ = ["MIN_SIDE", "MAX_PIXELS", "describe", "to_rgb", "decode_bytes", "as_rgb_image", "load_rgb_image",
+__all__ = ["MIN_SIDE", "MAX_PIXELS", "describe", "to_rgb", "open_image", "decode_bytes", "as_rgb_image", "load_rgb_image",
            "pixel_key", "file_key"]
 
 MIN_SIDE = 2                   # px; a 1x1 image carries no content for CLIP
@@ -62,8 +62,9 @@ def _check_size(width: int, height: int, max_pixels: int = MAX_PIXELS):
             "(decompression-bomb guard); set model.max_image_pixels higher to allow larger images")
 
 
-def decode_bytes(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
-    """Decode image file bytes to RGB; the size is checked from the header before decoding."""
+def open_image(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Image file bytes -> a PIL image with only its header read (format, mode, size), checked
+    against the size limits; nothing is decoded yet."""
     if not data:
         raise ValueError("file is empty")
     pil_limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # _check_size applies our limit
@@ -75,6 +76,12 @@ def decode_bytes(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
     finally:
         Image.MAX_IMAGE_PIXELS = pil_limit
     _check_size(img.width, img.height, max_pixels)
+    return img
+
+
+def decode_bytes(data: bytes, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode image file bytes to RGB; the size is checked from the header before decoding."""
+    img = open_image(data, max_pixels)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:

@@ -29,6 +29,7 @@ from . import encoding
 from .cache import EmbeddingCache
 from .images import MAX_PIXELS
 from .registry import CONFIG_DIR, OPENAI_MODELS, builtin_models, open_clip, split_name
+from .tokens import tokenize
 
 __all__ = ["PRECISIONS", "pick_device", "device_name", "fingerprint", "ClipModel", "load_model"]
 
@@ -84,13 +85,15 @@ def _prepare(parts: dict, device: str, precision: str) -> dict:
     """Built parts -> what a forward pass needs: the module on its device, tokenizer, transforms."""
     import torch
     from open_clip.transform import PreprocessCfg, image_transform_v2
-    from ._towers import ImageTower, split_preprocess
+    from ._towers import ImageTower, half_copy, split_preprocess
     dev = torch.device(device)
     module = parts["module"].to(dev).eval()
+    # encoding on CUDA in fp16 runs an fp16 copy (faster than autocast); `module` stays as loaded for gradients
+    inference = half_copy(module) if precision == "fp16" and dev.type == "cuda" else module
     preprocess = image_transform_v2(PreprocessCfg(**parts["preprocess_cfg"]), is_train=False)
     per_image, per_batch = split_preprocess(preprocess)
-    return dict(module=module, tokenizer=parts["tokenizer"], preprocess=preprocess, preprocess_image=per_image,
-                image_tower=ImageTower(module, per_batch, dev, precision), device=dev)
+    return dict(module=module, inference=inference, tokenizer=parts["tokenizer"], preprocess=preprocess,
+                preprocess_image=per_image, image_tower=ImageTower(inference, per_batch, dev, precision), device=dev)
 
 
 def _identity(parts: dict, runtime: dict, precision: str) -> dict:
@@ -99,7 +102,7 @@ def _identity(parts: dict, runtime: dict, precision: str) -> dict:
     from ._towers import encode_text_tokens
     module, tokenizer = runtime["module"], runtime["tokenizer"]
     context = int(getattr(tokenizer, "context_length", None) or module.context_length)
-    embed_dim = encode_text_tokens(module, tokenizer(["a"]), runtime["device"], precision).shape[-1]
+    embed_dim = encode_text_tokens(runtime["inference"], tokenizer(["a"]), runtime["device"], precision).shape[-1]
     scale = getattr(module, "logit_scale", None)
     with torch.no_grad():
         logit_scale = float(scale.detach().exp().clamp(max=100)) if scale is not None else 100.0
@@ -186,20 +189,22 @@ class ClipModel:
 
     def embed_texts(self, texts: list[str]) -> np.ndarray:
         """Forward a batch of strings -> normalized float32 (B, D). No cache."""
-        from ._towers import encode_text_tokens
-        return encode_text_tokens(self.module, self.tokenizer(texts), self.device, self.precision)
+        return self.launch_texts(tokenize(self.tokenizer, texts, self.context_length)[0]).numpy()
 
-    def count_truncated(self, texts: list[str]) -> int:
-        encode = getattr(self.tokenizer, "encode", None)
-        if encode is None:
-            return 0
-        return sum(len(encode(t)) > self.context_length - 2 for t in texts)  # room for SOT and EOT
+    def launch_texts(self, tokens):
+        """Queue the forward pass of token ids (B, L) (asynchronous on CUDA) -> a result whose
+        `.numpy()` is the normalized float32 (B, D)."""
+        from ._towers import launch_text
+        return launch_text(self._runtime["inference"], tokens, self.device, self.precision)
 
     def encode_images(self, images, batch_size=None, cache=True, strict=False, progress=True,
-                      num_workers=None, return_failures=False):
+                      num_workers=None, return_failures=False, decode="auto"):
         """Images (paths, PIL images, arrays, or a lab dataset) -> (N, D) float32, L2-normalized,
-        in input order. Bad items are skipped (NaN rows) and reported; strict=True raises."""
-        return encoding.encode_images(self, images, batch_size, cache, strict, progress, num_workers, return_failures)
+        in input order. Bad items are skipped (NaN rows) and reported; strict=True raises.
+        decode: "cpu" (PIL in DataLoader workers), "gpu" (JPEG files decoded and resized on the model's
+        device, the rest with PIL), "auto" (gpu on a CUDA model, else cpu)."""
+        return encoding.encode_images(self, images, batch_size, cache, strict, progress, num_workers, return_failures,
+                                      decode)
 
     def encode_texts(self, texts, batch_size=None, cache=True, strict=False, progress=True, return_failures=False):
         """Strings -> (N, D) float32, L2-normalized. Over-long texts are truncated with a warning."""

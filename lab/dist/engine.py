@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..core.encoding import path_problem, text_key
+from ..core.encoding import DECODES, path_problem, text_key
 from ..core.images import file_key
 from ..errors import LabError
 from . import runs
@@ -108,6 +108,7 @@ class _Job:
         self.keys: dict[int, str] = {}      # item index -> content key, when known before dispatch
         self.stats: dict[int, list] = {}    # item index -> [size, mtime_ns, ctime_ns] of the file read
         self.problems: dict[int, str] = {}  # item index -> why it is an error row without dispatch
+        self.decode = "auto"  # images: where JPEG files are decoded (lab.core.encoding.DECODES)
         self.meta = {"model": model.name, "fingerprint": model.fingerprint, "modality": modality,
                      "dim": model.embed_dim}
 
@@ -170,7 +171,7 @@ def _resolve_images(job: _Job, units):
 def encode_images(model, sources, out, *, workers: int = 1, gpus_per_worker: float = 0, cpus_per_worker: float = 1,
                   batch_size: int | None = None, resume: bool = True, wave_size: int = WAVE_SIZE,
                   resources: dict | None = None, address: str | None = None, cache_import: bool = True,
-                  progress: bool = True, on_wave=None) -> dict:
+                  progress: bool = True, on_wave=None, decode: str = "auto") -> dict:
     """Encode image folders, .txt path lists, files, .tar shards and brace/glob patterns of them on a
     Ray cluster into the run folder `out`. Returns the manifest (status, counts, `last_run`).
 
@@ -178,8 +179,12 @@ def encode_images(model, sources, out, *, workers: int = 1, gpus_per_worker: flo
     gpus_per_worker GPUs, cpus_per_worker CPUs (its torch threads) and `resources` (custom Ray
     resources, e.g. to pin encoders to some nodes). resume: skip waves already written (False starts
     the folder over). cache_import: merge the results into the local cache at the end.
-    on_wave(wave, path): called after each part is written.
+    on_wave(wave, path): called after each part is written. decode: where JPEG files are decoded, as
+    in ClipModel.encode_images: "gpu" in the encoders (on their device), "cpu" in the decode tasks,
+    "auto" gpu when the encoders have GPUs.
     """
+    if decode not in DECODES:
+        raise LabError(f"decode={decode!r} is not one of {list(DECODES)}")
     model = _model(model)
     units = expand_sources(sources)
     items = [path if members is None else f"{path}::{m}" for path, members in units for m in (members or [None])]
@@ -187,6 +192,7 @@ def encode_images(model, sources, out, *, workers: int = 1, gpus_per_worker: flo
     starts = np.cumsum([0] + [1 if m is None else len(m) for _, m in units])
     waves = [[i for u in wave for i in range(starts[u], starts[u + 1])] for wave in waves]  # units -> items
     job = _Job(model, "image", items, waves, Path(out), wave_size)
+    job.decode = decode
     _resolve_images(job, units)
     return _execute(job, workers, gpus_per_worker, cpus_per_worker, batch_size, resume, resources, address,
                     cache_import, progress, on_wave)
@@ -324,7 +330,8 @@ def _stream(job: _Job, dispatch: list[int], engine: dict, resources):
     if job.modality == "image":  # decode tasks of ~8 batches on any CPU, streaming into the encoders
         ds = ds.repartition(target_num_rows_per_block=8 * batch_size).map_batches(
             decode_batch, batch_format="numpy", num_cpus=1,
-            fn_kwargs=dict(preprocess_cfg=job.model.preprocess_cfg, max_pixels=job.model.max_image_pixels))
+            fn_kwargs=dict(preprocess_cfg=job.model.preprocess_cfg, max_pixels=job.model.max_image_pixels,
+                           device_jpegs=_device_jpegs(job, engine["gpus_per_worker"])))
     # one block per batch, all of a task's blocks at once: idle workers share them (the pool hands a
     # trickle of single blocks to the same least-busy worker)
     ds = ds.repartition(target_num_rows_per_block=batch_size)
@@ -348,6 +355,20 @@ def _stream(job: _Job, dispatch: list[int], engine: dict, resources):
 
 
 # -- models x datasets --------------------------------------------------------------------------
+
+def _device_jpegs(job: _Job, gpus: float) -> bool:
+    """Whether the encoders decode JPEG files on their device (job.decode, resolved)."""
+    if job.decode == "cpu" or (job.decode == "auto" and not gpus):
+        return False
+    from ..core.device_decode import DeviceResize
+    from .worker import _per_image
+    if DeviceResize.of(_per_image(job.model.preprocess_cfg)) is not None:
+        return True
+    if job.decode == "gpu":
+        raise LabError(f"decode='gpu': {job.model.name}'s preprocessing (resize_mode="
+                       f"{job.model.preprocess_cfg.get('resize_mode')!r}) has no tensor equivalent; use 'auto' or 'cpu'")
+    return False
+
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:60] + "-" + hashlib.sha256(text.encode()).hexdigest()[:8]

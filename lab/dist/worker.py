@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from ..core.cache import EmbeddingCache
+from ..core.device_decode import DeviceResize, device_jpeg, device_pixels
 from ..core.encoding import NON_FINITE, error_text, text_key
 from ..core.images import decode_bytes, file_key
 from ..data.folder import IMAGE_EXTENSIONS
@@ -113,26 +114,34 @@ def _per_image(preprocess_cfg: dict):
     return _TRANSFORMS[key]
 
 
-def decode_batch(batch: dict, preprocess_cfg: dict, max_pixels: int) -> dict:
+def decode_batch(batch: dict, preprocess_cfg: dict, max_pixels: int, device_jpegs: bool = False) -> dict:
     """The CPU stage before the encoders: {item, data} -> {item, key, error, pixels (B, 3, H, W)}.
     The key is the sha256 of the file's bytes, wherever they came from (a file, a tar member); the
-    image is decoded and preprocessed by the lab's own code (pixel limits, modes, bad input)."""
+    image is decoded and preprocessed by the lab's own code (pixel limits, modes, bad input).
+    device_jpegs: JPEG files stay undecoded for the encoders' GPU -> {item, key, error, on_device,
+    data}: data holds the file's bytes where on_device, else the preprocessed pixels' bytes."""
     per_image = _per_image(preprocess_cfg)
     n = len(batch["item"])
-    keys, errors, pixels = [], [""] * n, [None] * n
+    keys, errors, pixels, on_device = [], [""] * n, [None] * n, [False] * n
     for i, data in enumerate(batch["data"]):
         data = bytes(data)
         keys.append(file_key(hashlib.sha256(data).hexdigest()))
         try:
-            pixels[i] = per_image(decode_bytes(data, max_pixels)).numpy()  # (3, H, W) uint8
+            if device_jpegs and device_jpeg(data, max_pixels):
+                on_device[i], pixels[i] = True, data
+            else:
+                pixels[i] = per_image(decode_bytes(data, max_pixels)).numpy()  # (3, H, W) uint8
         except Exception as e:  # reported per item, never fatal to the run
             errors[i] = error_text(e)
+    out = {"item": batch["item"], "key": np.array(keys, dtype=object), "error": np.array(errors, dtype=object)}
+    if device_jpegs:
+        data = [p if isinstance(p, bytes) else b"" if p is None else p.tobytes() for p in pixels]
+        return {**out, "on_device": np.array(on_device), "data": np.array(data, dtype=object)}
     size = preprocess_cfg["size"]
     blank = next((p for p in pixels if p is not None), None)
     blank = np.zeros((3, *((size, size) if isinstance(size, int) else size)), np.uint8) if blank is None \
         else np.zeros_like(blank)
-    return {"item": batch["item"], "key": np.array(keys, dtype=object), "error": np.array(errors, dtype=object),
-            "pixels": np.stack([blank if p is None else p for p in pixels])}
+    return {**out, "pixels": np.stack([blank if p is None else p for p in pixels])}
 
 
 class Encoder:
@@ -143,9 +152,27 @@ class Encoder:
         self.model = load_worker_model(load_args, fingerprint, device, threads)
         self.modality = modality
         self.node, self.pid = where()
+        self.resize = DeviceResize.of(self.model.preprocess_image) if modality == "image" else None
+
+    def _pixels(self, batch: dict, good: list[int], errors: list):
+        """The good rows' pixels (b, 3, S, S) on the model's device; JPEG files are decoded there."""
+        import torch
+        if "on_device" not in batch:
+            return torch.from_numpy(batch["pixels"][good])
+        size = self.model.preprocess_cfg["size"]
+        size = (3, *((size, size) if isinstance(size, int) else size))
+        flags = [bool(batch["on_device"][i]) for i in good]
+        decoded = [np.frombuffer(batch["data"][i], np.uint8).reshape(size) for i, f in zip(good, flags) if not f]
+        pixels, failed = device_pixels(
+            flags, torch.from_numpy(np.stack(decoded)) if decoded else None,
+            [torch.frombuffer(bytearray(batch["data"][i]), dtype=torch.uint8) for i, f in zip(good, flags) if f],
+            self.resize, self.model.device, self.model.preprocess_image, self.model.max_image_pixels)
+        for i, error in zip(good, failed):
+            errors[i] = error or ""
+        good[:] = [i for i in good if not errors[i]]
+        return pixels
 
     def __call__(self, batch: dict) -> dict:
-        import torch
         items = batch["item"]
         n = len(items)
         emb = np.full((n, self.model.embed_dim), np.nan, dtype=np.float32)  # (B, D)
@@ -155,7 +182,8 @@ class Encoder:
         else:
             keys, errors = list(batch["key"]), list(batch["error"])
             good = [i for i, e in enumerate(errors) if not e]
-            vecs = self.model.embed_image_tensors(torch.from_numpy(batch["pixels"][good])) if good else emb[:0]
+            pixels = self._pixels(batch, good, errors) if good else None
+            vecs = self.model.embed_image_tensors(pixels) if good else emb[:0]
         for j, i in enumerate(good):
             if np.isfinite(vecs[j]).all():
                 emb[i] = vecs[j]

@@ -1,4 +1,8 @@
-"""Shared fixtures: a fresh cache per test, seeded random CLIPs saved as users' files would be."""
+"""Shared fixtures: a fresh cache per test, seeded random CLIPs saved as users' files would be.
+
+The tests load models on the CPU (device="cpu", `--device cpu`, a notebook's `device` parameter) wherever
+they compare numbers: on a machine with a GPU, lab.load_model's default is CUDA with fp16 autocast, and the
+references here are CPU tensors at fp32 tolerances."""
 import warnings
 from pathlib import Path
 
@@ -28,23 +32,30 @@ def cache(tmp_path):
 @pytest.fixture
 def nano(cache):
     import lab
-    return lab.load_model(NANO, pretrained="random", cache=cache)
+    return lab.load_model(NANO, pretrained="random", cache=cache, device="cpu")  # fp32, as the references
 
 
 def count_forward(model):
-    """Instrument a real model: count the images and texts that go through its towers."""
+    """Instrument a real model: count the images and texts that go through its towers (the module,
+    and the fp16 copy that encodes on CUDA)."""
     seen = {"images": 0, "texts": 0}
-    encode_image, encode_text = model.module.encode_image, model.module.encode_text
 
-    def counted_image(x, *a, **k):
-        seen["images"] += x.shape[0]
-        return encode_image(x, *a, **k)
+    def counting(module):
+        encode_image, encode_text = module.encode_image, module.encode_text
 
-    def counted_text(t, *a, **k):
-        seen["texts"] += t.shape[0]
-        return encode_text(t, *a, **k)
+        def counted_image(x, *a, **k):
+            seen["images"] += x.shape[0]
+            return encode_image(x, *a, **k)
 
-    model.module.encode_image, model.module.encode_text = counted_image, counted_text
+        def counted_text(t, *a, **k):
+            seen["texts"] += t.shape[0]
+            return encode_text(t, *a, **k)
+
+        module.encode_image, module.encode_text = counted_image, counted_text
+
+    counting(model.module)
+    if model._runtime["inference"] is not model.module:
+        counting(model._runtime["inference"])
     return seen
 
 

@@ -26,7 +26,7 @@ def test_models_lists_card_names(tmp_path):
 def test_encode_folder_then_cache_info_and_clear(tmp_path):
     paths = write_images(tmp_path / "imgs" / "sub", 5)
     (tmp_path / "imgs" / "broken.png").write_bytes(b"nope")
-    out = run("encode", str(tmp_path / "imgs"), "--model", "RN50", "--pretrained", "random",
+    out = run("encode", str(tmp_path / "imgs"), "--model", "RN50", "--pretrained", "random", "--device", "cpu",
               "--out", str(tmp_path / "out" / "emb.npy"), cache_dir=tmp_path / "c")
     assert out.returncode == 1, out.stderr  # one bad file: reported, exit code says so
     emb = np.load(tmp_path / "out" / "emb.npy")
@@ -37,7 +37,7 @@ def test_encode_folder_then_cache_info_and_clear(tmp_path):
     assert sorted(index[index.ok == 1].item) == sorted(paths)
     import lab
     with pytest.warns(UserWarning, match="broken.png"):  # each row is its own item's embedding, not just the set
-        api = lab.load_model("RN50", pretrained="random", cache=tmp_path / "api").encode_images(
+        api = lab.load_model("RN50", pretrained="random", cache=tmp_path / "api", device="cpu").encode_images(
             list(index.item), cache=False, progress=False)
     np.testing.assert_allclose(emb, api, atol=1e-5, equal_nan=True)
     info = run("cache", "info", cache_dir=tmp_path / "c")

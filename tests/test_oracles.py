@@ -1,6 +1,8 @@
 """Independent oracles for the algorithms the lab writes itself: each test recomputes the answer from
 the published rule (or with captum) without calling the lab helper under test, so a broken
-implementation fails here. `python tests/mutations.py` checks that every listed breakage is caught."""
+implementation fails here. `python tests/mutations.py` checks that every listed breakage is caught.
+The models and the trainer run on the CPU (device="cpu") on any machine: the oracles build CPU tensors
+and compare at fp32 tolerances."""
 import contextlib
 
 import numpy as np
@@ -22,7 +24,7 @@ TEXTS = ["a red circle", "a blue square"]
 
 @pytest.fixture(scope="module")
 def block1():
-    return lab.load_model("lab-test-vit-1block", pretrained="random")
+    return lab.load_model("lab-test-vit-1block", pretrained="random", device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +148,7 @@ def test_resumed_training_equals_an_uninterrupted_run(tmp_path, monkeypatch):
         rows.append(f"{k}.png,{ds.sample(k).caption}")
     (tmp_path / "pairs.csv").write_text("\n".join(rows))  # a user's pairs file: no validation passes to wait for
     cfg = dict(arch=NANO, data=str(tmp_path / "pairs.csv"), steps=4, batch_size=8, epoch_steps=2, warmup=2,
-               workers=0, lr=5e-3)
+               workers=0, lr=5e-3, device="cpu")
     log_a = tr.train(TrainConfig(**cfg, out=str(tmp_path / "a.pt")), progress=False)
     straight = losses[:]
     stop_at = 2
@@ -171,7 +173,7 @@ def test_gradcam_plus_plus_equals_the_papers_formula():
     """Chattopadhay et al. 2018, eq. 19 with exp(score) (so higher derivatives are powers of the
     first): alpha = g^2 / (2 g^2 + sum_ab A_ab g^3), w_k = sum_ij alpha relu(g), map = relu(sum_k w_k A_k),
     with g = dY/dA at layer4's output, computed here channel by channel in float64 numpy."""
-    model = lab.load_model("lab-rn-tiny")
+    model = lab.load_model("lab-rn-tiny", device="cpu")
     from lab.data.shapeworld import WorldDataset
     ds = WorldDataset("test", 4)
     images = [ds.source(i) for i in range(4)]
@@ -221,7 +223,7 @@ def chefer(attentions, grads, start: int) -> torch.Tensor:
 def vit_and_images():
     from lab.data.shapeworld import WorldDataset
     ds = WorldDataset("test", 3)
-    return lab.load_model("lab-vit-tiny"), [ds.source(i) for i in range(3)]
+    return lab.load_model("lab-vit-tiny", device="cpu"), [ds.source(i) for i in range(3)]
 
 
 @pytest.mark.parametrize("start", [0, 2, -1])

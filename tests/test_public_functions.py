@@ -41,7 +41,7 @@ def test_wilson_interval_equals_scipy():
 
 @pytest.fixture(scope="module")
 def vit():
-    return lab.load_model("lab-vit-tiny")
+    return lab.load_model("lab-vit-tiny", device="cpu")
 
 
 def test_linear_probe_equals_scikit_learn_and_restricts_classes_by_name(vit, tmp_path_factory):
@@ -203,10 +203,11 @@ def test_report_parameters_from_the_command_line_and_per_notebook(tmp_path, caps
 def test_cli_encodes_world_images_row_by_row(tmp_path, capsys):
     from lab.data.shapeworld import WorldDataset
     out = tmp_path / "w.npy"
-    assert cli.main(["encode", "--world", "test:5", "--model", "lab-vit-tiny", "--out", str(out)]) == 0
+    assert cli.main(["encode", "--world", "test:5", "--model", "lab-vit-tiny", "--device", "cpu",
+                     "--out", str(out)]) == 0
     emb, index = np.load(out), pd.read_csv(tmp_path / "w.index.csv")
     ds = WorldDataset("test", 5)
-    api = lab.load_model("lab-vit-tiny").encode_images(ds, cache=False, progress=False)
+    api = lab.load_model("lab-vit-tiny", device="cpu").encode_images(ds, cache=False, progress=False)
     position = {ds.content_key(i): i for i in range(len(ds))}
     assert sorted(position[k] for k in index["item"]) == list(range(5))
     for row, item in zip(index["row"], index["item"]):
@@ -217,11 +218,12 @@ def test_cli_path_lists_are_relative_to_the_list_and_strict_stops(tmp_path, caps
     paths = write_images(tmp_path / "imgs", 3, size=(32, 32))
     (tmp_path / "imgs" / "list.txt").write_text("img0002.png\n\nimg0000.png\n")  # relative to the list's folder
     monkeypatch.chdir(tmp_path)
-    args = ["--model", NANO, "--pretrained", "random"]
+    args = ["--model", NANO, "--pretrained", "random", "--device", "cpu"]
     assert cli.main(["encode", "imgs/list.txt", *args, "--out", "l.npy"]) == 0
     index = pd.read_csv(tmp_path / "l.index.csv")
     assert index["item"].tolist() == ["imgs/img0002.png", "imgs/img0000.png"] and index["ok"].all()
-    api = lab.load_model(NANO, pretrained="random").encode_images([paths[2], paths[0]], cache=False, progress=False)
+    api = lab.load_model(NANO, pretrained="random", device="cpu").encode_images([paths[2], paths[0]],
+                                                                                cache=False, progress=False)
     np.testing.assert_allclose(np.load(tmp_path / "l.npy"), api, atol=1e-5)
     (tmp_path / "imgs" / "bad.png").write_bytes(b"not a picture")
     capsys.readouterr()

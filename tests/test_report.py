@@ -19,7 +19,7 @@ from lab.report import coerce, plan, run_report
 
 ROOT = Path(__file__).parent.parent
 NB01 = ROOT / "notebooks" / "01_prompt_engineering.ipynb"
-TINY = {"n_samples": 60, "n_val": 40, "max_selected": 3}
+TINY = {"n_samples": 60, "n_val": 40, "max_selected": 3, "device": "cpu"}  # the CPU, as the checks in this process
 
 
 def failing_notebook(folder: Path) -> Path:
@@ -108,7 +108,7 @@ def test_ensemble_accuracy_equals_an_independent_computation_from_the_cache(repo
     from lab.data.shapeworld import WorldDataset
     tmp, manifest = report
     reported = manifest["notebooks"][0]["run"]["results"]["ensemble_top1"]
-    model = lab.load_model("lab-vit-tiny", cache=tmp / "cache")
+    model = lab.load_model("lab-vit-tiny", cache=tmp / "cache", device="cpu")  # the notebook's fingerprint
     seen = count_forward(model)
     test = WorldDataset("test", 60, suite="rendition")
     x = model.encode_images(test, progress=False)  # (60, D)

@@ -20,7 +20,7 @@ WORKER = """
 import sys, open_clip, lab
 open_clip.add_model_config('tests/model_configs')
 paths = open(sys.argv[1]).read().split()
-model = lab.load_model(sys.argv[4], pretrained='random', cache=sys.argv[2])
+model = lab.load_model(sys.argv[4], pretrained='random', cache=sys.argv[2], device='cpu')
 model.encode_images(paths, batch_size=int(sys.argv[3]), progress=False, num_workers=0)
 print('done', flush=True)
 """
@@ -58,8 +58,8 @@ def test_second_pass_computes_nothing_and_growth_only_new(nano, tmp_path):
 
 def test_models_do_not_collide(cache, tmp_path):
     paths = write_images(tmp_path / "imgs", 3)
-    a = lab.load_model(NANO, pretrained="random", cache=cache)
-    b = lab.load_model(NANO, pretrained="random", cache=cache, quick_gelu=True)
+    a = lab.load_model(NANO, pretrained="random", cache=cache, device="cpu")
+    b = lab.load_model(NANO, pretrained="random", cache=cache, quick_gelu=True, device="cpu")
     ea, eb = a.encode_images(paths, progress=False), b.encode_images(paths, progress=False)
     assert a.fingerprint != b.fingerprint and np.abs(ea - eb).max() > 1e-4
     assert {r["model"] for r in cache.info()} == {a.name}  # same display name, two fingerprints
@@ -98,7 +98,7 @@ def test_two_processes_overlapping_inputs(nano, tmp_path):
     assert _rows(cache_dir, nano.fingerprint) == 60
     with sqlite3.connect(cache_dir / "embeddings.sqlite3") as c:
         assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    shared = lab.load_model(NANO, pretrained="random", cache=cache_dir)
+    shared = lab.load_model(NANO, pretrained="random", cache=cache_dir, device="cpu")  # the workers' fingerprint
     seen = count_forward(shared)
     cached = shared.encode_images(paths, progress=False, num_workers=0)
     assert seen["images"] == 0
@@ -106,11 +106,11 @@ def test_two_processes_overlapping_inputs(nano, tmp_path):
 
 
 def test_sigkill_mid_run_keeps_committed_batches(tmp_path):
-    # RN50 at 224 px keeps the worker busy for seconds, so the kill lands mid-run.
+    # RN50 at 224 px keeps the worker busy for seconds on the CPU, so the kill lands mid-run.
     paths = write_images(tmp_path / "imgs", 60, size=(64, 64))
     cache_dir = tmp_path / "kill-cache"
     proc = _worker(tmp_path, paths, cache_dir, 4, model="RN50")
-    reference = lab.load_model("RN50", pretrained="random", cache=tmp_path / "ref")
+    reference = lab.load_model("RN50", pretrained="random", cache=tmp_path / "ref", device="cpu")
     deadline = time.time() + 300
     while time.time() < deadline:
         if (cache_dir / "embeddings.sqlite3").exists():
@@ -126,7 +126,7 @@ def test_sigkill_mid_run_keeps_committed_batches(tmp_path):
     assert 8 <= done < 60 and done % 4 == 0  # whole batches only
     with sqlite3.connect(cache_dir / "embeddings.sqlite3") as c:
         assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-    resumed = lab.load_model("RN50", pretrained="random", cache=cache_dir)
+    resumed = lab.load_model("RN50", pretrained="random", cache=cache_dir, device="cpu")
     seen = count_forward(resumed)
     emb = resumed.encode_images(paths, progress=False, num_workers=0)
     assert seen["images"] == 60 - done

@@ -53,7 +53,7 @@ def _reference(module, model, images):
 def test_openai_files_load_as_released(openai_files, cache, arch, kind):
     reference, sd_path, ts_path = openai_files[arch]
     path = ts_path if kind == "torchscript" else sd_path
-    model = lab.load_model(path, cache=cache)
+    model = lab.load_model(path, cache=cache, device="cpu")  # the reference runs on the CPU in fp32
     expected = lab.model_info(arch)
     assert model.name.startswith(arch)
     assert (model.image_size, model.embed_dim) == (expected["image_size"], expected["embed_dim"])
@@ -72,8 +72,8 @@ def test_openai_files_load_as_released(openai_files, cache, arch, kind):
 def test_quick_gelu_matters_numerically(openai_files, cache):
     reference, sd_path, _ = openai_files["ViT-B-32"]
     images = _images(2)
-    quick = lab.load_model(sd_path, cache=cache).encode_images(images, progress=False)
-    gelu_model = lab.load_model(sd_path, cache=cache, quick_gelu=False)
+    quick = lab.load_model(sd_path, cache=cache, device="cpu").encode_images(images, progress=False)
+    gelu_model = lab.load_model(sd_path, cache=cache, quick_gelu=False, device="cpu")
     assert not gelu_model.quick_gelu
     gelu = gelu_model.encode_images(images, progress=False)
     want = _reference(reference, gelu_model, images)
@@ -141,7 +141,7 @@ def test_legacy_pickle_loads_with_trust_flag(tmp_path, cache, nano):
     torch.save({"state_dict": nano.module.state_dict(), "args": argparse.Namespace(lr=1e-3)}, path)
     with pytest.raises(lab.UnsafeCheckpoint):
         lab.load_model(NANO, pretrained=str(path), cache=cache)
-    model = lab.load_model(NANO, pretrained=str(path), cache=cache, trust_checkpoint=True)
+    model = lab.load_model(NANO, pretrained=str(path), cache=cache, trust_checkpoint=True, device="cpu")
     np.testing.assert_allclose(model.encode_texts(["x"], cache=False), nano.encode_texts(["x"], cache=False), atol=1e-6)
 
 
@@ -152,9 +152,10 @@ def test_wrong_architecture_is_named(openai_files, cache):
 
 
 def test_fingerprint_stable_and_sensitive(tmp_path, cache, nano):
-    again = lab.load_model(NANO, pretrained="random", cache=cache)
+    again = lab.load_model(NANO, pretrained="random", cache=cache, device="cpu")  # nano's device and precision
     assert again.fingerprint == nano.fingerprint
-    assert lab.load_model(NANO, pretrained="random", cache=cache, quick_gelu=True).fingerprint != nano.fingerprint
+    assert lab.load_model(NANO, pretrained="random", cache=cache, quick_gelu=True,
+                          device="cpu").fingerprint != nano.fingerprint
     base = {"format": "clip-lab", "arch": NANO, "model_cfg": open_clip.get_model_config(NANO),
             "state_dict": nano.module.state_dict()}
     a, b = tmp_path / "a.pt", tmp_path / "b.pt"
@@ -168,7 +169,7 @@ def test_fingerprint_same_in_another_process(tmp_path, cache, nano):
     import subprocess
     import sys
     code = ("import open_clip, lab; open_clip.add_model_config('tests/model_configs'); "
-            f"print(lab.load_model('{NANO}', pretrained='random').fingerprint)")
+            f"print(lab.load_model('{NANO}', pretrained='random', device='cpu').fingerprint)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
     assert out.stdout.strip().splitlines()[-1] == nano.fingerprint
@@ -193,10 +194,10 @@ def test_checkpoint_digest_is_memoized(tmp_path, cache, nano, monkeypatch):
 def test_a_model_loaded_before_is_built_only_when_needed(tmp_path, cache, nano):
     path = tmp_path / "w.pt"
     torch.save(nano.module.state_dict(), path)
-    first = lab.load_model(NANO, pretrained=str(path), cache=cache)
+    first = lab.load_model(NANO, pretrained=str(path), cache=cache, device="cpu")
     assert first.built
     cached = first.encode_texts(["a red circle"], progress=False)
-    again = lab.load_model(NANO, pretrained=str(path), cache=cache)
+    again = lab.load_model(NANO, pretrained=str(path), cache=cache, device="cpu")
     assert not again.built  # known by the file's hash: nothing built yet
     assert (again.fingerprint, again.embed_dim, again.context_length, again.logit_scale) == \
         (first.fingerprint, first.embed_dim, first.context_length, first.logit_scale)
@@ -207,9 +208,10 @@ def test_a_model_loaded_before_is_built_only_when_needed(tmp_path, cache, nano):
     np.testing.assert_allclose(new, first.encode_texts(["a blue star"], cache=False, progress=False), atol=1e-6)
     copy = tmp_path / "copy.pt"
     copy.write_bytes(path.read_bytes())
-    assert lab.load_model(NANO, pretrained=str(copy), cache=cache).source == str(copy)  # its own name, not path's
+    copied = lab.load_model(NANO, pretrained=str(copy), cache=cache, device="cpu")
+    assert copied.source == str(copy)  # its own name, not path's
     torch.save({k: v + 1 for k, v in nano.module.state_dict().items()}, path)  # new weights: built again
-    changed = lab.load_model(NANO, pretrained=str(path), cache=cache)
+    changed = lab.load_model(NANO, pretrained=str(path), cache=cache, device="cpu")
     assert changed.built and changed.fingerprint != first.fingerprint
 
 

@@ -53,7 +53,7 @@ def test_maps_miss_on_changed_inputs_parameters_or_model(nano, images, tmp_path)
     at.attribute(nano, images[:2], TEXTS[::-1], method="random", seed=1, cache=folder)  # other texts
     at.attribute(nano, images[1:3], TEXTS, method="random", seed=1, cache=folder)  # other images
     assert len(stored(folder / "attribution", "maps-*.npz")) == 7
-    other = lab.load_model("lab-vit-tiny")  # other weights: other entry, its own maps
+    other = lab.load_model("lab-vit-tiny", device="cpu")  # other weights (same precision): other entry, its own maps
     r = at.attribute(other, images[:2], TEXTS, method="rollout", cache=folder)
     assert len(stored(folder / "attribution", "maps-*.npz")) == 8 and r.maps.shape[-1] == 64 != base.maps.shape[-1]
     again = at.attribute(nano, images[:2], TEXTS, method="random", seed=1, cache=folder)

@@ -1,6 +1,7 @@
 """Attribution: Grad-CAM against an independent implementation, Chefer relevance against a hand
 computation on one block, the attention swap leaving the model untouched, batching, metrics on
-hand cases, and the sanity check that a randomized model's maps differ."""
+hand cases, and the sanity check that a randomized model's maps differ. The models run on the CPU
+(device="cpu") on any machine: the independent computations build CPU tensors at fp32 tolerances."""
 import numpy as np
 import pytest
 import torch
@@ -24,12 +25,12 @@ def world():
 
 @pytest.fixture(scope="module")
 def rn():
-    return lab.load_model("lab-rn-tiny")
+    return lab.load_model("lab-rn-tiny", device="cpu")
 
 
 @pytest.fixture(scope="module")
 def vit():
-    return lab.load_model("lab-vit-tiny")
+    return lab.load_model("lab-vit-tiny", device="cpu")
 
 
 def corr(a, b):
@@ -62,7 +63,7 @@ def test_gradcam_agrees_with_an_independent_implementation(rn, world):
 
 
 def test_relevance_on_one_block_equals_the_hand_computed_rule():
-    model = lab.load_model("lab-test-vit-1block", pretrained="random")
+    model = lab.load_model("lab-test-vit-1block", pretrained="random", device="cpu")
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 256, (32, 32, 3), dtype=np.uint8) for _ in range(3)]
     result = at.attribute(model, images, ["a cat"], method="relevance")
@@ -188,7 +189,7 @@ def test_good_maps_beat_random_ones_and_randomized_models_differ(vit):
     d_rand, i_rand = am.deletion_insertion(vit, images, noise, texts, labels)
     assert d_good.mean() < d_rand.mean() and i_good.mean() > i_rand.mean()
     # Adebayo et al.: a model with random weights must not give the same maps
-    random_model = lab.load_model("lab-vit-tiny", pretrained="random")
+    random_model = lab.load_model("lab-vit-tiny", pretrained="random", device="cpu")
     trained = at.attribute(vit, images[:8], texts[:1], method="relevance").maps
     scrambled = at.attribute(random_model, images[:8], texts[:1], method="relevance").maps
     assert np.mean([corr(a, b) for a, b in zip(trained, scrambled)]) < 0.5
@@ -203,7 +204,7 @@ def test_notebook_runs_through_papermill(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path / "cache"))
     nb = Path(__file__).parents[2] / "notebooks" / "03_attribution.ipynb"
     params = {"indices": [0, 1], "methods": ["rollout", "gradcam", "random"], "n_metric": 12,
-              "metric_methods": ["rollout", "gradcam", "random"], "steps": 4}
+              "metric_methods": ["rollout", "gradcam", "random"], "steps": 4, "device": "cpu"}
     entry = run_report([nb], params, {}, tmp_path / "out", progress=False)["notebooks"][0]
     assert entry["status"] == "ok", entry.get("error")
     metrics = pd.read_csv(tmp_path / "out" / "03_attribution" / "metrics.csv")
@@ -287,6 +288,7 @@ def test_gradcam_on_a_layer_followed_by_an_in_place_op(rn, world, method):
 
 def test_smoothgrad_is_seeded(vit, world):
     _, images = world
+    vit.module  # built first: building initialises weights from the global generator before loading them
     torch.manual_seed(123)
     state = torch.random.get_rng_state()
     a = at.attribute(vit, images[:2], TEXTS, method="smoothgrad", nt_samples=4, seed=5)

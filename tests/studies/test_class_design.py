@@ -91,7 +91,7 @@ def test_fairface_adapter_reads_the_csv(tmp_path):
 def test_world_audit_tables_equal_the_audit_by_hand():
     import lab
     from lab.data.shapeworld import WorldDataset
-    model, audit_set = lab.load_model("lab-vit-tiny"), WorldDataset("test", 40)
+    model, audit_set = lab.load_model("lab-vit-tiny", device="cpu"), WorldDataset("test", 40)
     found = cd.world_audit(model, audit_set, ["count", "size"], n_train=60, n_val=30)
     x = model.encode_images(audit_set, progress=False)
     rates, summary = cd.audit(x, cd.world_groups(audit_set.labels)["size"], cd.world_label_sets(model), model.logit_scale)

@@ -36,7 +36,7 @@ def test_backgrounds_set_covers_every_plain_kind_and_keeps_objects_apart_from_th
 def test_builtin_models_recognise_drawn_shapes_on_any_plain_background(name):
     """Issue 15's floor for learners' own drawings: shape >= 90 %, colour >= 95 % on every kind."""
     from lab.studies import limitations as lim
-    table = lim.background_study(lab.load_model(name), backgrounds_set(400))
+    table = lim.background_study(lab.load_model(name, device="cpu"), backgrounds_set(400))
     top1 = table.set_index(["background", "task"])["top1"]
     assert set(table["background"]) == set(PLAIN_BACKGROUNDS)
     for kind in PLAIN_BACKGROUNDS:
@@ -66,7 +66,7 @@ def test_the_band_never_covers_an_object_and_blank_differs_from_clean_only_insid
 
 def test_studies_on_a_built_in_model():
     from lab.studies import limitations as lim
-    model = lab.load_model("lab-vit-tiny")
+    model = lab.load_model("lab-vit-tiny", device="cpu")
     counting = lim.counting_study(model, n_train=120, n_val=40, n_test=80)
     overall = counting[counting["count"] == "all"].set_index("method")
     assert list(overall.index) == ["zero-shot (specific prompts)", "zero-shot (generic prompt)", "linear probe"]
@@ -89,7 +89,7 @@ def test_the_literate_model_reads_and_the_others_do_not():
     sets = typographic_sets(300)
     effects = {}
     for name in ("lab-vit-literate", "lab-vit-tiny"):
-        table, _ = lim.typographic_study(lab.load_model(name), sets)
+        table, _ = lim.typographic_study(lab.load_model(name, device="cpu"), sets)
         t = table.set_index("condition")
         effects[name] = (lim.reading_effect(table), t.loc["word_only", "top1"], t.loc["clean", "top1"])
     effect, word_only, clean = effects["lab-vit-literate"]
@@ -107,7 +107,7 @@ def test_notebook_06_runs_through_papermill(tmp_path, monkeypatch):
     nb = Path(__file__).parents[2] / "notebooks" / "06_limitations_and_class_design.ipynb"
     params = {"models": ["lab-vit-tiny"], "n_count_train": 80, "n_count_val": 40, "n_count_test": 40, "n_close": 30,
               "n_distractors": 4, "n_typographic": 12, "n_audit": 80, "audit_groups": ["count", "size"],
-              "reading_models": ["lab-vit-literate"]}
+              "reading_models": ["lab-vit-literate"], "device": "cpu"}
     entry = run_report([nb], params, {}, tmp_path / "out", progress=False)["notebooks"][0]
     assert entry["status"] == "ok", entry.get("error")
     folder = tmp_path / "out" / "06_limitations_and_class_design"

@@ -111,7 +111,7 @@ def test_the_robustness_baseline_is_this_probe_on_a_real_model():
     import lab
     from lab.studies import robustness as rb
     from lab.data.shapeworld import WorldDataset
-    model = lab.load_model("lab-vit-tiny")
+    model = lab.load_model("lab-vit-tiny", device="cpu")
     train, val, test = WorldDataset("train", 150), WorldDataset("val", 80), WorldDataset("test", 80)
     classify = rb.linear_probe(model, train, val)
     x = {name: model.encode_images(d, progress=False) for name, d in (("t", train), ("v", val), ("s", test))}

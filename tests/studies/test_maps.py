@@ -43,7 +43,7 @@ def test_projection_cache_hit_and_miss(tmp_path):
 def test_new_points_land_among_their_class_on_the_built_in_world(tmp_path):
     import lab
     from lab.data.shapeworld import WorldDataset
-    model = lab.load_model("lab-vit-tiny")
+    model = lab.load_model("lab-vit-tiny", device="cpu")
     data = WorldDataset("test", 300)
     x, y = model.encode_images(data, progress=False), data.labels["label"].to_numpy()
     fit, new = np.arange(250), np.arange(250, 300)
@@ -130,8 +130,8 @@ def test_scatter_map_traces_carry_row_ids_and_a_colour_dropdown():
 
 def test_notebook_runs_through_papermill(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path / "cache"))
-    manifest = run_report([NB02], {"n_samples": 150, "n_neighbors": 10, "n_clusters": 3, "queries": "a red circle"},
-                          {}, tmp_path / "out", progress=False)
+    manifest = run_report([NB02], {"n_samples": 150, "n_neighbors": 10, "n_clusters": 3, "queries": "a red circle",
+                                   "device": "cpu"}, {}, tmp_path / "out", progress=False)
     entry = manifest["notebooks"][0]
     assert entry["status"] == "ok", entry.get("error")
     results = entry["run"]["results"]

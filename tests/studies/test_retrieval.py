@@ -104,14 +104,14 @@ def test_notebook_05_runs_through_papermill_and_its_recall_matches_the_cache(tmp
     monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path / "cache"))
     nb = Path(__file__).parents[2] / "notebooks" / "05_probes_fewshot_retrieval.ipynb"
     params = {"models": ["lab-vit-tiny"], "tasks": ["shape", "count"], "n_train": 120, "n_val": 60, "n_test": 80,
-              "shots": [1, 2], "seeds": [0], "n_caption_images": 40}
+              "shots": [1, 2], "seeds": [0], "n_caption_images": 40, "device": "cpu"}  # as the model below
     entry = run_report([nb], params, {}, tmp_path / "out", progress=False)["notebooks"][0]
     assert entry["status"] == "ok", entry.get("error")
     folder = tmp_path / "out" / "05_probes_fewshot_retrieval"
     probes = pd.read_csv(folder / "probe_vs_zero_shot.csv")
     assert list(probes["task"]) == ["shape", "count"] and set(pd.read_csv(folder / "few_shot.csv")["k"]) == {1, 2}
     table = pd.read_csv(folder / "retrieval.csv").set_index(["direction", "positives"])
-    model = lab.load_model("lab-vit-tiny", cache=tmp_path / "cache")
+    model = lab.load_model("lab-vit-tiny", cache=tmp_path / "cache", device="cpu")
     cs = captions.world_captions(40)
     img, txt = model.encode_images(cs.images, progress=False), model.encode_texts(cs.captions, progress=False)
     pos = cs.positives()["exact"]

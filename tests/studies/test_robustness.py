@@ -122,8 +122,8 @@ def small_study(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LAB_CACHE_DIR", str(tmp_path_factory.mktemp("rob-cache")))
         sets, pairs, _ = world_shift_sets(60, corruptions=[])
-        classifiers = rb.world_classifiers([lab.load_model("lab-vit-tiny")], cnn_baselines=((8, 1), (16, 6)),
-                                           linear_probes=False, n_train=300)
+        classifiers = rb.world_classifiers([lab.load_model("lab-vit-tiny", device="cpu")],
+                                           cnn_baselines=((8, 1), (16, 6)), linear_probes=False, n_train=300)
         table, predictions = rb.run_suite(classifiers, sets)
     return {"sets": sets, "pairs": pairs, "table": table, "predictions": predictions}
 
@@ -170,7 +170,7 @@ def test_notebook_runs_through_papermill(tmp_path, monkeypatch):
     monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path / "cache"))
     nb = Path(__file__).parents[2] / "notebooks" / "04_robustness.ipynb"
     params = {"models": ["lab-vit-tiny"], "n_per_shift": 60, "corruptions": ["contrast"], "n_corrupted": 20,
-              "cnn_baselines": [[8, 1], [16, 6]], "linear_probes": False, "n_probe_train": 300}
+              "cnn_baselines": [[8, 1], [16, 6]], "linear_probes": False, "n_probe_train": 300, "device": "cpu"}
     entry = run_report([nb], params, {}, tmp_path / "out", progress=False)["notebooks"][0]
     assert entry["status"] == "ok", entry.get("error")
     er = pd.read_csv(tmp_path / "out" / "04_robustness" / "effective_robustness.csv")
@@ -200,7 +200,7 @@ def test_real_data_notebook_path(tmp_path, monkeypatch):
     nb = Path(__file__).parents[2] / "notebooks" / "04_robustness.ipynb"
     params = {"models": ["lab-vit-tiny"], "templates": "name-only", "n_probe_train": 100,
               "roots": {"imagenet": str(tmp_path / "imagenet"), "imagenetv2": str(tmp_path / "v2")},
-              "probe_train_root": str(tmp_path / "imagenet" / "train")}
+              "probe_train_root": str(tmp_path / "imagenet" / "train"), "device": "cpu"}
     entry = run_report([nb], params, {}, tmp_path / "out", progress=False)["notebooks"][0]
     assert entry["status"] == "ok", entry.get("error")
     table = pd.read_csv(tmp_path / "out" / "04_robustness" / "accuracy.csv")

@@ -153,7 +153,7 @@ def test_selection_happens_on_val_and_is_reported_on_test():
 def test_classname_sensitivity_on_the_built_in_model():
     import lab
     from lab.data import default_classnames, load_dataset
-    model = lab.load_model("lab-vit-tiny")
+    model = lab.load_model("lab-vit-tiny", device="cpu")
     test = load_dataset("shapeworld", split="test", n=200)
     names, alt = default_classnames("shapeworld", test)
     assert alt[names.index("crescent")] == "moon"

@@ -1,5 +1,7 @@
 """The contrastive trainer (micro-runs on CPU, resume after a kill, user CSV data) and the
-built-in tiny models it produced."""
+built-in tiny models it produced. Training and the models' checks run on the CPU (device="cpu") on any
+machine: on a GPU the trainer's default is CUDA with fp16 autocast, and a run there is too quick to be
+killed mid-way."""
 import signal
 import subprocess
 import sys
@@ -23,7 +25,7 @@ ROOT = Path(__file__).parents[2]
 def test_micro_run_loss_falls_and_checkpoint_loads(tmp_path):
     out = tmp_path / "rn-nano.pt"
     log = train(TrainConfig(arch="lab-test-rn-nano", steps=40, batch_size=40, epoch_steps=10, val_n=40, warmup=4,
-                            lr=1e-3, workers=0, out=str(out)), progress=False)
+                            lr=1e-3, workers=0, device="cpu", out=str(out)), progress=False)
     assert [r["step"] for r in log] == [10, 20, 30, 40]
     assert log[-1]["loss"] < log[0]["loss"] - 0.3  # from about ln(40) = 3.7 at chance
     model = lab.load_model(out)
@@ -36,7 +38,7 @@ def test_resume_after_kill(tmp_path):
     code = ("import open_clip, sys; open_clip.add_model_config('tests/model_configs');"
             "from lab.training.train import TrainConfig, train;"
             f"train(TrainConfig(arch='{NANO}', steps=400, batch_size=16, epoch_steps=5, val_n=16, warmup=2, "
-            f"workers=0, out=sys.argv[1]), progress=False)")
+            f"workers=0, device='cpu', out=sys.argv[1]), progress=False)")
     proc = subprocess.Popen([sys.executable, "-c", code, str(out)], cwd=ROOT)
     resume = Path(str(out) + ".resume")
     deadline = time.time() + 120
@@ -48,7 +50,7 @@ def test_resume_after_kill(tmp_path):
     saved = torch.load(resume, weights_only=True)["step"]
     assert 5 <= saved < 400
     log = train(TrainConfig(arch=NANO, steps=saved + 10, batch_size=16, epoch_steps=5, val_n=16, warmup=2,
-                            workers=0, out=str(out)), progress=False)
+                            workers=0, device="cpu", out=str(out)), progress=False)
     steps = [r["step"] for r in log]
     assert steps == list(range(5, saved + 11, 5))  # continued where the checkpoint left off
 
@@ -62,14 +64,14 @@ def test_trains_on_user_csv(tmp_path):
     rows.append("missing.png,a photo of nothing.")
     (tmp_path / "pairs.csv").write_text("\n".join(rows))
     log = train(TrainConfig(arch=NANO, data=str(tmp_path / "pairs.csv"), steps=6, batch_size=8, epoch_steps=3,
-                            warmup=1, workers=0, out=str(tmp_path / "csv.pt")), progress=False)
+                            warmup=1, workers=0, device="cpu", out=str(tmp_path / "csv.pt")), progress=False)
     assert len(log) == 2 and all(np.isfinite(r["loss"]) for r in log)
 
 
 @pytest.mark.parametrize("name", ["lab-vit-tiny", "lab-rn-tiny", "lab-vit-literate"])
 def test_builtin_models_load_offline_and_know_the_world(name):
     assert name in lab.list_models(available=True)
-    model = lab.load_model(name)
+    model = lab.load_model(name, device="cpu")  # the floors are the model cards' fp32 numbers
     test = shapeworld.WorldDataset("test", n=300)
     emb = model.encode_images(test, progress=False)
     for task, floor in (("shape", 0.8), ("colour", 0.9)):
@@ -104,10 +106,11 @@ def test_literate_batches_and_fine_tuning_from_a_checkpoint(tmp_path):
     again, again_captions = WorldPairs().batch(3, 40)  # plain batches are unchanged by the option
     assert again_captions == plain_captions and all((np.asarray(a) == np.asarray(b)).all() for a, b in zip(plain, again))
     first = tmp_path / "first.pt"
-    train(TrainConfig(arch=NANO, steps=2, batch_size=8, epoch_steps=2, val_n=8, warmup=1, workers=0, out=str(first)),
-          progress=False)
+    train(TrainConfig(arch=NANO, steps=2, batch_size=8, epoch_steps=2, val_n=8, warmup=1, workers=0, device="cpu",
+                      out=str(first)), progress=False)
     tuned = train(TrainConfig(arch=NANO, steps=2, batch_size=8, epoch_steps=2, val_n=8, warmup=1, workers=0, lr=0.0,
-                              init=str(first), literate=0.5, word_only=0.2, out=str(tmp_path / "tuned.pt")), progress=False)
+                              device="cpu", init=str(first), literate=0.5, word_only=0.2,
+                              out=str(tmp_path / "tuned.pt")), progress=False)
     parent, child = (torch.load(p, weights_only=True) for p in (first, tmp_path / "tuned.pt"))
     a, b = parent["state_dict"], child["state_dict"]
     assert tuned and all(torch.equal(a[k], b[k]) for k in a if "logit_scale" not in k)  # lr 0: the init weights

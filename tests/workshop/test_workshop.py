@@ -1,6 +1,8 @@
 """The teaching workshop: one source built into editions that run, checks that teach without leaking,
 an agenda that fits, a machine check and a cache hand-out. The workshop is built once per session
-(real notebook executions on the built-in models) into a session cache; module times are printed."""
+(real notebook executions on the built-in models) into a session cache; module times are printed.
+The notebook kernels see no GPU (NO_GPU): the workshop is taught on laptops, its notebooks take no
+device, and m3 builds CPU tensors for the model (a CUDA model would fail there)."""
 import html
 import json
 import re
@@ -15,6 +17,7 @@ from lab.workshop import checks, room
 from lab.workshop import source as src
 
 MARKS = re.compile(r"^([✓✗○]) (m\d\.[a-z_0-9]+): (.*)$", re.M)
+NO_GPU = ("CUDA_VISIBLE_DEVICES", "")  # the kernels inherit it: lab.load_model's default is then the CPU
 
 
 def _files(folder: Path):
@@ -31,6 +34,7 @@ def built(tmp_path_factory, session_cache):
     """Two builds (the first cold, the second warm) -> (first folder, second folder, times)."""
     mp = pytest.MonkeyPatch()
     mp.setenv("LAB_CACHE_DIR", str(session_cache))
+    mp.setenv(*NO_GPU)
     try:
         first, second = tmp_path_factory.mktemp("ws1"), tmp_path_factory.mktemp("ws2")
         cold = wb.build(first, progress=False)
@@ -68,6 +72,7 @@ def test_learner_edition_runs_top_to_bottom_with_nothing_attempted(built, sessio
     from lab.report import this_python_kernel
     first, _, _ = built
     monkeypatch.setenv("LAB_CACHE_DIR", str(session_cache))
+    monkeypatch.setenv(*NO_GPU)  # the device the build filled the cache on
     seen = set()
     with this_python_kernel() as kernel:
         for path in sorted((first / "student").glob("*.ipynb")):
@@ -273,8 +278,9 @@ def test_machine_check_names_each_problem_with_its_fix(tmp_path, monkeypatch):
     assert "not writable" in problem and "LAB_CACHE_DIR" in problem
 
 
-def test_prepare_zips_the_cache_a_module_fills(tmp_path):
+def test_prepare_zips_the_cache_a_module_fills(tmp_path, monkeypatch):
     import zipfile
+    monkeypatch.setenv(*NO_GPU)  # a hand-out for laptops: CPU (fp32) rows
     info = room.prepare(tmp_path / "cache.zip", modules=["M0"])
     assert info["bytes"] < room.MAX_ZIP_MB * 2 ** 20
     names = zipfile.ZipFile(info["path"]).namelist()

@@ -76,7 +76,10 @@ def cmd_encode(args) -> int:
     from .core.models import load_model
     if not args.sources and not args.texts and not args.world:
         raise LabError("nothing to encode: pass image folders/files, a .txt list of paths, --texts FILE or --world SPLIT")
-    model = load_model(args.model, pretrained=args.pretrained, device=args.device, cache=args.cache_dir,
+    device = args.device
+    if device is None and args.engine == "ray" and not args.gpus_per_worker:  # as CPU workers compute it
+        device = "cpu"
+    model = load_model(args.model, pretrained=args.pretrained, device=device, cache=args.cache_dir,
                        trust_checkpoint=args.trust_checkpoint)
     if args.engine == "ray":
         return _encode_on_ray(args, model)

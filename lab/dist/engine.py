@@ -185,7 +185,7 @@ def encode_images(model, sources, out, *, workers: int = 1, gpus_per_worker: flo
     """
     if decode not in DECODES:
         raise LabError(f"decode={decode!r} is not one of {list(DECODES)}")
-    model = _model(model)
+    model = _model(model, gpus_per_worker)
     units = expand_sources(sources)
     items = [path if members is None else f"{path}::{m}" for path, members in units for m in (members or [None])]
     waves = _waves([1 if members is None else len(members) for _, members in units], wave_size)
@@ -203,7 +203,7 @@ def encode_texts(model, texts, out, *, workers: int = 1, gpus_per_worker: float 
                  resources: dict | None = None, address: str | None = None, cache_import: bool = True,
                  progress: bool = True, on_wave=None) -> dict:
     """Texts (each distinct string once) on a Ray cluster into the run folder `out`; as encode_images."""
-    model = _model(model)
+    model = _model(model, gpus_per_worker)
     items = list(dict.fromkeys(texts))
     bad = [t for t in items if not isinstance(t, str)]
     if bad:
@@ -215,9 +215,16 @@ def encode_texts(model, texts, out, *, workers: int = 1, gpus_per_worker: float 
                     cache_import, progress, on_wave)
 
 
-def _model(model):
+def _model(model, gpus: float):
+    """A ClipModel as the workers will load it: with CPU workers a name is loaded on the CPU (a GPU
+    driver would otherwise pick fp16, which CPU workers cannot compute)."""
     from ..core.models import load_model
-    model = load_model(model) if isinstance(model, (str, os.PathLike)) else model
+    if isinstance(model, (str, os.PathLike)):
+        model = load_model(model, device=None if gpus else "cpu")
+    if not gpus and model.precision == "fp16":
+        raise LabError(f"{model.name} was loaded with precision='fp16' (the default on a GPU), which CPU workers "
+                       "cannot compute: load it with device='cpu' (python -m lab encode: --device cpu), or give the "
+                       "workers GPUs (gpus_per_worker / --gpus-per-worker)")
     if not hasattr(model, "load_args"):
         raise LabError("workers load the model the way the driver did: pass a name or a model from lab.load_model")
     return model
@@ -387,7 +394,7 @@ def run_grid(models, datasets: dict, out, templates=("a photo of a {}.",), *, gp
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     templates = list(templates) if not isinstance(templates, str) else templates
-    loaded = [_model(m) for m in models]
+    loaded = [_model(m, gpus_per_worker) for m in models]
     results, pending = {}, []
     for m in loaded:
         for name, ds in datasets.items():

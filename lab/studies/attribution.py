@@ -96,14 +96,16 @@ def model_inputs(model, images) -> tuple[torch.Tensor, np.ndarray]:
 
 
 def score_fn(model, text_emb: torch.Tensor, target: str = "similarity"):
-    """f(pixels) -> (N, P): logit_scale * cosine to each text, or its softmax over the texts."""
+    """f(pixels) -> (N, P): logit_scale * cosine to each text, or its softmax over the texts.
+    Pixels and text embeddings on any device are moved to the model's."""
     if target not in ("similarity", "softmax"):
         raise BadInput(f"target must be 'similarity' or 'softmax'; got {target!r}")
     scale = model.logit_scale
+    text_emb = text_emb.to(model.device)  # (P, D)
 
     def f(pixels):
         fit_torch()  # every forward of every method passes here
-        img = F.normalize(model.module.encode_image(pixels).float(), dim=-1)  # (N, D)
+        img = F.normalize(model.module.encode_image(pixels.to(model.device)).float(), dim=-1)  # (N, D)
         logits = scale * img @ text_emb.T  # (N, P)
         return logits.softmax(-1) if target == "softmax" else logits
     return f
@@ -330,18 +332,20 @@ def _integrated_gradients(model, pixels, f, targets, **kw):
 
 
 def _smoothgrad(model, pixels, f, targets, *, seed, **kw):
-    """Seeded noise (the caller's RNG state is left as it was), in chunks of ~internal_batch_size images."""
-    from captum.attr import NoiseTunnel, Saliency
+    """SmoothGrad: captum's Saliency averaged over nt_samples noisy copies of the pixels. The noise is
+    drawn on the CPU from `seed`, so a GPU and the CPU average the same noise (captum's NoiseTunnel
+    draws it on the pixels' device, whose generator differs); the caller's RNG state is untouched."""
+    from captum.attr import Saliency
     scores = _pixel_scores(pixels, f)
+    g = torch.Generator().manual_seed(seed)
+    noise = [torch.randn(pixels.shape, generator=g) * kw.get("stdevs", 0.3)
+             for _ in range(kw.get("nt_samples", 12))]  # nt_samples x (B, 3, H, W)
+    saliency = Saliency(f)
     maps = []
-    for p in targets:
-        with torch.random.fork_rng(devices=[pixels.device] if pixels.device.type == "cuda" else []):
-            torch.manual_seed(seed)
-            a = NoiseTunnel(Saliency(f)).attribute(
-                pixels, target=p, nt_type="smoothgrad", nt_samples=kw.get("nt_samples", 12),
-                nt_samples_batch_size=max(1, kw.get("internal_batch_size", 64) // len(pixels)),
-                stdevs=kw.get("stdevs", 0.3), abs=True)
-        maps.append(a.abs().sum(1))
+    with torch.random.fork_rng(devices=[pixels.device] if pixels.device.type == "cuda" else []):
+        for p in targets:
+            total = sum(saliency.attribute(pixels + e.to(pixels.device), target=p, abs=True) for e in noise)
+            maps.append((total / len(noise)).abs().sum(1))  # (B, H, W)
     return torch.stack(maps, 1), scores
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 import lab
 from lab.dist import runs
@@ -71,7 +72,7 @@ def data(tmp_path_factory):
             for f in files[s * 9:(s + 1) * 9]:
                 tf.add(f, arcname=f"sample{f.stem[3:]}.png")
             tf.addfile(tarfile.TarInfo(f"sample{s}.txt"), io.BytesIO(b""))  # captions are not images
-    ref_model = lab.load_model("lab-vit-tiny", cache=root / "ref-cache")
+    ref_model = lab.load_model("lab-vit-tiny", cache=root / "ref-cache", device="cpu")  # as the CPU workers
     with pytest.warns(UserWarning, match="1 of 25 images"):
         ref, failures = ref_model.encode_images([str(f) for f in files], cache=False, progress=False,
                                                 return_failures=True)
@@ -88,7 +89,7 @@ def _db_state(cache):
 def test_folder_runs_on_both_worker_nodes_and_matches_in_process(cluster, data, tmp_path):
     _, worker_nodes = cluster
     cache = lab.EmbeddingCache(tmp_path / "cache")
-    model = lab.load_model("lab-vit-tiny", cache=cache)
+    model = lab.load_model("lab-vit-tiny", cache=cache, device="cpu")  # the CPU workers load it as the driver did
     before = _db_state(cache)
     out = tmp_path / "run"
     manifest = dist.encode_images(model, [str(data["root"] / "imgs")], out, wave_size=10, cache_import=False,
@@ -113,7 +114,7 @@ def test_folder_runs_on_both_worker_nodes_and_matches_in_process(cluster, data, 
     with pytest.raises(lab.LabError, match="differs in its model"):
         dist.encode_images("lab-rn-tiny", [str(data["root"] / "imgs")], out, wave_size=10, progress=False)
     assert runs.import_run(out, cache)["rows"] == 24 and runs.import_run(out, cache)["rows"] == 24  # idempotent
-    fresh = lab.load_model("lab-vit-tiny", cache=cache)
+    fresh = lab.load_model("lab-vit-tiny", cache=cache, device="cpu")
     good = data["files"][:24]  # a failed item is tried again in-process: it was never cached
     np.testing.assert_allclose(fresh.encode_images(good, progress=False), data["ref"][:24], atol=1e-5)
     assert not fresh.built  # after the import an in-process encode computes (and reads) nothing
@@ -127,7 +128,7 @@ def test_folder_runs_on_both_worker_nodes_and_matches_in_process(cluster, data, 
 @pytest.mark.filterwarnings("ignore:1 of 25 images")
 def test_shards_interrupted_resumed_from_the_cli_imported_and_exported(cluster, data, tmp_path, capsys):
     cache_dir = tmp_path / "cache"
-    model = lab.load_model("lab-vit-tiny", cache=cache_dir)
+    model = lab.load_model("lab-vit-tiny", cache=cache_dir, device="cpu")
     pattern = str(data["root"] / "shards" / "{00000..00002}.tar")
     out = tmp_path / "run.parts"  # where the CLI's --out run.npy keeps its run folder
 
@@ -140,8 +141,8 @@ def test_shards_interrupted_resumed_from_the_cli_imported_and_exported(cluster, 
     first, _ = runs.read_run(out)
     env = {**os.environ, "LAB_CACHE_DIR": str(cache_dir), "PYTHONPATH": str(ROOT)}
     cli = subprocess.run(
-        [sys.executable, "-m", "lab", "encode", pattern, "--model", "lab-vit-tiny", "--engine", "ray",
-         "--address", cluster[0].address, "--workers", "2", "--cpus-per-worker", "0", "--resources",
+        [sys.executable, "-m", "lab", "encode", pattern, "--model", "lab-vit-tiny", "--device", "cpu",
+         "--engine", "ray", "--address", cluster[0].address, "--workers", "2", "--cpus-per-worker", "0", "--resources",
          json.dumps(ENCODER), "--batch-size", "4", "--wave-size", "1", "--no-import",
          "--out", str(tmp_path / "run.npy")],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
@@ -167,7 +168,7 @@ def test_shards_interrupted_resumed_from_the_cli_imported_and_exported(cluster, 
     assert lab.EmbeddingCache(cache_dir).info() == []  # --no-import: the cache is still empty
     assert cli_main(["--cache-dir", str(cache_dir), "cache", "import", str(out)]) == 0
     assert "imported 24 rows" in capsys.readouterr().out
-    fresh = lab.load_model("lab-vit-tiny", cache=cache_dir)
+    fresh = lab.load_model("lab-vit-tiny", cache=cache_dir, device="cpu")
     seen = count_forward(fresh)  # in this process: num_workers=0
     again = fresh.encode_images(files, progress=False, num_workers=0)
     assert seen["images"] == 0  # the folder's files hash to the tar members' keys: nothing computed
@@ -195,11 +196,11 @@ def test_grid_equals_in_process_and_a_rerun_skips_every_pair(cluster, tmp_path):
     from lab.data.shapeworld import WorldDataset
     from lab.studies.robustness import score, zero_shot_classifier
     sets = {"test": WorldDataset("test", n=16), "sketch": WorldDataset("test", n=16, suite="sketch")}
-    models = ["lab-vit-tiny", "lab-rn-tiny"]
+    models = [lab.load_model(name, device="cpu") for name in ("lab-vit-tiny", "lab-rn-tiny")]  # as the CPU tasks
     grid = dist.run_grid(models, sets, tmp_path / "grid", resources=ENCODER, cpus_per_worker=0, progress=False)
     assert len(grid) == 4 and grid["computed"].all() and set(grid["node"]) <= cluster[1]
     for row in grid.itertuples():
-        m = lab.load_model(row.model, cache=tmp_path / "cache")
+        m = lab.load_model(row.model, cache=tmp_path / "cache", device="cpu")
         expected = score(zero_shot_classifier(m)(sets[row.dataset]), sets[row.dataset].labels)
         assert row.top1 == expected["top1"] and row.n == expected["n"]
     again = dist.run_grid(models, sets, tmp_path / "grid", resources=ENCODER, cpus_per_worker=0, progress=False)
@@ -208,7 +209,7 @@ def test_grid_equals_in_process_and_a_rerun_skips_every_pair(cluster, tmp_path):
 
 
 def test_texts_on_the_engine_equal_in_process(cluster, tmp_path):
-    model = lab.load_model("lab-vit-tiny", cache=tmp_path / "cache")
+    model = lab.load_model("lab-vit-tiny", cache=tmp_path / "cache", device="cpu")
     texts = [f"a photo of {n} red circles" for n in range(12)] + ["a photo of 0 red circles"]  # a repeat
     manifest = dist.encode_texts(model, texts, tmp_path / "run", workers=1, cpus_per_worker=0, resources=ENCODER,
                                  batch_size=4, wave_size=5, progress=False)
@@ -220,3 +221,31 @@ def test_texts_on_the_engine_equal_in_process(cluster, tmp_path):
     assert again["last_run"]["dispatched"] == 0 and again["last_run"]["from_cache"] == 12  # imported: no Ray
     with pytest.raises(lab.LabError, match=r"need 1 GPU \(the cluster has 0\)"):  # refused, not waited for
         dist.encode_texts(model, ["a photo of a gpu"], tmp_path / "gpu", gpus_per_worker=1, progress=False)
+
+
+def test_jpegs_decoded_in_the_encoders_match_in_process(cluster, tmp_path):
+    """decode="gpu": the decode tasks only hash JPEG files and pass their bytes on; each encoder decodes
+    and resizes them on its device (CPU tensors here, nvJPEG on a GPU: tests/gpu); other files and
+    refused ones take the PIL path, with the in-process words."""
+    folder = tmp_path / "imgs"
+    write_images(folder, 12, size=(70, 90), ext="jpg")
+    write_images(folder, 2, seed=1, ext="png")
+    Image.new("CMYK", (50, 40), (10, 200, 30, 0)).save(folder / "cmyk.jpg")
+    (folder / "truncated.jpg").write_bytes((folder / "img0000.jpg").read_bytes()[:700])
+    model = lab.load_model("lab-vit-tiny", cache=tmp_path / "cache", device="cpu")
+    files = lab.data.list_images(folder)
+    ref, failures = model.encode_images(files, decode="cpu", cache=False, progress=False, return_failures=True)
+    from lab.dist.worker import decode_batch
+    rows = decode_batch({"item": np.array(files, dtype=object), "data": [Path(f).read_bytes() for f in files]},
+                        model.preprocess_cfg, model.max_image_pixels, device_jpegs=True)
+    assert rows["on_device"].sum() == 13 and "pixels" not in rows  # 12 JPEGs and the truncated one go as bytes
+    out = tmp_path / "run"
+    dist.encode_images(model, [str(folder)], out, decode="gpu", cache_import=False, progress=False, **ON_WORKERS)
+    table, emb = runs.read_run(out)
+    assert table["item"].tolist() == files
+    ok = np.isfinite(ref).all(1)
+    assert (emb[ok] * ref[ok]).sum(1).min() >= 0.9999 and not np.isfinite(emb[~ok]).any()
+    assert {r.item: r.error for r in table[~table["ok"]].itertuples()} == {f.item: f.reason for f in failures}
+    assert [os.path.basename(f.item) for f in failures] == ["truncated.jpg"]
+    with pytest.raises(lab.LabError, match="decode='pil' is not one of"):
+        dist.encode_images(model, [str(folder)], tmp_path / "other", decode="pil")

@@ -37,7 +37,8 @@ def nano(cache):
 
 def count_forward(model):
     """Instrument a real model: count the images and texts that go through its towers (the module,
-    and the fp16 copy that encodes on CUDA)."""
+    and the fp16 copy that encodes on CUDA) in this process. CPU DataLoader workers run forwards of
+    their own that this counter cannot see: pass num_workers=0 where a count matters."""
     seen = {"images": 0, "texts": 0}
 
     def counting(module):

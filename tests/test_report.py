@@ -109,9 +109,9 @@ def test_ensemble_accuracy_equals_an_independent_computation_from_the_cache(repo
     tmp, manifest = report
     reported = manifest["notebooks"][0]["run"]["results"]["ensemble_top1"]
     model = lab.load_model("lab-vit-tiny", cache=tmp / "cache", device="cpu")  # the notebook's fingerprint
-    seen = count_forward(model)
+    seen = count_forward(model)  # counts forwards in this process: num_workers=0
     test = WorldDataset("test", 60, suite="rendition")
-    x = model.encode_images(test, progress=False)  # (60, D)
+    x = model.encode_images(test, progress=False, num_workers=0)  # (60, D)
     texts = [t.replace("{}", c) for c in test.classes for t in prompts.templates("shapeworld")]
     t = model.encode_texts(texts, progress=False).reshape(len(test.classes), -1, x.shape[1])  # (C, T, D)
     assert seen == {"images": 0, "texts": 0}  # both came from the cache the notebook filled

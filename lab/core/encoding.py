@@ -346,8 +346,18 @@ def _batch_pixels(model, batch, good, resize):
 
 def _run_loader(model, images, loader, resize, bar, out, failures, writer, strict):
     """Each batch's forward pass is queued before the previous batch is read back and stored, so on
-    a GPU reading, decoding, computing and cache writes overlap."""
-    in_flight = None
+    a GPU reading, decoding, computing and cache writes overlap. When the run stops (a worker
+    timeout, an interrupt), the batch in flight is still stored."""
+    in_flight: list = []  # batches queued and not yet stored: at most two
+    try:
+        _loop(model, images, loader, resize, bar, out, failures, writer, strict, in_flight)
+    except BaseException:
+        for batch in in_flight:  # stored without reporting its bad items: the stop's own error goes on
+            _store(model, images, batch, out, [], writer, False, bar)
+        raise
+
+
+def _loop(model, images, loader, resize, bar, out, failures, writer, strict, in_flight: list):
     for batch in _batches(loader, images):
         records = batch["records"]
         good = [r for r in records if r["error"] is None]
@@ -367,11 +377,11 @@ def _run_loader(model, images, loader, resize, bar, out, failures, writer, stric
         result = None
         if good:
             result = vectors if vectors is not None else model.image_tower.launch(pixels)
-        if in_flight is not None:
-            _store(model, images, in_flight, out, failures, writer, strict, bar)
-        in_flight = (records, good, result, bad)
-    if in_flight is not None:
-        _store(model, images, in_flight, out, failures, writer, strict, bar)
+        in_flight.append((records, good, result, bad))
+        if len(in_flight) == 2:
+            _store(model, images, in_flight.pop(0), out, failures, writer, strict, bar)
+    if in_flight:
+        _store(model, images, in_flight.pop(), out, failures, writer, strict, bar)
 
 
 def _store(model, images, in_flight, out, failures, writer, strict, bar):

@@ -153,8 +153,8 @@ def test_the_decode_path_shares_the_cache(folder, tmp_path):
     model = lab.load_model("lab-vit-tiny", device="cpu", cache=tmp_path / "cache")
     good = [p for p in folder if os.path.basename(p) not in BROKEN]
     first = model.encode_images(good, decode="gpu", progress=False)
-    seen = count_forward(model)
-    again = model.encode_images(good, decode="cpu", progress=False)
+    seen = count_forward(model)  # counts forwards in this process: num_workers=0
+    again = model.encode_images(good, decode="cpu", progress=False, num_workers=0)
     assert seen["images"] == 0
     np.testing.assert_array_equal(first, again)
 

@@ -165,8 +165,8 @@ def test_a_batch_that_never_arrives_stops_the_run_naming_it_and_keeps_what_was_d
     message = str(info.value)
     assert "batch 3 of 4" in message and "items 64..95" in message and "within 3 s" in message
     assert "LAB_WORKER_TIMEOUT" in message and "num_workers=0" in message
-    seen = count_forward(nano)
-    done = nano.encode_images(_Stalls(64, stall=64), batch_size=32, num_workers=1, progress=False)
+    seen = count_forward(nano)  # counts forwards in this process: num_workers=0
+    done = nano.encode_images(_Stalls(64, stall=64), batch_size=32, num_workers=0, progress=False)
     assert seen["images"] == 0 and np.isfinite(done).all()  # the two batches before it came from the cache
     monkeypatch.setenv("LAB_WORKER_TIMEOUT", "soon")
     with pytest.raises(ValueError, match="LAB_WORKER_TIMEOUT"):

@@ -22,6 +22,8 @@ import os
 import sqlite3
 import threading
 import time
+import urllib.parse
+import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -83,6 +85,8 @@ class EmbeddingCache:
         self._conn: sqlite3.Connection | None = None
         self._pid = None
         self._lock = threading.RLock()
+        self.read_only: str | bool = False  # why, when the folder cannot be written (a shared cache on a hub)
+        self._told = False
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -90,22 +94,65 @@ class EmbeddingCache:
             _INHERITED.append(self._conn)  # closing the parent's handle in a child can corrupt the file
             self._conn = None
         if self._conn is None:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=120, isolation_level=None, check_same_thread=False)
+            try:
+                conn = self._open() if self._writable() else self._open_read_only("read-only files")
+            except (sqlite3.OperationalError, OSError) as e:  # a read-only folder or database after all
+                conn = self._open_read_only(e)
+            self._conn, self._pid = conn, os.getpid()
+        return self._conn
+
+    def _writable(self) -> bool:
+        folder = next((p for p in (self.directory, *self.directory.parents) if p.exists()), None)
+        if self.path.exists():
+            return os.access(self.path, os.W_OK) and os.access(self.directory, os.W_OK)
+        return folder is not None and os.access(folder, os.W_OK)
+
+    def _open(self) -> sqlite3.Connection:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, timeout=120, isolation_level=None, check_same_thread=False)
+        try:
             conn.execute("PRAGMA page_size=16384")  # vectors are 2-4 KB: big pages halve read time (new files only)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: committed data survives a killed process
             conn.executescript(_SCHEMA)
-            self._conn, self._pid = conn, os.getpid()
-        return self._conn
+        except sqlite3.OperationalError:
+            conn.close()
+            raise
+        return conn
+
+    def _open_read_only(self, why: Exception) -> sqlite3.Connection:
+        """The database as it is, never written (immutable: no locks, no WAL files to create); an empty
+        one in memory when there is none. Results are read from it; new ones are computed, not stored
+        (a shared cache on a hub). The first embeddings that cannot be stored say so, once."""
+        self.read_only = f"the embedding cache {self.directory} cannot be written ({why})"
+        if self.path.is_file():  # a WAL left beside it (a copy of a cache in use) is read; else no locks at all
+            wal = self.path.with_name(self.path.name + "-wal")
+            mode = "mode=ro" if wal.is_file() and wal.stat().st_size else "mode=ro&immutable=1"
+            uri = f"file:{urllib.parse.quote(str(self.path.resolve()))}?{mode}"
+            return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        conn.executescript(_SCHEMA)
+        return conn
 
     def _write(self, sql: str, rows: Iterable[tuple]):
         with self._lock:
             conn = self.conn
+            if self.read_only:
+                if sql.startswith("INSERT OR IGNORE INTO embeddings") and not self._told:
+                    self._told = True
+                    warnings.warn(f"{self.read_only}: new embeddings are computed and not stored; point "
+                                  "LAB_CACHE_DIR at a writable copy to keep them", stacklevel=5)
+                return
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.executemany(sql, rows)
                 conn.execute("COMMIT")
+            except sqlite3.OperationalError as e:
+                conn.execute("ROLLBACK")
+                if "readonly" not in str(e):
+                    raise
+                self._conn = self._open_read_only(e)  # the files said writable; the file system did not
+                self._write(sql, [])
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import lab
 import lab.core.encoding
@@ -153,3 +154,43 @@ def test_reading_many_vectors_is_exact(cache):
     got = cache.get("fp", "image", keys[::-1] + ["missing"])
     assert len(got) == 5000
     np.testing.assert_array_equal(np.stack([got[k] for k in keys]), vecs)
+
+
+@pytest.mark.parametrize("wal", [True, False], ids=["copied-in-use", "checkpointed"])
+def test_a_read_only_cache_is_read_and_never_written(tmp_path, wal):
+    """A shared cache on a hub (read-only files): hits are read, misses computed and not stored (said
+    once), nothing in the folder changes. Root ignores file modes, so the reader drops that power."""
+    import hashlib
+    import shutil
+    from lab.data.shapeworld import WorldDataset
+    model = lab.load_model("lab-vit-tiny", device="cpu", cache=tmp_path / "rw")
+    ref = model.encode_images(WorldDataset("test", n=40), progress=False, num_workers=0)
+    if not wal:
+        model.cache.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shared = tmp_path / "shared"
+    shutil.copytree(tmp_path / "rw", shared)
+    np.save(tmp_path / "ref.npy", ref)
+    for path in [*shared.rglob("*"), shared]:
+        path.chmod(0o444 if path.is_file() else 0o555)
+    state = lambda: {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(shared.iterdir())}  # noqa: E731
+    before = state()
+    code = f"""
+import warnings, numpy as np, lab
+from lab.data.shapeworld import WorldDataset
+model = lab.load_model("lab-vit-tiny", device="cpu", cache={str(shared)!r})
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    hits = model.encode_images(WorldDataset("test", n=40), progress=False, num_workers=0)
+    assert not caught and not model.built, [str(w.message) for w in caught]  # read without building the model
+    new = model.encode_images(WorldDataset("val", n=6), progress=False, num_workers=0)
+    again = model.encode_images(WorldDataset("val", n=6), progress=False, num_workers=0)
+assert np.array_equal(hits, np.load({str(tmp_path / 'ref.npy')!r})) and np.isfinite(new).all()
+np.testing.assert_allclose(new, again, atol=1e-6)
+said = [str(w.message) for w in caught]
+assert len(said) == 1 and "cannot be written" in said[0] and "LAB_CACHE_DIR" in said[0], said
+"""
+    drop = ["setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search,-fowner"] \
+        if os.geteuid() == 0 else []
+    run = subprocess.run([*drop, sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert state() == before  # not a byte written, no file added

@@ -1,6 +1,7 @@
-"""Embedding-map figures: points coloured by any label/metadata column, symbol by modality, hover
-text from the chosen columns, row numbers in customdata, one legend entry per class (click hides
-it, double-click isolates it).
+"""Embedding-map figures: points coloured by any label/metadata column (figures.palette: colour-blind
+safe, each category its own colour and marker symbol; prompts drawn larger with a black outline),
+hover text from the chosen columns, row numbers in customdata, one legend entry per class (click
+hides it, double-click isolates it).
 
     fig = scatter_map(coords, points, color=["shape", "colour", "count"], hover=["caption"])
 `points` is a DataFrame with one row per point (labels, metadata, `modality`); with several colour
@@ -11,11 +12,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.colors import qualitative
+
+from .palette import CONTINUOUS, styles
 
 __all__ = ["SYMBOLS", "MAX_CATEGORIES", "scatter_map", "label_clusters", "metrics_table"]
 
-SYMBOLS = {"image": "circle", "text": "diamond", "query": "star"}
+SYMBOLS = {"image": "circle", "text": "diamond", "query": "star"}  # by modality when colour is a continuous value
+_SYMBOLS_3D = ("circle", "square", "diamond", "cross", "x")  # what Scatter3d draws
 MAX_CATEGORIES = 40  # more distinct values than this are drawn as a continuous colour scale
 
 
@@ -42,21 +45,24 @@ def _traces(coords: np.ndarray, points: pd.DataFrame, color: str, text: np.ndarr
         for mod, idx in points.groupby(modality.to_numpy()).indices.items():
             xyz = dict(zip("xyz", coords[idx].T))
             traces.append(Scatter(**xyz, **common, name=f"{mod}", customdata=idx, hovertext=text[idx],
-                                  marker=dict(size=size, color=values.iloc[idx], colorscale="Viridis",
+                                  marker=dict(size=size, color=values.iloc[idx], colorscale=CONTINUOUS,
                                               cmin=float(values.min()), cmax=float(values.max()),
                                               symbol=SYMBOLS.get(mod, "circle"),
                                               showscale=not traces, colorbar=dict(title=color))))
         return traces
-    palette = qualitative.Dark24 + qualitative.Light24
     groups = points.groupby([values.astype(str).to_numpy(), modality.to_numpy()], sort=False).indices
     categories = list(dict.fromkeys(values.astype(str)))
+    look = styles(categories)  # colour-blind-safe colour and a symbol of its own per category
     for (value, mod), idx in groups.items():
         xyz = dict(zip("xyz", coords[idx].T))
-        colour = palette[categories.index(value) % len(palette)]
+        k = categories.index(value)
+        shape = look[k]["symbol"] if mod in ("image", "text") or mod not in SYMBOLS else SYMBOLS[mod]
+        if three_d and shape not in _SYMBOLS_3D:
+            shape = _SYMBOLS_3D[k % len(_SYMBOLS_3D)]
         traces.append(Scatter(**xyz, **common, name=value if mod == "image" else f"{value} ({mod})",
                               legendgroup=value, customdata=idx, hovertext=text[idx],
-                              marker=dict(size=size * (2 if mod != "image" else 1), color=colour,
-                                          symbol=SYMBOLS.get(mod, "circle"),
+                              marker=dict(size=size * (2 if mod != "image" else 1), color=look[k]["color"],
+                                          symbol=shape,
                                           line=dict(width=1, color="black") if mod != "image" else None)))
     return traces
 

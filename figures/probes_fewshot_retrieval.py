@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.colors import qualitative
+
+from .palette import NEUTRAL, colour, symbol
 
 __all__ = ["probe_bars", "probe_scatter", "lambda_curves", "few_shot_curves", "retrieval_bars", "rate_bars"]
 
@@ -37,10 +38,10 @@ def probe_scatter(tasks: pd.DataFrame) -> go.Figure:
     """One point per (model, task): zero-shot top-1 (x) and probe top-1 (y); above y = x the
     embedding holds more than text can read out."""
     fig = go.Figure()
-    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="grey", dash="dash"), name="y = x")
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color=NEUTRAL, dash="dash"), name="y = x")
     for k, (model, g) in enumerate(tasks.groupby("model", sort=False)):
         fig.add_scatter(x=g["zero_shot"], y=g["top1"], mode="markers+text", text=g["task"], textposition="top center",
-                        name=model, marker=dict(size=11, color=qualitative.Plotly[k % 10]),
+                        name=model, marker=dict(size=11, color=colour(k), symbol=symbol(k)),
                         hovertemplate="%{text}: zero-shot %{x:.1%}, probe %{y:.1%}<extra>" + model + "</extra>")
     fig.update_layout(title="Linear probe vs zero-shot (paper Fig. 8 style)", height=480, width=560,
                       xaxis=dict(tickformat=".0%", range=[0, 1.05], title="zero-shot top-1"),
@@ -54,7 +55,7 @@ def lambda_curves(curves: pd.DataFrame) -> go.Figure:
     for k, ((model, task), g) in enumerate(curves.groupby(["model", "task"], sort=False)):
         g = g.sort_values("lambda")
         fig.add_scatter(x=g["lambda"], y=g["val_score"], mode="lines+markers", name=f"{model} · {task}",
-                        line=dict(color=qualitative.Plotly[k % 10]),
+                        line=dict(color=colour(k)), marker=dict(symbol=symbol(k), color=colour(k)),
                         hovertemplate="λ=%{x:.2g}: %{y:.1%}<extra>" + f"{model} · {task}</extra>")
     fig.update_layout(title="Validation top-1 over the λ the search visited (≤ 15 per task)", height=430,
                       xaxis=dict(type="log", title="λ (C = 1/λ)", exponentformat="power"),
@@ -67,15 +68,17 @@ def few_shot_curves(few_shot: pd.DataFrame, tasks: pd.DataFrame, model: str) -> 
     fig = go.Figure()
     shots = few_shot[few_shot["model"] == model]
     for k, (task, g) in enumerate(shots.groupby("task", sort=False)):
-        colour = qualitative.Plotly[k % 10]
+        colour_k = colour(k)
         s = g.groupby("k")["top1"].agg(["mean", "min", "max"]).reset_index()
-        fig.add_scatter(x=s["k"], y=s["mean"], mode="lines+markers", name=task, line=dict(color=colour),
+        fig.add_scatter(x=s["k"], y=s["mean"], mode="lines+markers", name=task, line=dict(color=colour_k),
+                        marker=dict(symbol=symbol(k), color=colour_k),
                         error_y=dict(type="data", symmetric=False, array=s["max"] - s["mean"],
                                      arrayminus=s["mean"] - s["min"]),
                         hovertemplate="%{x}-shot: %{y:.1%}<extra>" + task + "</extra>")
         zs = tasks[(tasks["model"] == model) & (tasks["task"] == task)]["zero_shot"].iloc[0]
         fig.add_scatter(x=[s["k"].min(), s["k"].max()], y=[zs, zs], mode="lines", showlegend=False,
-                        line=dict(color=colour, dash="dash"), hovertemplate=f"{task} zero-shot: {zs:.1%}<extra></extra>")
+                        line=dict(color=colour_k, dash="dash"),
+                        hovertemplate=f"{task} zero-shot: {zs:.1%}<extra></extra>")
     fig.update_layout(title=f"{model}: few-shot linear probes (dashed: zero-shot)", height=450,
                       xaxis=dict(type="log", title="labelled examples per class (k)", tickvals=[1, 2, 4, 8, 16]),
                       yaxis=dict(tickformat=".0%", range=[0, 1.02], title="top-1 (test)"))

@@ -11,9 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.colors import qualitative
 
 from lab.studies.stats import bootstrap_band, fit_line, logit, predicted
+
+from .palette import NEUTRAL, colour, symbol
 
 __all__ = ["TICKS", "SHOWN", "shift_bars", "effective_robustness_plot", "severity_curves", "class_drops"]
 
@@ -29,14 +30,17 @@ def _l(p):
 def shift_bars(table: pd.DataFrame) -> go.Figure:
     """table: model, shift, top1, top1_low, top1_high."""
     fig = go.Figure()
-    for model, g in table.groupby("model", sort=False):
-        fig.add_bar(x=g["shift"], y=g["top1"], name=model,
+    for k, (model, g) in enumerate(table.groupby("model", sort=False)):
+        fig.add_bar(x=g["shift"], y=g["top1"], name=model, marker_color=colour(k),
                     error_y=dict(type="data", symmetric=False, array=g["top1_high"] - g["top1"],
                                  arrayminus=g["top1"] - g["top1_low"]),
                     hovertemplate="%{x}: %{y:.1%}<extra>" + model + "</extra>")
     fig.update_layout(title="Top-1 per shift (95 % Clopper-Pearson)", barmode="group",
                       yaxis=dict(tickformat=".0%", range=[0, 1], title="top-1"), height=450)
     return fig
+
+
+_EVALUATED_SYMBOLS = ("star", "square", "triangle-up", "x", "hexagon", "triangle-down", "pentagon", "cross")
 
 
 def _logit_axis(title: str) -> dict:
@@ -51,7 +55,7 @@ def effective_robustness_plot(points: pd.DataFrame, shift: str, n_boot: int = 30
     fig = go.Figure()
     grid = 1 / (1 + np.exp(-np.linspace(logit(0.015), logit(0.9993), 80)))  # even in logit space
     fig.add_scatter(x=logit(grid), y=logit(grid), mode="lines", name="y = x (no drop)",
-                    line=dict(dash="dot", color="grey"))
+                    line=dict(dash="dot", color=NEUTRAL))
     base = points[points["kind"] == "baseline"]
     if len(base) >= 2 and base["id_fit"].nunique() >= 2:  # fitted on the smoothed accuracies, as er_table does
         a, b = fit_line(base["id_fit"], base["shift_fit"])
@@ -61,14 +65,16 @@ def effective_robustness_plot(points: pd.DataFrame, shift: str, n_boot: int = 30
                         fillcolor="rgba(100,100,100,0.2)", name="baseline fit, 95 % bootstrap", hoverinfo="skip")
         fig.add_scatter(x=logit(grid), y=logit(predicted(grid, a, b)), mode="lines", name="baselines' line",
                         line=dict(color="black"))
-    palette = qualitative.Plotly
-    for k, (kind, symbol) in enumerate((("baseline", "circle-open"), ("evaluated", "star"), ("published", "diamond"))):
+    # baselines: grey open circles (the line's points); published: black diamonds; each evaluated model its
+    # own palette colour and symbol (figures.palette), never the baselines' or the published ones'
+    for kind, shape in (("baseline", "circle-open"), ("evaluated", None), ("published", "diamond")):
         for j, row in enumerate(points[points["kind"] == kind].itertuples()):
             x, y = _l(row.id_top1), _l(row.shift_top1)
             fig.add_scatter(
                 x=[x], y=[y], mode="markers", name=row.model, customdata=[[row.model]],
-                marker=dict(symbol=symbol, size=12 if kind == "evaluated" else 9,
-                            color={"evaluated": palette[j % len(palette)], "published": "black"}.get(kind, "grey")),
+                marker=dict(symbol=shape or _EVALUATED_SYMBOLS[j % len(_EVALUATED_SYMBOLS)],
+                            size=12 if kind == "evaluated" else 9,
+                            color={"evaluated": colour(j), "published": "#000000"}.get(kind, NEUTRAL)),
                 error_x=dict(type="data", symmetric=False, array=[_l(row.id_top1_high) - x],
                              arrayminus=[x - _l(row.id_top1_low)]),
                 error_y=dict(type="data", symmetric=False, array=[_l(row.shift_top1_high) - y],
@@ -84,13 +90,13 @@ def severity_curves(table: pd.DataFrame) -> go.Figure:
     """table: model, corruption, severity, top1 -> one line per model (mean over corruptions), thin per corruption."""
     fig = go.Figure()
     for k, (model, g) in enumerate(table.groupby("model", sort=False)):
-        colour = qualitative.Plotly[k % 10]
         for corruption, c in g.groupby("corruption"):
-            fig.add_scatter(x=c["severity"], y=c["top1"], mode="lines", line=dict(width=1, color=colour),
+            fig.add_scatter(x=c["severity"], y=c["top1"], mode="lines", line=dict(width=1, color=colour(k)),
                             opacity=0.35, showlegend=False, name=f"{model} {corruption}",
                             hovertemplate=f"{model}<br>{corruption} %{{x}}: %{{y:.1%}}<extra></extra>")
         mean = g.groupby("severity")["top1"].mean()
-        fig.add_scatter(x=mean.index, y=mean.values, mode="lines+markers", name=model, line=dict(width=3, color=colour))
+        fig.add_scatter(x=mean.index, y=mean.values, mode="lines+markers", name=model,
+                        line=dict(width=3, color=colour(k)), marker=dict(symbol=symbol(k), size=8, color=colour(k)))
     fig.update_layout(title="Corruptions: top-1 against severity (thin: each corruption; thick: mean)",
                       xaxis=dict(title="severity", dtick=1), yaxis=dict(tickformat=".0%", title="top-1"), height=420)
     return fig

@@ -16,6 +16,8 @@ import plotly.graph_objects as go
 
 from lab.studies.stats import wilson_interval
 
+from .palette import NEUTRAL, style
+
 __all__ = ["template_bars", "method_dots", "template_count", "classname_changes", "confusion_worst",
            "probability_bars"]
 
@@ -95,11 +97,10 @@ def classname_changes(per_class: pd.DataFrame, a: str, b: str, top: int = 20) ->
     df = df.reindex(df["delta"].abs().sort_values(ascending=False).index).head(top)
     labels = [f"{x} → {y}" if x != y else x for x, y in zip(df[f"name:{a}"], df[f"name:{b}"])]
     fig = go.Figure()
-    for key, symbol in ((a, "circle"), (b, "diamond")):
-        fig.add_scatter(x=df[f"recall:{key}"], y=labels, mode="markers", name=key, marker_symbol=symbol,
-                        marker_size=10)
+    for k, key in enumerate((a, b)):
+        fig.add_scatter(x=df[f"recall:{key}"], y=labels, mode="markers", name=key, marker=dict(size=10, **style(k)))
     for x0, x1, y in zip(df[f"recall:{a}"], df[f"recall:{b}"], labels):
-        fig.add_shape(type="line", x0=x0, x1=x1, y0=y, y1=y, line_color="grey", layer="below")
+        fig.add_shape(type="line", x0=x0, x1=x1, y0=y, y1=y, line_color=NEUTRAL, layer="below")
     fig.update_layout(title=f"Per-class recall: {a} vs {b} names (largest changes)",
                       yaxis=dict(autorange="reversed", automargin=True), height=max(300, 24 * len(df) + 120),
                       xaxis=dict(tickformat=".0%", title="recall"))

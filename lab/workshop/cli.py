@@ -20,15 +20,23 @@ def cmd_workshop(args) -> int:
         return 0
     if args.action == "check":
         from .room import timed_check
-        problems, seconds = timed_check()
+        notes: list[str] = []
+        problems, seconds = timed_check(hub=args.hub, cache=args.cache, info=notes)
+        for n in notes:
+            print(f"· {n}")
         for p in problems:
             print(f"✗ {p}")
         print(f"workshop check: {'ready' if not problems else f'{len(problems)} problem(s)'} ({seconds:.0f} s)")
         return 1 if problems else 0
     from .room import prepare
     info = prepare(args.out, modules=args.modules)
-    print(f"{info['path']}: {info['files']} files, {info['bytes'] / 2 ** 20:.1f} MB; learners unzip it into their "
-          "cache folder ($LAB_CACHE_DIR or ~/.cache/clip-lab): unzip -o cache.zip -d ~/.cache/clip-lab")
+    about = info["manifest"]
+    models = ", ".join(f"{m['name']} {m['precision']} ({sum(m['embeddings'].values())})" for m in about["models"])
+    print(f"{info['path']}: {info['files']} files, {info['bytes'] / 2 ** 20:.1f} MB, prepared on {about['device']}: "
+          f"embeddings of {models or 'no model'}, {sum(about['memoized'].values())} memoized results")
+    print("learners unzip it into their cache folder ($LAB_CACHE_DIR or ~/.cache/clip-lab): "
+          f"unzip -o {info['path']} -d ~/.cache/clip-lab; then python -m lab workshop check --cache {info['path']} "
+          "says whether their machine reads it")
     return 0
 
 
@@ -40,6 +48,13 @@ def add_parser(sub) -> None:
     w.add_argument("--modules", nargs="+", help="build/prepare only these modules (M0 ... M4 or file stems)")
     w.add_argument("--record-timings", action="store_true",
                    help="build: write this build's compute times to notebooks/workshop/timings.json")
+    w.add_argument("--hub", nargs="?", const="auto", default=None, metavar="SERVER_PYTHON",
+                   help="check: check the Jupyter server's environment (JupyterHub) instead of the kernel's for the "
+                        "page's extensions and the kernel; found from the running server or `jupyter` on PATH, or "
+                        "name its Python, its environment prefix or its jupyter script")
+    w.add_argument("--cache", default=None, metavar="ZIP_OR_FOLDER",
+                   help="check: will this machine read this prepared cache.zip (or the folder it was unpacked into), "
+                        "and how many entries (default: the cache folder, when it holds a manifest)")
     w.add_argument("--source", default=None, help="the workshop source folder (default notebooks/workshop)")
     w.set_defaults(func=_run)
 

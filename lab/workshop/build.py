@@ -7,8 +7,13 @@ writes
     solutions/    the solutions, executed (nbclient, in this interpreter's kernel)
     instructor/   the solutions with instructor notes and "time from start" banners that give each
                   section's minutes and its measured compute time
-    handout.md / handout.html   one page: the agenda and every exercise's and question's prompt
+    handout.md / handout.html   one page: the agenda, every exercise's prompt, think question and
+                  discussion prompt
+    guide.md / guide.html       the facilitator guide (lab.workshop.guide): objectives, minutes,
+                  named mistakes, answers, what to skip when behind (not for learners)
     site/         static HTML of the learner edition + handout + agenda; opens offline
+    review/       the same site for after the day: the executed solutions, figures drawn by a local
+                  plotly.min.js (opens offline); solutions included, so it is published after the day
 Builds are deterministic: execution timestamps and random ids (plotly divs, widget models, cell
 ids) are removed or replaced by stable ones, and the banners' compute times come from the
 committed notebooks/workshop/timings.json (`--record-timings` folds this build's times in, keeping
@@ -31,13 +36,16 @@ import nbformat
 from ..errors import LabError
 from . import source as src
 
-__all__ = ["STUB", "TIMINGS", "strip_solutions", "solution_lines", "remove_markers", "student_edition",
+__all__ = ["STUB", "TIMINGS", "PLOTLY", "strip_solutions", "solution_lines", "remove_markers", "student_edition",
            "solution_source", "execute", "sanitize", "errors_in", "section_seconds", "instructor_edition",
-           "solutions_edition", "handout_markdown", "notebook_html", "write_site", "read_timings", "build"]
+           "solutions_edition", "static_outputs", "handout_markdown", "notebook_html", "write_site", "read_timings",
+           "build"]
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = "raise NotImplementedError()  # your code here"
 TIMINGS = "timings.json"
+PLOTLY = "application/vnd.plotly.v1+json"
+WIDGET = "application/vnd.jupyter.widget-view+json"
 _UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b|\b[0-9a-f]{32}\b"
                    r"|(?<=\bT_)[0-9a-f]{5}(?=[_\"\\\s])"  # uuid4s (plotly divs), widget model ids, pandas Styler ids
                    r"|(?<= at 0x)[0-9a-f]{6,16}\b")  # object addresses in reprs
@@ -82,11 +90,12 @@ def remove_markers(code: str) -> str:
 
 
 def _fresh(nb, stem: str):
-    """A copy with stable cell ids and no outputs."""
+    """A copy with stable cell ids, no outputs and no nbgrader metadata (the lab's editions are not nbgrader's)."""
     nb = nbformat.from_dict(json.loads(json.dumps(nb)))
     nb.nbformat, nb.nbformat_minor = 4, 5
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"{stem}-{i:02d}"
+        cell.metadata.pop("nbgrader", None)
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
     return nb
@@ -218,10 +227,39 @@ def solutions_edition(executed, stem: str):
     return nb
 
 
+def static_outputs(executed, stem: str):
+    """A copy for a static page: each plotly figure also as HTML drawn by plotly.min.js (nbconvert
+    drops plotly's own mimetype), each widget as a note (it needs a live kernel)."""
+    nb = nbformat.from_dict(json.loads(json.dumps(executed)))
+    n = 0
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            data = out.get("data", {})
+            if PLOTLY in data:
+                n += 1
+                spec = json.dumps({"data": data[PLOTLY].get("data", []), "layout": data[PLOTLY].get("layout", {}),
+                                   "config": {"displaylogo": False, "responsive": True}},
+                                  sort_keys=True, separators=(",", ":")).replace("</", "<\\/")
+                div = f"{stem}-fig{n}"
+                data["text/html"] = (f'<div id="{div}" class="lab-figure"></div><script>(function(f){{Plotly.newPlot('
+                                     f'"{div}",f.data,f.layout,f.config)}})({spec});</script>')
+            elif WIDGET in data:
+                out.data = {"text/html": "<p><em>An interactive widget: open the notebook in Jupyter and run it "
+                                         "to use it.</em></p>", "text/plain": "(interactive widget)"}
+    return nb
+
+
 # -- handout and site -----------------------------------------------------------------------------
 
+def _prompt_line(cell, bonus: bool) -> str:
+    title, _, body = re.sub(r"^#+\s*", "", cell.source.strip()).partition("\n")
+    body = " ".join(ln for ln in body.splitlines() if "my_answer" not in ln)  # not the notebook's instruction
+    return f"**{title.replace('Exercise ', '')}**{' (bonus)' if bonus else ''}: {' '.join(body.split())}"
+
+
 def handout_markdown(workshop: src.Workshop) -> str:
-    """One page: the day in one line per module and break, then every exercise's prompt."""
+    """One page: the day in one line per module and break, then every exercise's prompt, think
+    question and discussion prompt, in the notebook's order."""
     t, day = 0, []
     for item in workshop.items:
         name = f"{item.name} {item.title}" if isinstance(item, src.Module) else item.title.split(":")[0]
@@ -230,21 +268,11 @@ def handout_markdown(workshop: src.Workshop) -> str:
     lines = [f"# {workshop.title}", "", " · ".join(day)]
     for module in workshop.modules:
         lines += ["", f"## {module.name} · {module.title} — `{module.path.stem}.ipynb`", ""]
-        for cell in module.notebook.cells:
-            if cell.cell_type == "markdown" and "exercise" in src.meta(cell):
-                title, _, body = re.sub(r"^#+\s*", "", cell.source.strip()).partition("\n")
-                bonus = " (bonus)" if _section_of(module, cell) == "bonus" else ""
-                lines += [f"**{title.replace('Exercise ', '')}**{bonus}: {' '.join(body.split())}", ""]
+        prompts = [p for kind in src.PROMPTS for p in module.prompts(kind)]
+        order = {id(c): i for i, c in enumerate(module.notebook.cells)}
+        for _, kind, cell in sorted(prompts, key=lambda p: order[id(p[2])]):
+            lines += [_prompt_line(cell, kind == "bonus"), ""]
     return "\n".join(lines) + "\n"
-
-
-def _section_of(module: src.Module, target) -> str:
-    kind = "core"
-    for cell in module.notebook.cells:
-        kind = src.meta(cell).get("kind", kind) if "section" in src.meta(cell) else kind
-        if cell is target:
-            return kind
-    return kind
 
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em;line-height:1.45}
@@ -253,9 +281,9 @@ td,th{border:1px solid #ccc;padding:.25em .6em} .jp-InputPrompt,.jp-OutputPrompt
 .jp-Cell{margin:.6em 0} nav a{margin-right:1em} @media print{body{font-size:9.5pt;margin:0} nav{display:none}}"""
 
 
-def _page(title: str, body: str, nav: str = "") -> str:
+def _page(title: str, body: str, nav: str = "", head: str = "") -> str:
     return (f'<!doctype html><html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-            f"<style>{_CSS}</style></head><body><nav>{nav}</nav>{body}</body></html>\n")
+            f"<style>{_CSS}</style>{head}</head><body><nav>{nav}</nav>{body}</body></html>\n")
 
 
 def _markdown_html(text: str) -> str:
@@ -271,9 +299,18 @@ def notebook_html(nb) -> str:
     return body
 
 
-def write_site(out: Path, workshop: src.Workshop, students: dict, handout: str):
-    site = out / "site"
+def write_site(out: Path, workshop: src.Workshop, students: dict, handout: str, folder: str = "site",
+               intro: str = ""):
+    """out/<folder>/: index (modules and agenda), handout and one page + notebook per module
+    (`students`: stem -> (module, notebook)); figures drawn by a plotly.min.js copied beside them."""
+    site = out / folder
     site.mkdir(parents=True)
+    figures = any(PLOTLY in o.get("data", {}) for _, nb in students.values() for c in nb.cells
+                  for o in c.get("outputs", []))
+    head = '<script src="plotly.min.js"></script>' if figures else ""
+    if figures:
+        from plotly.offline import get_plotlyjs
+        (site / "plotly.min.js").write_text(get_plotlyjs(), encoding="utf-8")
     nav = '<a href="index.html">agenda</a><a href="handout.html">handout</a>' + "".join(
         f'<a href="{stem}.html">{html.escape(m.name)}</a>' for stem, (m, _) in students.items())
     rows = "".join(f"<tr><td>{_hm(r['offset'])}</td><td>{r['minutes']}</td><td>{html.escape(r['title'])}"
@@ -281,17 +318,21 @@ def write_site(out: Path, workshop: src.Workshop, students: dict, handout: str):
     mods = "".join(f'<li><a href="{stem}.html">{html.escape(m.name)} · {html.escape(m.title)}</a> '
                    f'({m.minutes} min) · <a href="{stem}.ipynb">download the notebook</a></li>'
                    for stem, (m, _) in students.items())
-    (site / "index.html").write_text(_page(workshop.title, f"<h1>{html.escape(workshop.title)}</h1><ul>{mods}</ul>"
-                                           f"<table><tr><th>from start</th><th>min</th><th></th></tr>{rows}</table>",
-                                           nav), encoding="utf-8")
+    index = (f"<h1>{html.escape(workshop.title)}</h1>{intro}<ul>{mods}</ul>"
+             f"<table><tr><th>from start</th><th>min</th><th></th></tr>{rows}</table>")
+    (site / "index.html").write_text(_page(workshop.title, index, nav), encoding="utf-8")
     (site / "handout.html").write_text(_page("Handout", _markdown_html(handout), nav), encoding="utf-8")
     for stem, (module, nb) in students.items():
-        (site / f"{stem}.html").write_text(_page(f"{module.name} · {module.title}", notebook_html(nb), nav),
-                                           encoding="utf-8")
+        page = intro + notebook_html(static_outputs(nb, stem))
+        (site / f"{stem}.html").write_text(_page(f"{module.name} · {module.title}", page, nav, head), encoding="utf-8")
         nbformat.write(nb, site / f"{stem}.ipynb")
 
 
 # -- the build ------------------------------------------------------------------------------------
+
+REVIEW_NOTE = ("<p><em>Review edition, for after the day: the reference solutions with their outputs. "
+               "Try each exercise in the learner notebook before you read its solution.</em></p>")
+
 
 def read_timings(folder: Path) -> dict:
     path = folder / TIMINGS
@@ -310,7 +351,7 @@ def build(out: str | Path = "build/workshop", modules: list[str] | None = None, 
         (out / part).mkdir(parents=True)
     offsets = {(r["module"], r["title"].split(": ", 1)[1]): r["offset"] for r in src.schedule(workshop) if r["module"]}
     recorded = read_timings(workshop.folder)
-    measured, students = {}, {}
+    measured, students, reviews = {}, {}, {}
     root = Path(__file__).resolve().parent.parent.parent  # notebooks import lab, figures and widgets from here
     before = os.environ.get("TQDM_DISABLE")
     os.environ["TQDM_DISABLE"] = "1"  # progress bars would put timings into the outputs
@@ -336,7 +377,9 @@ def build(out: str | Path = "build/workshop", modules: list[str] | None = None, 
                     print(f"{module.name} {stem}: {time.perf_counter() - start:.1f} s "
                           f"(cells {sum(s or 0 for s in seconds):.1f} s)", flush=True)
                 sanitize(executed)
-                nbformat.write(solutions_edition(executed, stem), out / "solutions" / f"{stem}.ipynb")
+                solutions = solutions_edition(executed, stem)
+                nbformat.write(solutions, out / "solutions" / f"{stem}.ipynb")
+                reviews[stem] = (module, solutions)
                 if record_timings:  # best of the recorded runs: a busy machine only ever slows a run down
                     old = recorded.get(stem, {})
                     recorded[stem] = {k: min(v, old.get(k, v)) for k, v in measured[stem].items()}
@@ -350,6 +393,12 @@ def build(out: str | Path = "build/workshop", modules: list[str] | None = None, 
     (out / "handout.md").write_text(handout, encoding="utf-8")
     (out / "handout.html").write_text(_page("Handout", _markdown_html(handout)), encoding="utf-8")
     write_site(out, workshop, students, handout)
+    if reviews:
+        write_site(out, workshop, reviews, handout, folder="review", intro=REVIEW_NOTE)
+    from .guide import guide_markdown
+    guide = guide_markdown(workshop, recorded)
+    (out / "guide.md").write_text(guide, encoding="utf-8")
+    (out / "guide.html").write_text(_page("Facilitator guide", _markdown_html(guide)), encoding="utf-8")
     if record_timings and measured:
         (workshop.folder / TIMINGS).write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
     return measured

@@ -2,11 +2,15 @@
 one notebook per module whose markdown cells carry the timing and the exercise marks.
 
 Cell metadata under "workshop":
-    {"section": "Logits and probabilities", "minutes": 12, "kind": "core"}   a section starts here
+    {"section": "Logits and probabilities", "minutes": 12, "kind": "core",
+     "teaching": 5, "exercises": 7}   a section starts here (teaching + exercises == minutes, optional)
     {"exercise": "m1.logits"}      this markdown cell is an exercise's prompt (goes to the handout)
-    {"question": "m1.q1"}          a multiple-choice question's text (goes to the handout)
-Cells tagged "instructor" are instructor notes. Code between `### BEGIN SOLUTION` and
-`### END SOLUTION` is the solution (nbgrader's markers).
+    {"question": "m1.q1"}          a multiple-choice think question's text (goes to the handout)
+    {"discussion": "m1.d1"}        an open discussion prompt (goes to the handout and the guide)
+Notebook metadata under "workshop": module, title, and for the facilitator guide objectives (list),
+keypoints (list) and behind (what to say or skip when the room is behind). Cells tagged
+"instructor" are instructor notes. Code between `### BEGIN SOLUTION` and `### END SOLUTION` is the
+solution (nbgrader's markers; lab.workshop.nbgrader adds nbgrader's cell metadata).
 
     agenda(load(), start="09:30") -> rows: clock, item, minutes, kind
 """
@@ -21,11 +25,12 @@ import yaml
 
 from ..errors import BadInput
 
-__all__ = ["SOURCE", "KINDS", "Section", "Module", "Break", "Workshop", "meta", "is_instructor", "read_module",
-           "load", "schedule", "drop_order", "totals", "agenda_text"]
+__all__ = ["SOURCE", "KINDS", "PROMPTS", "Section", "Module", "Break", "Workshop", "meta", "is_instructor",
+           "read_module", "load", "schedule", "drop_order", "totals", "agenda_text"]
 
 SOURCE = Path(__file__).resolve().parent.parent.parent / "notebooks" / "workshop"
 KINDS = ("core", "bonus")
+PROMPTS = ("exercise", "question", "discussion")  # markdown cells the handout and the guide collect
 
 
 @dataclass
@@ -33,6 +38,8 @@ class Section:
     title: str
     minutes: int
     kind: str  # "core" or "bonus"
+    teaching: int | None = None  # the minutes' split, when the source gives it
+    exercises: int | None = None
 
 
 @dataclass
@@ -46,6 +53,21 @@ class Module:
     @property
     def minutes(self) -> int:
         return sum(s.minutes for s in self.sections)
+
+    @property
+    def info(self) -> dict:
+        """The notebook's workshop metadata (module, title, objectives, keypoints, behind)."""
+        return self.notebook.metadata.get("workshop", {})
+
+    def prompts(self, kind: str) -> list[tuple[str, str, object]]:
+        """(name, section kind, cell) of every `kind` cell ("exercise", "question", "discussion")."""
+        out, section = [], "core"
+        for cell in self.notebook.cells:
+            m = meta(cell)
+            section = m.get("kind", "core") if "section" in m else section
+            if cell.cell_type == "markdown" and kind in m:
+                out.append((m[kind], section, cell))
+        return out
 
 
 @dataclass
@@ -85,7 +107,12 @@ def read_module(path: Path) -> Module:
         if "section" in m:
             if m.get("kind", "core") not in KINDS or not isinstance(m.get("minutes"), int):
                 raise BadInput(f"{path.name} cell {i}: a section needs integer minutes and kind in {KINDS}; got {m}")
-            module.sections.append(Section(m["section"], m["minutes"], m.get("kind", "core")))
+            split = (m.get("teaching"), m.get("exercises"))
+            if split != (None, None) and not (all(isinstance(v, int) and v >= 0 for v in split)
+                                              and sum(split) == m["minutes"]):
+                raise BadInput(f"{path.name} cell {i}: teaching + exercises must be whole minutes adding up to "
+                               f"minutes; got {m}")
+            module.sections.append(Section(m["section"], m["minutes"], m.get("kind", "core"), *split))
     if not module.sections:
         raise BadInput(f"{path.name}: no section cells (metadata workshop.section / minutes)")
     return module

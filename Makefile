@@ -8,7 +8,7 @@ TORCH := torch==2.14.1 torchvision==0.29.1
 KERNEL := clip-lab
 REPORT ?= runs/report
 
-.PHONY: setup demo test lab chromium bench clean
+.PHONY: setup demo test lab chromium hub-proxy bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ setup: $(VENV)/.installed
 demo: setup
 	$(PY) -m lab report --out $(REPORT)
 
-test: setup chromium
+test: setup chromium hub-proxy
 	$(PY) -m pytest -q
 
 lab: setup
@@ -34,6 +34,17 @@ chromium:
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update -qq && apt-get install -y -qq chromium; \
 	  else echo "chromium missing: run 'sudo apt-get install -y chromium' (the browser tests fail in CI without it)"; fi; }
+
+# The hub rehearsal's proxy (tests/workshop/test_hub_rehearsal.py, benchmarks/bench_hub.py): configurable-http-proxy
+# from npm, with Debian's Node.js and npm where they are missing. Version 4: 5.x asks for Node.js >= 22, Debian 12 has 18.
+hub-proxy:
+	@command -v configurable-http-proxy >/dev/null || { \
+	  if ! command -v npm >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && apt-get install -y -qq nodejs npm; fi; \
+	  if command -v npm >/dev/null && { [ "$$(id -u)" = 0 ] || [ -w "$$(npm prefix -g)/lib" ]; }; then \
+	    npm install -g --no-audit --no-fund configurable-http-proxy@4; \
+	  else echo "configurable-http-proxy missing: install Node.js and npm, then 'npm install -g configurable-http-proxy@4'" \
+	    "(the hub rehearsal fails in CI without it)"; fi; }
 
 bench: setup
 	$(PY) benchmarks/bench_encode.py

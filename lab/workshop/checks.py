@@ -4,7 +4,7 @@
     def class_embedding(prompt_emb): ...              # the learner's key step, as a function
     check("m1.ensemble", class_embedding)              # ✓ correct / ✗ a hint / ○ not attempted
     class_embedding = catch_up("m1.ensemble", class_embedding)   # continue with the reference if needed
-    answer("m1.q1", "b")                               # a multiple-choice answer, checked against a hash
+    answer("m1.q1", "c")                               # a multiple-choice answer, checked against a hash
 
 Every exercise is a function the learner writes. `check` calls it on fresh random inputs (a new
 draw every call, several sizes), compares it with the lab's own function and, when it differs,
@@ -13,10 +13,15 @@ or a named common mistake (forgot to renormalise, missing logit scale, transpose
 Hints hold no numbers computed by the reference. A stub that raises NotImplementedError is
 "not attempted". `catch_up` keeps the learner's attempt in `attempts[name]` and hands back the
 reference function when the attempt is missing or wrong, so a notebook always runs to the end.
-Multiple-choice answers are stored as salted SHA-256 hashes (`ANSWERS`), never in clear.
+Multiple-choice answers are stored as salted SHA-256 hashes (`ANSWERS`), never in clear. Every
+option of every question has an explanation (why it is right, or what is wrong with it), shown when
+the learner picks it; `EXPLANATIONS` keys them by the option's salted hash and stores them sealed
+(XOR-ed with a key derived from the question and the option, see `seal`), so reading this file
+before answering shows neither the right letter nor the reasoning that would give it away.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 from dataclasses import dataclass, field
 from typing import Callable
@@ -27,7 +32,7 @@ from scipy.special import expit
 from ..studies import zeroshot
 
 __all__ = ["attempts", "results", "Exercise", "EXERCISES", "Result", "check", "catch_up", "answer_hash", "ANSWERS",
-           "answer", "summary"]
+           "seal", "explanation", "EXPLANATIONS", "answer", "summary"]
 
 attempts: dict[str, object] = {}  # name -> the learner's own function, kept aside by catch_up
 results: dict[str, str] = {}  # name -> "correct" | "hint" | "not attempted", the latest of each
@@ -39,8 +44,30 @@ def _unit(x, axis=-1):
 
 # -- the exercises' reference steps (the lab's functions where it has one) ----------------------
 
-def _counts(labels, n_classes):
-    return np.bincount(labels, minlength=n_classes)
+def _clip_loss(image_emb, text_emb, scale):
+    """The lab's trainer loss (lab.training.train.clip_loss), which takes log(scale) as the model stores it."""
+    import torch
+
+    from ..training.train import clip_loss
+    with torch.no_grad():
+        return float(clip_loss(torch.as_tensor(image_emb, dtype=torch.float64),
+                               torch.as_tensor(text_emb, dtype=torch.float64),
+                               torch.tensor(np.log(scale), dtype=torch.float64)))
+
+
+def _lse(z, axis):
+    m = z.max(axis=axis, keepdims=True)
+    return (m + np.log(np.exp(z - m).sum(axis=axis, keepdims=True))).squeeze(axis)
+
+
+def _ce_rows(z):
+    """Mean cross-entropy of each row of z against its diagonal entry (row i's right column is i)."""
+    return float(np.mean(_lse(z, 1) - np.diag(z)))
+
+
+def _loss_from(image_emb, text_emb, scale, unit=True):
+    z = scale * (_unit(image_emb) @ _unit(text_emb).T if unit else image_emb @ text_emb.T)
+    return z
 
 
 def _cosine(a, b):
@@ -68,9 +95,31 @@ def _occlusion(score, image, patch):
     return drop
 
 
-def _minmax(m):
-    span = m.max() - m.min()
-    return (m - m.min()) / span if span > 0 else np.zeros_like(m, dtype=float)
+def _occlusion_no_copy(score, image, patch):  # the commonest slip: every patch stays hidden
+    image = image.copy()
+    base = score(image)
+    H, W = image.shape[0] // patch, image.shape[1] // patch
+    drop = np.zeros((H, W))
+    for r in range(H):
+        for c in range(W):
+            image[r * patch:(r + 1) * patch, c * patch:(c + 1) * patch] = 0
+            drop[r, c] = base - score(image)
+    return drop
+
+
+def _occlusion_slices(score, image, patch, rows_cols_swapped=False):  # the other: wrong square hidden
+    base = score(image)
+    H, W = image.shape[0] // patch, image.shape[1] // patch
+    drop = np.zeros((H, W))
+    for r in range(H):
+        for c in range(W):
+            hidden = image.copy()
+            if rows_cols_swapped:
+                hidden[c * patch:(c + 1) * patch, r * patch:(r + 1) * patch] = 0
+            else:  # offsets in squares, not pixels
+                hidden[r:r + patch, c:c + patch] = 0
+            drop[r, c] = base - score(hidden)
+    return drop
 
 
 def _pointing(heatmap, mask):
@@ -81,6 +130,15 @@ def _pointing(heatmap, mask):
 def _logit(p):
     from ..studies.stats import logit
     return logit(p)
+
+
+def _per_class(pred, y, n_classes):
+    return np.array([float(np.mean(pred[y == c] == c)) for c in range(n_classes)])
+
+
+def _attack(pred_clean, pred_attacked, y, written):
+    right = pred_clean == y
+    return float(np.mean(pred_attacked[right] == written[right]))
 
 
 def _fit_line(id_acc, shift_acc):
@@ -98,6 +156,27 @@ def _er(id_acc, shift_acc, a, b):
 def _emb(rng, n, d, scale=True):
     x = rng.normal(size=(n, d))
     return x * rng.uniform(0.2, 5.0, size=(n, 1)) if scale else _unit(x)
+
+
+def _pairs(rng, b, d=16):
+    """A batch of b matching (image, caption) embeddings, not unit length, and a scale (1/τ)."""
+    img = _emb(rng, b, d)
+    txt = (_unit(img) + rng.normal(0, 1.5, size=(b, d)) / np.sqrt(d)) * rng.uniform(0.2, 5.0, size=(b, 1))
+    return img, txt, float(rng.uniform(5, 30))
+
+
+def _predictions(rng, n, c):
+    y = np.r_[np.arange(c), rng.integers(0, c, n - c)][rng.permutation(n)]
+    pred = np.where(rng.random(n) < 0.6, y, rng.integers(0, c, n))
+    return pred, y, c
+
+
+def _attacked(rng, n, c=10):
+    y = rng.integers(0, c, n)
+    written = (y + rng.integers(1, c, n)) % c
+    clean = np.where(rng.random(n) < 0.8, y, rng.integers(0, c, n))
+    attacked = np.where(rng.random(n) < 0.4, written, np.where(rng.random(n) < 0.5, clean, rng.integers(0, c, n)))
+    return clean, attacked, y, written
 
 
 def _score_fn(rng, shape):
@@ -127,12 +206,32 @@ def _sizes(*options):
 
 
 EXERCISES = {e.name: e for e in [
-    Exercise("m0.counts", "class_counts(labels (N,) ints, n_classes) -> (n_classes,) counts",
-             lambda rng, s: (rng.integers(0, (10, 6, 4)[s % 3] - 1, size=(50, 200, 31)[s % 3]), (10, 6, 4)[s % 3]),
-             _counts,
-             {"fractions instead of counts: return how many images each class has, not their share":
-                  lambda y, c: np.bincount(y, minlength=c) / len(y),
-              "a class with no images is missing: give np.bincount a minlength": lambda y, c: np.bincount(y)}),
+    Exercise("m0.clip_loss", "clip_loss(image_emb (B, D), text_emb (B, D), scale) -> float: the symmetric "
+             "cross-entropy of the (B, B) scaled cosine matrix, row i's caption being text i",
+             lambda rng, s: _pairs(rng, (4, 7, 12)[s % 3]),
+             _clip_loss,
+             {"only one direction: average the image→text loss (rows) and the text→image loss (columns)":
+                  lambda i, t, s: _ce_rows(_loss_from(i, t, s)),
+              "only the text→image direction: also take each image's row (images pick their caption)":
+                  lambda i, t, s: _ce_rows(_loss_from(i, t, s).T),
+              "summed the two directions: the loss is their average, (rows + columns) / 2":
+                  lambda i, t, s: 2 * _clip_loss(i, t, s),
+              "missing scale: multiply the cosines by `scale` (1/τ) before the cross-entropy":
+                  lambda i, t, s: _clip_loss(i, t, 1.0),
+              "divided by the scale: the cosines are multiplied by 1/τ, i.e. by `scale`":
+                  lambda i, t, s: _clip_loss(i, t, 1.0 / s),
+              "no normalisation: scale every embedding to unit length first, so the matrix holds cosines":
+                  lambda i, t, s: (_ce_rows(_loss_from(i, t, s, False)) + _ce_rows(_loss_from(i, t, s, False).T)) / 2,
+              "softmax over the whole matrix: each row (an image against every caption) and each column "
+              "is its own softmax":
+                  lambda i, t, s: float(np.mean(_lse(_loss_from(i, t, s).ravel(), 0) - np.diag(_loss_from(i, t, s)))),
+              "summed over the batch: cross-entropy averages over the B pairs":
+                  lambda i, t, s: len(i) * _clip_loss(i, t, s)},
+             [(lambda out, args: np.isfinite(out), "NaN or inf: subtract each row's maximum before exp, "
+                                                   "or use a log-sum-exp"),
+              (lambda out, args: out >= -1e-9, "a cross-entropy is never negative: did you drop the minus sign "
+                                               "of -log p?")],
+             kind="float"),
     Exercise("m0.cosine", "cosine(a (N, D), b (M, D)) -> (N, M) cosine similarities",
              lambda rng, s: (_emb(rng, (5, 7, 3)[s % 3], 16), _emb(rng, (4, 2, 9)[s % 3], 16)),
              _cosine,
@@ -167,7 +266,8 @@ EXERCISES = {e.name: e for e in [
                   lambda z: np.exp(z - z.max(0)) / np.exp(z - z.max(0)).sum(0),
               "forgot the exponential: probabilities are exp(z) / sum(exp(z))": lambda z: z / z.sum(-1, keepdims=True)},
              [(lambda out, args: np.isfinite(out).all(),
-               "NaN or inf: exp overflows for logits near 100; subtract each row's maximum first"),
+               "NaN or inf: float32 exp overflows once a logit passes about 88 (these test logits go well past it); "
+               "subtract each row's maximum first"),
               (lambda out, args: np.allclose(np.sum(out, -1), 1, atol=1e-4), "each row should sum to 1")]),
     Exercise("m2.gap", "modality_gap(image_emb (N, D), text_emb (M, D)) -> float centroid distance",
              lambda rng, s: (_unit(_emb(rng, (40, 25, 60)[s % 3], 16) + 2), _unit(_emb(rng, (10, 30, 7)[s % 3], 16) - 1)),
@@ -193,7 +293,15 @@ EXERCISES = {e.name: e for e in [
              {"sign flipped: a patch that helps the match should get a positive value (score before minus after)":
                   lambda f, im, p: -_occlusion(f, im, p),
               "returned the occluded scores, not the drops: subtract them from the unoccluded score":
-                  lambda f, im, p: f(im) - _occlusion(f, im, p)}),
+                  lambda f, im, p: f(im) - _occlusion(f, im, p),
+              "occlusion accumulates: `hidden = image` hides the squares in the image itself, so every "
+              "earlier square stays hidden; take `hidden = image.copy()` inside the loop":
+                  _occlusion_no_copy,
+              "rows and columns swapped in the slice: square (r, c) covers pixel rows r*patch to "
+              "(r+1)*patch and columns c*patch to (c+1)*patch, i.e. hidden[rows, columns]":
+                  lambda f, im, p: _occlusion_slices(f, im, p, True),
+              "patch offsets wrong: square (r, c) starts at pixel (r*patch, c*patch), not at (r, c)":
+                  _occlusion_slices}),
     Exercise("m3.pointing", "pointing_hit(heatmap (H, W), mask (H, W) bool) -> bool: is the map's peak on the object",
              lambda rng, s: (rng.random((12, 12)), rng.random((12, 12)) < 0.4),
              _pointing,
@@ -202,20 +310,6 @@ EXERCISES = {e.name: e for e in [
               "swapped row and column: np.unravel_index(argmax, shape) gives (row, column)":
                   lambda m, k: bool(k[np.unravel_index(np.argmax(m), m.shape)[::-1]])},
              trials=40, kind="bool"),
-    Exercise("m3.normalize", "normalize_map(m (H, W)) -> (H, W) scaled to [0, 1] (zeros for a constant map)",
-             lambda rng, s: (np.full((5, 5), 3.0),) if s == 2 else (rng.normal(size=(6 + s, 7)) * 3 + 1,),
-             _minmax,
-             {"divided by the maximum only: subtract the minimum first": lambda m: m / m.max(),
-              "subtracted the minimum but did not divide by the range": lambda m: m - m.min()},
-             [(lambda out, args: np.isfinite(out).all(), "a constant map gives 0/0: return zeros when max == min")]),
-    Exercise("m4.logit", "logit(p array) -> log(p / (1 - p)) with p clipped to [1e-4, 1 - 1e-4]",
-             lambda rng, s: (np.r_[rng.uniform(0.01, 0.99, (5, 9, 3)[s % 3]), 0.0, 1.0][rng.permutation((7, 11, 5)[s % 3])],),
-             _logit,
-             {"log instead of logit: the logit is log(p / (1 - p))": lambda p: np.log(np.clip(p, 1e-4, 1 - 1e-4)),
-              "base-10 logarithm: use the natural log (np.log)":
-                  lambda p: np.log10(np.clip(p, 1e-4, 1 - 1e-4) / (1 - np.clip(p, 1e-4, 1 - 1e-4)))},
-             [(lambda out, args: np.isfinite(out).all(),
-               "infinite values: an accuracy of 0 or 1 has no logit; clip p to [1e-4, 1 - 1e-4] first")]),
     Exercise("m4.fit_line", "fit_line(id_acc (K,), shift_acc (K,)) -> (a, b) with logit(shift) ≈ a logit(id) + b",
              lambda rng, s: _accs(rng, (6, 4, 9)[s % 3]),
              _fit_line,
@@ -233,6 +327,31 @@ EXERCISES = {e.name: e for e in [
                   lambda x, y, a, b: -_er(x, y, a, b),
               "forgot the logit on the ID accuracy: the line lives in logit axes":
                   lambda x, y, a, b: y - expit(a * x + b)}),
+    Exercise("m5.per_class", "per_class_accuracy(pred (N,), y (N,), n_classes) -> (n_classes,) share of each "
+             "true class predicted right",
+             lambda rng, s: _predictions(rng, (40, 25, 60)[s % 3], (4, 3, 9)[s % 3]),
+             _per_class,
+             {"grouped by the predicted class (that is precision): group the images by their true class y":
+                  lambda p, y, c: np.array([float(np.mean(y[p == k] == k)) if np.any(p == k) else 0.0
+                                            for k in range(c)]),
+              "divided by all N images: divide each class's hits by the number of images of that class":
+                  lambda p, y, c: np.bincount(y[p == y], minlength=c) / len(y),
+              "counts instead of shares: divide the hits by the class's number of images":
+                  lambda p, y, c: np.bincount(y[p == y], minlength=c).astype(float)},
+             [(lambda out, args: np.all((out >= 0) & (out <= 1)), "shares lie in [0, 1]; some of yours do not")]),
+    Exercise("m5.attack", "attack_success(pred_clean, pred_attacked, y, written) -> float: of the images "
+             "classified right when clean, the share predicted as the written class when attacked",
+             lambda rng, s: _attacked(rng, (50, 80, 30)[s % 3]),
+             _attack,
+             {"counted every image: keep only the images the model got right when clean":
+                  lambda pc, pa, y, w: float(np.mean(pa == w)),
+              "counted any change of prediction (the flip rate, or the accuracy drop): the attack succeeds "
+              "only when the prediction becomes the written class":
+                  lambda pc, pa, y, w: float(np.mean(pa[pc == y] != y[pc == y])),
+              "divided by all images: the share is among the images right when clean":
+                  lambda pc, pa, y, w: float(np.sum((pc == y) & (pa == w)) / len(y))},
+             [(lambda out, args: 0 <= out <= 1, "a share lies in [0, 1]; yours does not")],
+             kind="float"),
 ]}
 
 
@@ -358,30 +477,162 @@ def answer_hash(question: str, choice: str) -> str:
     return hashlib.sha256(f"clip-lab-workshop|{question}|{choice.strip().lower()}".encode()).hexdigest()
 
 
+def _keystream(question: str, choice: str, n: int) -> bytes:
+    out, k = b"", 0
+    while len(out) < n:
+        out += hashlib.sha256(f"clip-lab-workshop|explain|{question}|{choice.strip().lower()}|{k}".encode()).digest()
+        k += 1
+    return out[:n]
+
+
+def seal(question: str, choice: str, text: str) -> str:
+    """An option's explanation as stored in EXPLANATIONS: XOR-ed with a key derived from the question
+    and the option, so the source shows no explanation (and hence no hint of the right option) in clear.
+    To write or change one: EXPLANATIONS[answer_hash(q, letter)] = seal(q, letter, text)."""
+    data = text.encode()
+    return base64.b64encode(bytes(x ^ k for x, k in zip(data, _keystream(question, choice, len(data))))).decode()
+
+
+def explanation(question: str, choice: str) -> str | None:
+    """The explanation of one option (every option of every question has one), opened by choosing it."""
+    blob = EXPLANATIONS.get(answer_hash(question, choice))
+    if blob is None:
+        return None
+    data = base64.b64decode(blob)
+    return bytes(x ^ k for x, k in zip(data, _keystream(question, choice, len(data)))).decode()
+
+
 ANSWERS = {  # question -> answer_hash of the right choice (the choices are in the notebooks)
-    "m0.q1": "6cfebdfbf744c1dba3f1090d865cf74cae31ee2f0ae30cbcc00c141b2869f286",
-    "m0.q2": "9aefdcc1143aca263e54d454df169e44a0a66fb9ac2a6ef76df33c4b090e2430",
+    "m0.q1": "0e4a8889475f9ef7327c7fa4f5b40f5c37adc4d62ae4abf947ed12e4e546b724",
+    "m0.q2": "6adcd8478b8c5c85d08ffb5fa97076fd7cc76e503560477bf5e3fbd689a556a0",
     "m1.q1": "b22a900cf5cc69bde10a5ffe64db2aa9d9826126f6e75ebbe40272c1a2238236",
     "m1.q2": "20a2d503615d35cd053a84b0e825f964748f5ebf45911f9e1ee22f82c2b10341",
-    "m2.q1": "6afe37fb703063b5af76c47e9905f78e0f02097f6656e5e18eaf8fc634db24b9",
-    "m2.q2": "ba70df8ae493ad766d7f288a047ce4e7c1c2ed800736234bdaae3a517e4327cf",
-    "m3.q1": "5b33b4ac4212144500446f4693cf404ce15e0438782b70b5de941aa51f4e84c6",
-    "m3.q2": "03ad8587a5dc76ba3443e3d7fab02b3457c423c3921fc671f0d392dcac77d2cc",
-    "m4.q1": "efd9c7fbf82ce92ebb98874b513cf2c2bee93c0f0b139b03e7a5813e7aa3edcf",
-    "m4.q2": "f3014d0bde9ef2f56311e228beb7cc387233b0ce4f2124c75240e7bf689b3d27",
+    "m2.q1": "2ada47289c46c2280c0ec91edd04a0bf7ab2173a83281acf156fc25496db8db6",
+    "m2.q2": "c76da7d54ceeb076f423a9453d8b1b79b540022e4c984d4b86fc6669848f7b4d",
+    "m3.q1": "2a24a2c0887804c1e37d80f65b9e9d95a08f05d88b2fc16672fe18eb73a235e7",
+    "m3.q2": "0bf5442dd17c669fc49c232f23813922816ba8fe0b886727a52ccea001f2b6fd",
+    "m4.q1": "fdf6080ffdf167e109136dcbd7f66a5a060f766c401ccd7522914c5a67bd0bbb",
+    "m4.q2": "88f4a5322b5b65032f0f813b23ad8067ecaa0b410ab729a8c62c26be6376259d",
+    "m5.q1": "d01d460e19ade0e7f903d2ee170350587467a6e0f373abab05b312db4619018f",
+    "m5.q2": "227afa8d3e0cbc8202959a72bea342644c6d6c107826cd204c5413d4f5e4f2dc",
+}
+
+EXPLANATIONS = {  # answer_hash(question, option) -> seal(question, option, why it is right or not), every option
+    "a6440c791137b03c346252d4c9f681148e709bd7ff265a7d3cae9de81e54966e":
+        "wm9ZbLi3pUXOmiPYAscUbGYAvy6BfI8prz9pQAo2otYqTtrJYxH6LTG4hjWWjNKZ1AeNgZ5I1BY6XNR0Mce6jDsSLlg92J0Hn8FbL3c6uKRhXoqyg8uARiOzA9g=",
+    "6cfebdfbf744c1dba3f1090d865cf74cae31ee2f0ae30cbcc00c141b2869f286":
+        "vKvBFHEcvHPy5UvIT6QDscSlXGvurHE0VgQ+H1P0X/Z8W1cj553MtqEj48TR2pOaTea5MuiM3aRADWlSChtqaASwr2kovJjmeO/vlfSSTIcZf1um7igpKZADG+W1TaNX8EVKKkDVwfqfx/rWfr54rsFJUpykm0t60r95",
+    "9d432bc87ae22109e7e643f43aaed49f990611468a1b9fb79031b75ae20b0424":
+        "PTehLHAb/0JOGZOG7upbk8X8rpQzlMEQcY5YqtXLMgzhMTXfek5Yjfjt5Zh3AMLvbvVupRW3tzSqR7bPiGAskmHFFipEMahazQ==",
+    "0e4a8889475f9ef7327c7fa4f5b40f5c37adc4d62ae4abf947ed12e4e546b724":
+        "7DlJffBsFzNAn5jZ/GCIsEozg4k3qEF8vSjDYiEECvVF/QAoV0qTfquplhrMWFUSvynaAmSnU2h3KZV4Ih4K2TzT/3btXmxc4oHYFxdV0h2tFPYvjI8m06DW29PeoUL10kG37w==",
+    "6adcd8478b8c5c85d08ffb5fa97076fd7cc76e503560477bf5e3fbd689a556a0":
+        "QRS7HfZykgZTBDXFUVDFJb6/rFQyLs3wNbEFG2qoJlYedjyGJV7GZ3DlWVfv9gtg29/OW+gnyqJaVZWlvM3KmADznaNw/Xp5HUkced2VxBvoBCdjRGFMYxK7cfibHHMo3GtAlQcgZfrZzyW0sCk9pcegFcIAyeFbsp/7kmKZoOnytgevJuX+eYohswCikKNxjesaBJfjJceaJOgNYk52eMahaAw6i3jO5BfPelz0",
+    "9aefdcc1143aca263e54d454df169e44a0a66fb9ac2a6ef76df33c4b090e2430":
+        "Qy0omOeNKyfSXM6T1FAKTESl+Y6i3q9JNC6ItD+zJUuo/ZKf3Kx6pMR2W4RM7DB+Ri7ZcVgsZnzkx4M+qi61OdFHWvpADvaKRir6LuZAqduOj6V+",
+    "29e08ea86ddc190ab848300acb10b6f6f8ed26b57a9061ec63d83c953185f5f5":
+        "l2BT34yxQEiEjLOl+T7Nv2HQypUXvYVk3DOrBZqeVvd3/BmcAAU0u8CSo+o0yn5ciZfIqyWgcUN/djHDKyq6DSXT+041gUKsomQvwpWnadDNxAym6Fn8BewKp3l3MNZk+LvmSf43Sozw/jId3737axqH5bhcoPw31rbSLg4kzc2FHGHiVa2+5L//1k8Pz4itDMD+ZZD3UjU/JMu1h6eU2g3rCXNtaQ6yhA==",
+    "71673565b7ee1e270762535a695ca9694d69175f4e0a3e5a7bca99bbc8f6d777":
+        "iZLRQJuuk8r7p1tew6WCRNF3245CB5qAmMoDeHoTPS7meakrVGZlEFLDP+q7al8yCHfmE7ZxBPuNyiPtrkqrZ9VrSzjMETJPN5ICXaP54vUAbAKrghX6umvkaOInT72W09rdsPLcxLwQZv+mPZA=",
+    "8d9b14967d317d79a98b5f54781584faef9d47b1764b2bc3fa8add3db8fcab4f":
+        "CQgPnCiDovOAcz5cntkzPFA9PcwH5LEN2nqwkBkzQ/VM5rP8DSG4byqJxfklm5q0otrRtXsbHnnQBQbvk+VOVynKpSNlP3AlA7/WbcrgLCkyHYTPLXqs3aXtufwgthaG4YJHZiEhtarrfv9d1A==",
+    "b22a900cf5cc69bde10a5ffe64db2aa9d9826126f6e75ebbe40272c1a2238236":
+        "30SjGLicLUvvVHpBjNyClbqd7uGW7g89LmASwNLCz1//PI4T3ZFzdlRGk7IJuQRIZBA8WYJt3IVsAX3jhtGzhhuRIPl7EZE05do3/w9WNUL0hCWSS+6oPu0sBbCe4M0OMoiB9oUiNmc50FPdwfVBLectZSyVEv6DF0E=",
+    "904a612cb7b3e787798da8b6d57aa8a24fcf1ba796316d659aac5f02a1437a9d":
+        "Ef7MPiea+slfwZhZi457oKwBPtNTaxYiBoLXF795dMoRlZ374f6cR9cc4P08MOVXBn0WbaXF/NJqN3LT1MZEoABA6yZ1ykpSRla9MUcdVhHx3TMklHeJKbKX2UniGsPOE3mMtg8s",
+    "12ae36842470897a7d2f680c02704166c40224c4c6372b09a27cf83d6f3d4390":
+        "vqcxPC7osabbhZppkT8EGEu5nZePEzKQF3+DrWVEF8VQ3IyiEKyTaZHfWtrl7eWRIyKePkGkO3ginIS6K4Cl5fqMKtWiVMYo6o7BCHNe2+SjQMiqLitIs2V/zn1UbMcjMs4qaeO/45SSCTM21mP80g==",
+    "db70938aff20c7a287e451c7c765cbfdfa48fa9470ec7dcc36c343f1e4a4f9e2":
+        "ltmIz5lypj1tSrKE7kSwNDvgQ7YTJHj0s5FvLRJ/7OWVFM6GgotcTJKVlDd8JrJKLKxaXFGG7SBABB/h0Fjcnlj9vQ3XD9RuB1DDmF/Whx+55hyD4h8lWPmAL3kRdHJuATzrM8BxuA==",
+    "945b2a4ae47d8d1e7310a37404b4261bbc202502186154a174732763da840597":
+        "re1I2f/Xy+o5nkwCFJouiyUbTc75iP7rdJuuwL6TgJyTaqB04A080ZhTyGN/ACscVRYmouwpup7oaRrwhcLGFFqQ6KMICLVJkeLrhS73cfgZXmJDVE25tQDT690bMM7tHuUFnBaFk8S9/HNWekyyy8u1F3Hytg==",
+    "20a2d503615d35cd053a84b0e825f964748f5ebf45911f9e1ee22f82c2b10341":
+        "GAmQ2yESWeOoy2EAVxBjBXSo/U+vBNtssLUWXY4s8NTCJyMvzN2lpUpdZWaCN+hgCyVer1OSMNDeJm9e4kHhilFsY/HYkEQRCf65PD2my5/ytaIbJ9+PbkmUfRuejirDA25I+9a8xSvZdzlHHf5AVqOkrVkpBtikDAbyYb0olGVTqNpl/mGPN6S2C17nHhI0FIpBOvbaapRLAITtheFAWIdsSFjiYSBJL2xzVOLh6A0bnd1Ds6vDmfp4",
+    "3a9283b2454cc80162a6b3cf2739c6456ffde2592ce2a0400c0f57a794575830":
+        "+rumn1/Ce5sACsMHYWFxtHGuclWsvcYSErsdmSDLRJkQStY34iAJ4h8F5PIGzD0Enk9qjXxteBaXeXo3M+7Bl3iTwwqTN3stYfxfHQQSRmjYeeFY3jTGAAGEiQ==",
+    "2ada47289c46c2280c0ec91edd04a0bf7ab2173a83281acf156fc25496db8db6":
+        "llF3a+i9xMe2uwiiH1S4Ai/0pBwnp+kjtKNC82NqZRYyskJsFIJk082vEghcBCP9s7Es0P8fbTp+co9ceEnpzvRb5WKP0tb6nLQ2Y0meRkBuBs5maKLAeEJj5NoRITEgxygSd4Zl6lgXY5oT+YeZRF87uDB06j3TPVS3v8WyTbdCHN6xNHN2567QC6WUIXOVOBwoiCiqefxivr3G3nJ9bmKYsnrPNC33pxSa0BN/CV5RMdI=",
+    "6afe37fb703063b5af76c47e9905f78e0f02097f6656e5e18eaf8fc634db24b9":
+        "wjvsyH5wFF9fdNXpih7sYkch4MpX+dlgOMDQzXgMuuB7uJcrzoTVRNxV569m1F3kRQ/iRf8yUDEWdIW2bgiUKtKBK3+55zqLxaAwTdu/RRCixQGlunxdqh16SD/vjPZxEst71utT4E7ffi5SCLKpfURQqeXe9dKlSEEmB75BtkxWoP/6waWYpQtixVS9ksM=",
+    "1672b73d0a20c36c5d327ffb320526b97702343c05be924cae8b245ee9890c22":
+        "A2BOMCf4ZSJu7n7+D8AAcX1eLJ8sfkcSZH/Umn8SFSzH67Ow3CTq28eEyaUmCST8x8E3grQ1KAqEeWjFUCBNxyrHtAFIPLGJp3yiJnqrOz6bsqCONUM=",
+    "131cdd43d4641007d519a0191c969f2ba5120c608b992cd660aefe55d75de775":
+        "uQZTpN244teHW9EOTiwN/orgAyZ9QbdO6VMW5pkYWV8fytgMIN/xPvZPItMTvMhqXXrBjrbjoHJqX/Q85mhy+klc+pl7gXAr8JQv8RIXWQD3qHemQrIK9JMR1dZ0JGu/oxBj+VUKlyUM9fGzxIt1wTUSMxC/2NeTfQuctrqDWM6Pnb73y5ZzPg96QLOBKClSxFqv1MReeU+pLR4=",
+    "ba70df8ae493ad766d7f288a047ce4e7c1c2ed800736234bdaae3a517e4327cf":
+        "bzQaAeMjCTDqX4rNYnXc4wec2l0ilHDFGQWvFUzN3eA+Gv9CncUwVcRx69pyprVisv/rsIAHvUOvkODBdIxFu57xDxquFLcPAG6dvWyT/FSCli6kdi6ddzvKDsGdOrHg6wRygqWJ+/WNHjqu",
+    "b0d48d3e756c51a99b8fd777f69b9c8ba42f3b72453bddab2f398dda344171cd":
+        "OycjHuJPNwd2kRcPO22oRy2w/J6/ZC5nO1CNWbXVAlUQ5dutXLMmV3YgrJk/6nldw52Mrhe3aqPXtbHEtwwgW3EEZLhP9HHpmhj8Neduzdu2SE82CEnOOeUKCHoSNOkakC1s1CLLcXghNMBcDA==",
+    "427033486b048db034ef2dab5e50103419e380ce36bc15bb94844263f7c57a61":
+        "gL5+7AlRB6dQ6nfdpoq5BrkQg8mtM+TOCh8M2l1AAJeuT6PWtPpddAqQ0a/HvtrZRYmtohXCSAc48lUMAih/W1XcwJU1oPK9p5QgW6aPnNg0gTmytxOt",
+    "c76da7d54ceeb076f423a9453d8b1b79b540022e4c984d4b86fc6669848f7b4d":
+        "uQK0NWKxxcl7t77KsmmF/CaqYjv19u0J4e95QPIb6upjoSrzZH97egFMq5aXGscSkR6aW/cD0Y5xf2GHsKqKgvE5sHU0vCjNYgsVAsNJad5jr26yOrWEXpVkeEnTMy5vh0ZjYwKYgA8zBETIUYInbOLHdJIK+gu1Ug4Lbbs=",
+    "9b096d8f9e2f4b3f401c72dcba290174e540a8aff8c89a86d7a0a69c8be81030":
+        "JtE8Ir+BPQv2eWMd0+pi1LOQnr5gUiwbcO+Vj1v95KRXwA2fb++aI+Gc/9BBoJnkqbRElAr8GLbi5gDCDwG/6RYTcHq5mE09O/RutlbNBsiG0YvsbEXTptmkINzaIiWyrqcT+/R92/lmY5EP68FTt/1rZy9/18LNNBVkrePU2QZJnYZR",
+    "2a24a2c0887804c1e37d80f65b9e9d95a08f05d88b2fc16672fe18eb73a235e7":
+        "aefDNiZCl8kuuUzMFHAvC/GDG6F3/HnfX+UjvKlbeQWC5qDySlcIUZUp/aMUdnPfFHih05Y/TWapVNzTjn+foN7T1nnfpIlYebX1PDC8VYdnrd9GfUPfgi4yHEfsLX8wvLVAH01VWeo8XBUj/YNSn+0nT0kYz5pRZftVtR6gB+arQA==",
+    "5b33b4ac4212144500446f4693cf404ce15e0438782b70b5de941aa51f4e84c6":
+        "Rs5G+IGhNlv1mIzvP0zqgLkz2eganek9WkENakcUPQLzZs27lmeO2I1/ourKLCsCb3T5I9gJaLX58jWl",
+    "78f300d9f38fb21fcc2b118babd015c60b80cfe3e074e7120e54ae72c6decc8d":
+        "A9LdqsPog46arN3ThMuQpTQfnUx96qMl4SUj+OXPOpGvtvxgWUma3xvZnz3nFjd6YoklTgW0srk0eBm62D2UpnvMuAP/ijXMXPm1tDu+4j+QxII=",
+    "639a4721aeeee078c195553ecf6c46debccdbc884ee84f1f79d39df73fa5a3f3":
+        "0LxwipSa6N3TEFD6F/NTkg+el250MUIezY0+d7WZOy6r3UzwDpX4pPC08vNgMUrBykEXCQjusp+fk4yb1IZ65+xpdWzCWA16DowVWmuImT9iLZZAbSPB3jb+gFZCkXLSXAdVGUyJGxEFzhlQ+wTW7Ohw",
+    "03ad8587a5dc76ba3443e3d7fab02b3457c423c3921fc671f0d392dcac77d2cc":
+        "X4pWeC75k+IQEihayZt/ywAYJuruXPcd/2pgujfFCzJ05ssQUOLytbcVuljx0M3RCWQ4ZIKHyJZMKDRIQUPpyKEJUJB80edYQur9A60=",
+    "0bf5442dd17c669fc49c232f23813922816ba8fe0b886727a52ccea001f2b6fd":
+        "cwlmBo8SzgodFw/lXEVsI3lDKseIADitAUVGdJaqpgoR17xUA8/Q2u1BHGYS2gGrWDgvYIuVZs5QwhY+42D/BXhTIuWs2B/TqPjAI3u0y8Rg8qKu1dQrePHMWR5ee4nRGLCAQQK2h3HhH3Nr5BjMrXJ/37G5c7RxWyfVyGUdU7poqzfG2GnDPJiAIkFKqMRdVd0uHA==",
+    "28265bd8ceb117531a3f1c46ef6a2983119554585e00f1ddcbc4fa8ce565b98a":
+        "vg90rHneZ/qRk4gu+r1x1xKhi00Z4aOBeBwkysj5+UYDQT0UC73cIz4FM2CkcOfyHw9CtjghvSTRafEKQREuq6ubFbBQ+Y9lbNApHVZWgtnWlSOgyBSHozsQr8S1JgVXsem4CQv/pOVwo/FFfvvriCM9fwM0TAjm7W2GFtZQmTQvwEFBJOS/UJ4aIEO9R+FFS+Ni2uhlKBqvAwJ2SKgJtis1QQ+l3D0U0bZff2Yl2UcpjE17",
+    "e99b9d257542a4d68027a37662aecea242cbd08182ac0eb75ecdaa1c0acbd6d0":
+        "SMYQS9/DfLRDaqyRNrhO+38YtAeK8rK4UlABJjXcq33jgFAWxdP1u1SAI6GeBsV6tBqbpZZyHP5Jted1cbzmiFvsJY4xliNzijlyKDSidWvwGbVH",
+    "efd9c7fbf82ce92ebb98874b513cf2c2bee93c0f0b139b03e7a5813e7aa3edcf":
+        "/vVrGRtyqABA40D4pXcNHTZ1L9NiAqnTQreCESJrHBT2P4jnnId0tuinx++NrbilHoH9AqAIbs8rOvJKTI3TPGs7qT8gj68/JIqqvVqygiLP3gcTINTAvAu1O8xt9KbWlQ0=",
+    "ded90f72b4b186bb0f710deffb7545b060cca6af7c16b7983b0d82e697bb5c7b":
+        "J0LYEBK+iPQmxA1QLTrUPT5h5XMsfaQgabo3MgLmK29A4pCOqCKZgp/6YMchJrT2R1FZ9hMjOqWvbH1PImX5UQMZg0uac25KIAyaxMjlZrHH+HgyrWAxSDt55eKnUqWYOfhGUJezu8yhv83/asu1DNd8a4Roi73FMd1d0YrqK24/vTMmlq0/XQQ53NvmzuFkeIl1F6Udd7X/tkc=",
+    "fdf6080ffdf167e109136dcbd7f66a5a060f766c401ccd7522914c5a67bd0bbb":
+        "bVQ6MzvkM5Dds3xDksKcwZnOIIv2hWpzBbOc2rfh0WGwzsuyZHakI2/MEexuz/22g55tinbAvL39iEQvgwOywuy4wO2V+0hAE03HwPLdoUmmTWv4U1B4euReMeNI7fQIp4uKYaTYleYj+oxSGJtyFCxSrh+A8DF86zlM9wECVK0WInnYATzd",
+    "88f4a5322b5b65032f0f813b23ad8067ecaa0b410ab729a8c62c26be6376259d":
+        "/WpDAOraNMyQ8KPf0NKxBz+5VrtFCR1l+PkTCazQsLClLF5FWBmeAEvcbi4uS6DC9/+V1fwNxCsL1Z0GW2WXLTYiMMYtzDzeUu7aCQuU6bAlZu9PjPwEBTJtcf0EU7eSXsz4XqveyI/NMrPo4LXPnDfOkcgHp5fWWNBZYrHbcWqChI/f6ve3Fs3DtRubUmYGlb0GxmT2+U41S5L1jpc9i8U=",
+    "f3014d0bde9ef2f56311e228beb7cc387233b0ce4f2124c75240e7bf689b3d27":
+        "xZUjo4+czb0hN6SDLiqcBpYdZDZdOWwOzq2UXoPpPxsTb+oDSnJuAY8rKrbQ0DXjvQ4HmS/tBTVvKsIp3mCzRZI1aftOGEjcQrg=",
+    "4e6fcfb490e03dd860bddc2be5b89f66eae9a261d0ddbc2051c292bf217fe548":
+        "uo+mVCKi4u5kd90tqG19eBpceOW2xjcZkYXFc9Nu2vZSbYLteUv4N+ZSR6EBKF7n71ZkETD8RsTqBnN6rkjcUuoi1aLbavpFHLmKF9v1QMeJc0vgTWv0qNa2mmVMow==",
+    "5f01f193ef5dfa49deba685fa3ef10e6919802dd9965465cf1443c41eab04b81":
+        "sUBwSkEsExsqAiYhIGyVRhvyN+gAu0a3uZFlKG95AGp89Utbey1QU4CnklJ/5CDkJIPd3MdmlaJ1ZtYMssk/8SaP93yaGoEoEboZKUF06o90pp094A==",
+    "014901a2136424ccf7709fe4414e245d087b80c6b13f062c82251ca8805089b4":
+        "vWnu3wCFIkUvY5lt5HyKJXnrKOpiLSKYZ2kV8lWeRWZvqDsgUvqJ1CMYHN/n/3DZvneNPrOO9BwgNo2USs3P0E1l4a2HKqiGTlKTO+c=",
+    "d01d460e19ade0e7f903d2ee170350587467a6e0f373abab05b312db4619018f":
+        "YeLAZx+VOBXftckQJ3xkyIkP4Uljzb+fxfGJtx+kVHvk9r7bWyXiZ1Wzy2YowF/cFR77npKpE0c5A1LUmfGTfaTWxvDVBzdlPvhinOiEWvRTrwGEbStKWNZS2ct1hcgrhdh77XCsfJfYtLy4t7rAJs2rP0L1bexfuRCusr6ExVrNuMrWGI01",
+    "b1f761707547c070531db6fb24787902c050dcd77b90b3a9038c3310b7288443":
+        "xcAKdLcRNWBc3aIY8760hl9tqninn+zmbioX24ix7LMdmqmzslPIoT9jMMHlQnh8kbaac5l/jlJKFj/5l3+AmB+OvtLykbb993dCXBIInXZ6+c24UBd0u9G1/1gZxT4OCyOzKEU/TJmW",
+    "590730097586e19c1f0ef30c2094dbf13a218ca7ebcb602835aab408246f42d9":
+        "+5bvXrF/wZoOOgLWO12mFPWVdds7pcN4J6QanEjhIdNT6pALlAvUAQNAZx/EQwHpEJDbmoYUIKmvoNpzW/FyNkKUGk6lIbnvzb13tUiz76mNJ7S+aeEqGgHDlbFKGqaXCAqz80+tL2aLtS01ygZQzFZdK0EI2cQB/OKDFgqJeAa+5TEq5HUE9g==",
+    "ba5c236dee7ee3cefb69b81dfe88ebced60a38471057fe4445d8a0f3e4243483":
+        "1JQgICrdHqpg+naGqWl+4eY16RMQm1Ebb3XH5sFwDTqgORJHAy5QR2EveZBzxVE317kmir5Zx734nDFjT2yJm6RkuwfGBATQ2O6/me9b+6LC4o64J0DUW7jVp8COfQM=",
+    "d2d232330f52eee715ba37d6d8dcf177ce40bf59762d04e5869d2150e9dee02d":
+        "PfAHJP0V7ii0Qa3tQNv/TKptRENHEvU6W0fRPsQ93x0HqV0XDXXzqzdJTumB+mK1bK6j1D88KwcNVglVldHaHmUzZYKKk5v1Mrm8JtHwCY6VZXeqGZNxQIAyj3BE2DrNC7OagxWcIj+JQBJS1YbxF4HOEm1utg==",
+    "227afa8d3e0cbc8202959a72bea342644c6d6c107826cd204c5413d4f5e4f2dc":
+        "yYK94QTDznx16FO8Hp7O+1gj5RwJ7nUdiJN7SiqDpWJRVJsA9OICWzj+ROwoXGuNcR6x/ulK4/tXIhgZeSg8Mx4hdYWu6P4wm/jUOk5KK2A5X0oRhmhGKJwRlSx8FPyxczsQUGEQMTOxNDK4PKV5zh5W9Egcps7LBYbFKqVU/SoD3b+Hi2hZJC3Ga8UYJCxCTgKqplHo+SwTDIN8QABK6BkrCZOK5RGBqA4Z1qYXh5BuqFMT+5Wj3MZCd3zXhMXdLoaiq1bvLuv52bIn1+0=",
+    "ffda8a8c0b7e6f9e127296b9cf114fadd1172008311b90d3573d0a70715b8e06":
+        "jorsOYU008RXDhzf+QKUNVn4uQX4OhHhgVKIpn00Lta0+R8AQ8zbghDKFQwHTQ2ahdMJe7T8iPWVcAZyQiqq8+ZCvbLvAwuQc+zt",
 }
 
 
 def answer(question: str, choice: str) -> Result:
-    """Check a multiple-choice answer ("a", "b", ...) against its stored hash; print and return a Result."""
+    """Check a multiple-choice answer ("a", "b", ...) against its stored hash; print and return a Result
+    that explains the chosen option (why it is right, or what is wrong with it)."""
     if question not in ANSWERS:
         raise KeyError(f"no question {question!r}; the questions are {sorted(ANSWERS)}")
-    if not str(choice or "").strip():
+    choice = str(choice or "").strip().lower()
+    if not choice:
         result = Result(question, "not attempted", "not attempted yet: set your answer to one of the letters")
-    elif answer_hash(question, str(choice)) == ANSWERS[question]:
-        result = Result(question, "correct", "correct")
     else:
-        result = Result(question, "hint", f"{str(choice).strip()!r} is not it: re-read the question and try again")
+        why = explanation(question, choice)
+        if answer_hash(question, choice) == ANSWERS[question]:
+            result = Result(question, "correct", f"correct. {why}" if why else "correct")
+        elif why is None:
+            result = Result(question, "hint", f"{choice!r} is not one of the options: answer with a letter")
+        else:
+            result = Result(question, "hint", f"{choice!r} is not it. {why} Try another option.")
     results[question] = result.status
     print(result)
     return result

@@ -221,6 +221,76 @@ def test_named_mistakes_are_named():
         "m1.softmax", lambda z: np.exp(z) / np.exp(z).sum(-1, keepdims=True)).message
 
 
+def test_every_named_mistake_gets_its_own_hint():
+    for name, ex in checks.EXERCISES.items():
+        for hint, mistake in ex.mistakes.items():
+            for seed in range(3):
+                assert checks.check(name, mistake, seed=seed).message == hint, (name, hint)
+
+
+def _unit(a):
+    return a / np.linalg.norm(a, axis=1, keepdims=True)
+
+
+def _rows_ce(z):
+    z = z - z.max(1, keepdims=True)
+    return float(np.mean(np.log(np.exp(z).sum(1)) - np.diag(z)))
+
+
+def test_clip_loss_is_checked_against_the_trainers_loss():
+    import torch
+    from lab.training.train import clip_loss
+    rng = np.random.default_rng(0)
+    img, txt = rng.normal(size=(6, 16)), rng.normal(size=(6, 16))
+    with torch.no_grad():
+        trainer = float(clip_loss(torch.tensor(img), torch.tensor(txt), torch.tensor(np.log(30.0))))
+    assert checks.EXERCISES["m0.clip_loss"].reference(img, txt, 30.0) == pytest.approx(trainer, rel=1e-9)
+
+    def mine(i, t, s):  # a learner's numpy solution
+        z = s * _unit(i) @ _unit(t).T
+        return (_rows_ce(z) + _rows_ce(z.T)) / 2
+    assert checks.check("m0.clip_loss", mine).ok
+    hints = {"one direction": lambda i, t, s: _rows_ce(s * _unit(i) @ _unit(t).T),
+             "missing scale": lambda i, t, s: mine(i, t, 1.0),
+             "no normalisation": lambda i, t, s: (_rows_ce(s * i @ t.T) + _rows_ce(s * t @ i.T)) / 2,
+             "softmax over the whole matrix": lambda i, t, s: float(np.mean(
+                 np.log(np.exp(s * _unit(i) @ _unit(t).T).sum()) - np.diag(s * _unit(i) @ _unit(t).T)))}
+    for words, fn in hints.items():
+        assert words in checks.check("m0.clip_loss", fn).message
+
+
+def test_the_two_commonest_occlusion_bugs_are_named():
+    def no_copy(score, image, patch):
+        base, hidden = score(image), image
+        drops = np.zeros((image.shape[0] // patch, image.shape[1] // patch))
+        for r in range(drops.shape[0]):
+            for c in range(drops.shape[1]):
+                hidden[r * patch:(r + 1) * patch, c * patch:(c + 1) * patch] = 0
+                drops[r, c] = base - score(hidden)
+        return drops
+
+    def swapped(score, image, patch):
+        base = score(image)
+        drops = np.zeros((image.shape[0] // patch, image.shape[1] // patch))
+        for r in range(drops.shape[0]):
+            for c in range(drops.shape[1]):
+                hidden = image.copy()
+                hidden[c * patch:(c + 1) * patch, r * patch:(r + 1) * patch] = 0
+                drops[r, c] = base - score(hidden)
+        return drops
+    assert ".copy()" in checks.check("m3.occlusion", no_copy).message
+    assert "rows and columns swapped" in checks.check("m3.occlusion", swapped).message
+
+
+def test_busywork_exercises_are_gone_and_every_module_has_its_key_step():
+    assert not {"m0.counts", "m3.normalize", "m4.logit"} & set(checks.EXERCISES)
+    assert {"m0.clip_loss", "m5.per_class", "m5.attack"} <= set(checks.EXERCISES)
+
+
+def _options(cell) -> dict:
+    return dict(re.findall(r"^([a-d])\) (.+)$", cell.source, re.M))
+
+
 def test_multiple_choice_answers_are_stored_hashed():
     source = Path(checks.__file__).read_text()
     questions = {src.meta(c)["question"] for m in src.load().modules for c in m.notebook.cells if "question" in src.meta(c)}
@@ -231,6 +301,57 @@ def test_multiple_choice_answers_are_stored_hashed():
         statuses = [checks.answer(q, c).status for c in "abcd"]
         assert statuses.count("correct") == 1 and statuses.count("hint") == 3
         assert checks.answer(q, "").status == "not attempted"
+
+
+def test_multiple_choice_feedback_explains_every_option_without_revealing_the_answer_in_the_source():
+    source = Path(checks.__file__).read_text()
+    cells = {src.meta(c)["question"]: c for m in src.load().modules for c in m.notebook.cells if "question" in src.meta(c)}
+    right, longest = {}, 0
+    for q, cell in cells.items():
+        options = _options(cell)
+        assert sorted(options) == list("abcd"), q
+        for letter in "abcd":
+            why = checks.explanation(q, letter)
+            assert why and len(why) > 30, (q, letter)
+            assert why[:25] not in source  # sealed, not in clear
+            message = checks.answer(q, letter).message
+            assert why in message and not re.fullmatch(r"'[a-d]' is not it.*try again", message)
+        right[q] = next(c for c in "abcd" if checks.answer(q, c).ok)
+        longest += max(options, key=lambda k: len(options[k])) == right[q]
+    counts = [list(right.values()).count(c) for c in "abcd"]
+    assert max(counts) - min(counts) <= 1, right  # answer letters balanced
+    assert longest <= len(cells) // 4, right  # the right option is rarely the longest
+    assert checks.answer("m0.q1", "z").status == "hint"
+
+
+def test_each_module_has_objectives_keypoints_a_discussion_and_split_minutes():
+    for m in src.load().modules:
+        info = m.notebook.metadata["workshop"]
+        assert info["objectives"] and all(isinstance(o, str) and o for o in info["objectives"]), m.name
+        assert info["keypoints"] and all(isinstance(k, str) and k for k in info["keypoints"]), m.name
+        assert isinstance(info["behind"], str) and len(info["behind"]) > 40, m.name
+        discussions, kind = [], "core"
+        for c in m.notebook.cells:
+            meta = src.meta(c)
+            if "section" in meta:
+                kind = meta["kind"]
+                assert meta["teaching"] + meta["exercises"] == meta["minutes"], (m.name, meta)
+            if "discussion" in meta:
+                discussions.append((meta["discussion"], kind))
+        assert discussions == [(f"{m.name.lower()}.d1", "core")], m.name  # one prompt, in the core
+
+
+def test_stale_statements_are_gone_and_the_limitations_module_is_hands_on():
+    text = {m.name: "\n".join(c.source for c in m.notebook.cells) for m in src.load().modules}
+    everything = "\n".join(text.values())
+    for stale in ("Logits reach about 100", "learned temperature", "1.4 apart", "(a second)", "CNNs' line"):
+        assert stale not in everything, stale
+    assert "88.7" in text["M1"] and "1/0.07" in text["M1"] and "20–35" in text["M1"]
+    assert "Fig. 14" in text["M4"] and "Fig. 13" in text["M4"] and "id_fit" in text["M4"] and "_low" in text["M4"]
+    m5 = text["M5"]
+    assert "lab-vit-literate" in m5 and "write_word" in m5 and "my_word" in m5
+    assert all(n in m5 for n in ("70.0 %", "41.0 %", "9.9 %", "25 / 33 / 11 %"))
+    assert "clip_loss" in text["M0"]
 
 
 # -- source, agenda and room -----------------------------------------------------------------------
@@ -252,7 +373,8 @@ def test_agenda_fits_the_day_and_prints_clock_times(capsys):
     workshop = src.load()
     tot = src.totals(workshop)
     assert tot["total"] == workshop.minutes == 180 and tot["bonus"] > 0 and tot["break"] >= 20
-    assert [m.name for m in workshop.modules] == ["M0", "M1", "M2", "M3", "M4"]
+    assert [m.name for m in workshop.modules] == ["M0", "M1", "M2", "M3", "M4", "M5"]
+    assert workshop.items[-1].minutes == 5 and 18 <= workshop.modules[-1].minutes <= 25  # limitations, then wrap-up
     for m in workshop.modules:
         core = [s for s in m.sections if s.kind == "core"]
         assert core and any(s.kind == "bonus" for s in m.sections)

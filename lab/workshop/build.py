@@ -349,7 +349,7 @@ def build(out: str | Path = "build/workshop", modules: list[str] | None = None, 
         shutil.rmtree(out)
     for part in ("student", "solutions", "instructor"):
         (out / part).mkdir(parents=True)
-    offsets = {(r["module"], r["title"].split(": ", 1)[1]): r["offset"] for r in src.schedule(workshop) if r["module"]}
+    offsets = {(r["module"], r["section"]): r["offset"] for r in src.schedule(workshop) if r["module"]}
     recorded = read_timings(workshop.folder)
     measured, students, reviews = {}, {}, {}
     root = Path(__file__).resolve().parent.parent.parent  # notebooks import lab, figures and widgets from here

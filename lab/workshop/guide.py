@@ -122,7 +122,7 @@ def guide_markdown(workshop: src.Workshop, timings: dict | None = None) -> str:
     from .build import read_timings
     timings = read_timings(workshop.folder) if timings is None else timings
     rows = src.schedule(workshop)
-    offsets = {(r["module"], r["title"].split(": ", 1)[1]): r["offset"] for r in rows if r["module"]}
+    offsets = {(r["module"], r["section"]): r["offset"] for r in rows if r["module"]}
     tot = src.totals(workshop)
     sections = [s for m in workshop.modules for s in m.sections]
     lines = [f"# Facilitator guide · {workshop.title}", "",

@@ -143,16 +143,18 @@ def _clock(start: dt.datetime, minutes: int) -> str:
 
 
 def schedule(workshop: Workshop) -> list[dict]:
-    """One row per module section and break: offset (minutes from start), minutes, kind, module, title."""
+    """One row per module section and break: offset (minutes from start), minutes, kind, module, title,
+    section (the section's own title; "" for a break)."""
     rows, t = [], 0
     for item in workshop.items:
         if isinstance(item, Break):
-            rows.append({"offset": t, "minutes": item.minutes, "kind": "break", "module": "", "title": item.title})
+            rows.append({"offset": t, "minutes": item.minutes, "kind": "break", "module": "", "title": item.title,
+                         "section": ""})
             t += item.minutes
             continue
         for s in item.sections:
             rows.append({"offset": t, "minutes": s.minutes, "kind": s.kind, "module": item.name,
-                         "title": f"{item.name} {item.title}: {s.title}"})
+                         "title": f"{item.name} {item.title}: {s.title}", "section": s.title})
             t += s.minutes
     return rows
 

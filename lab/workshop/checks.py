@@ -83,41 +83,22 @@ def _nearest(emb, query, k):
     return nearest(emb, query[None], k)[0][0]
 
 
-def _occlusion(score, image, patch):
+def _occlusion(score, image, patch, slip=None):
+    """The reference occlusion map, or one of the two commonest mistakes: slip="no copy" (every patch
+    stays hidden), "swapped" (rows and columns swapped), "offsets" (offsets in squares, not pixels)."""
     base = score(image)
     H, W = image.shape[0] // patch, image.shape[1] // patch
     drop = np.zeros((H, W))
+    kept = image.copy()
     for r in range(H):
         for c in range(W):
-            hidden = image.copy()
-            hidden[r * patch:(r + 1) * patch, c * patch:(c + 1) * patch] = 0
-            drop[r, c] = base - score(hidden)
-    return drop
-
-
-def _occlusion_no_copy(score, image, patch):  # the commonest slip: every patch stays hidden
-    image = image.copy()
-    base = score(image)
-    H, W = image.shape[0] // patch, image.shape[1] // patch
-    drop = np.zeros((H, W))
-    for r in range(H):
-        for c in range(W):
-            image[r * patch:(r + 1) * patch, c * patch:(c + 1) * patch] = 0
-            drop[r, c] = base - score(image)
-    return drop
-
-
-def _occlusion_slices(score, image, patch, rows_cols_swapped=False):  # the other: wrong square hidden
-    base = score(image)
-    H, W = image.shape[0] // patch, image.shape[1] // patch
-    drop = np.zeros((H, W))
-    for r in range(H):
-        for c in range(W):
-            hidden = image.copy()
-            if rows_cols_swapped:
+            hidden = kept if slip == "no copy" else image.copy()
+            if slip == "swapped":
                 hidden[c * patch:(c + 1) * patch, r * patch:(r + 1) * patch] = 0
-            else:  # offsets in squares, not pixels
+            elif slip == "offsets":
                 hidden[r:r + patch, c:c + patch] = 0
+            else:
+                hidden[r * patch:(r + 1) * patch, c * patch:(c + 1) * patch] = 0
             drop[r, c] = base - score(hidden)
     return drop
 
@@ -296,12 +277,12 @@ EXERCISES = {e.name: e for e in [
                   lambda f, im, p: f(im) - _occlusion(f, im, p),
               "occlusion accumulates: `hidden = image` hides the squares in the image itself, so every "
               "earlier square stays hidden; take `hidden = image.copy()` inside the loop":
-                  _occlusion_no_copy,
+                  lambda f, im, p: _occlusion(f, im, p, "no copy"),
               "rows and columns swapped in the slice: square (r, c) covers pixel rows r*patch to "
               "(r+1)*patch and columns c*patch to (c+1)*patch, i.e. hidden[rows, columns]":
-                  lambda f, im, p: _occlusion_slices(f, im, p, True),
+                  lambda f, im, p: _occlusion(f, im, p, "swapped"),
               "patch offsets wrong: square (r, c) starts at pixel (r*patch, c*patch), not at (r, c)":
-                  _occlusion_slices}),
+                  lambda f, im, p: _occlusion(f, im, p, "offsets")}),
     Exercise("m3.pointing", "pointing_hit(heatmap (H, W), mask (H, W) bool) -> bool: is the map's peak on the object",
              lambda rng, s: (rng.random((12, 12)), rng.random((12, 12)) < 0.4),
              _pointing,

@@ -77,9 +77,18 @@ def _command(cfg: dict, init: str, out: str) -> str:
                      f"--batch-size {cfg.get('batch_size')} --lr {cfg.get('lr')} --seed {cfg.get('seed')} --out {out}"])
 
 
+def _own_stages(name: str, meta: dict) -> list[dict]:
+    """The training runs that made these weights, oldest first (each: train_cfg, log), from the last one
+    that started from another built-in model's checkpoint: that model's own runs are on its own card."""
+    stages = meta.get("lineage", []) + [{"train_cfg": meta.get("train_cfg", {}), "log": meta.get("log", [])}]
+    builtin = {f"{n}.pt" for n in builtin_models() if n != name}  # its own name: an earlier version of itself
+    starts = [i for i, s in enumerate(stages) if Path(s["train_cfg"].get("init") or "x").name in builtin]
+    return stages[starts[-1]:] if starts else stages
+
+
 def _commands(name: str, meta: dict) -> list[str]:
     """One command per training run that made the weights (lineage first), with portable paths."""
-    stages = [s["train_cfg"] for s in meta.get("lineage", [])] + [meta.get("train_cfg", {})]
+    stages = [s["train_cfg"] for s in _own_stages(name, meta)]
     outs = [f"stage{i + 1}.pt" for i in range(len(stages) - 1)] + [f"lab/checkpoints/{name}.pt"]
     first_init = stages[0].get("init", "")
     if first_init:  # started from a built-in model: name it by its place in the repository
@@ -91,8 +100,10 @@ def _commands(name: str, meta: dict) -> list[str]:
 def card_text(name: str, model, meta: dict, results: dict) -> str:
     cfg = meta.get("train_cfg", {})
     log = meta.get("log", [])
-    minutes = sum(s["log"][-1]["minutes"] for s in meta.get("lineage", []) if s.get("log")) + \
+    own = _own_stages(name, meta)
+    minutes = sum(s["log"][-1]["minutes"] for s in own[:-1] if s.get("log")) + \
         (log[-1]["minutes"] if log else float("nan"))
+    parent = Path(own[0]["train_cfg"].get("init") or "").stem  # a built-in model it was fine-tuned from, or ""
     commands = _commands(name, meta)
     clean = results["clean"]
     lines = [
@@ -112,8 +123,7 @@ def card_text(name: str, model, meta: dict, results: dict) -> str:
         *(["Literate: some of its training images carry their shape's name written on a band, some are the",
            "name alone, so it learned to read the world's shape names, as CLIP learned to read from the web.",
            "Notebook 06's typographic-attack study shows the attack steering it.", ""]
-          if any(c.get("literate") or c.get("word_only") for c in
-                 [cfg] + [s["train_cfg"] for s in meta.get("lineage", [])]) else []),
+          if any(s["train_cfg"].get("literate") or s["train_cfg"].get("word_only") for s in own) else []),
         "## Data",
         "ShapeWorld training split (`lab.data.world`, seed stream 1000), drawn fresh every step: one to four",
         "copies of a coloured shape on a plain, gradient or noise background, with captions from the world's",
@@ -121,7 +131,7 @@ def card_text(name: str, model, meta: dict, results: dict) -> str:
         *(["A later stage put a share of the scenes on widened backgrounds (`--backgrounds`: dark, saturated,",
            "muted and photo-like textures, `world.widen_background`), so drawings learners upload on any plain",
            "background are recognised like the world's own."] if any(
-              c.get("backgrounds") for c in [cfg] + [s["train_cfg"] for s in meta.get("lineage", [])]) else []),
+              s["train_cfg"].get("backgrounds") for s in own) else []),
         "",
         "## Training",
         *[f"- Command: `{c}`" for c in commands],
@@ -129,7 +139,7 @@ def card_text(name: str, model, meta: dict, results: dict) -> str:
         f"{cfg.get('lr')} (warmup {cfg.get('warmup')}, cosine), weight decay {cfg.get('weight_decay')}, "
         "learnable temperature from 1/0.07, clamped at 100.",
         f"- Training time on the 2-core CPU it was trained on: {minutes:.1f} min in all (`torch` "
-        f"{torch.__version__}).",
+        f"{torch.__version__})" + (f", from `{parent}`'s weights (its own card gives its training)." if parent else "."),
         "",
         "Validation log (zero-shot, 400 val images):",
         "",

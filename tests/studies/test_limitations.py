@@ -32,15 +32,17 @@ def test_backgrounds_set_covers_every_plain_kind_and_keeps_objects_apart_from_th
     assert set(WorldDataset("test", 200).labels["style"]) <= set(STYLES)  # the splits are unchanged
 
 
-@pytest.mark.parametrize("name", ["lab-vit-tiny", "lab-rn-tiny"])
-def test_builtin_models_recognise_drawn_shapes_on_any_plain_background(name):
-    """Issue 15's floor for learners' own drawings: shape >= 90 %, colour >= 95 % on every kind."""
+@pytest.mark.parametrize("name,shape_floor", [("lab-vit-tiny", 0.9), ("lab-rn-tiny", 0.9), ("lab-vit-literate", 0.85)])
+def test_builtin_models_recognise_drawn_shapes_on_any_plain_background(name, shape_floor):
+    """Issue 15's floor for learners' own drawings: shape >= 90 %, colour >= 95 % on every kind. The
+    literate model (re-derived in issue 24 from lab-vit-tiny with the widened backgrounds; dark shape
+    0.06 before) measures 0.90-0.93 and is held to 85 %: it trades some shape for reading."""
     from lab.studies import limitations as lim
     table = lim.background_study(lab.load_model(name, device="cpu"), backgrounds_set(400))
     top1 = table.set_index(["background", "task"])["top1"]
     assert set(table["background"]) == set(PLAIN_BACKGROUNDS)
     for kind in PLAIN_BACKGROUNDS:
-        assert top1[kind, "shape"] >= 0.9 and top1[kind, "colour"] >= 0.95, (kind, top1[kind].to_dict())
+        assert top1[kind, "shape"] >= shape_floor and top1[kind, "colour"] >= 0.95, (kind, top1[kind].to_dict())
 
 
 def test_the_band_never_covers_an_object_and_blank_differs_from_clean_only_inside_it():

@@ -11,6 +11,12 @@ plotly also puts a figure's data and layout in the widget's state only when the 
 displayed; inside a widget's VBox it never is, and later changes travel as one-off messages. A page
 re-opened on the running kernel asks for the state and got an empty map: `get_state` here hands out
 the current figure.
+
+A lasso or box selection stays on the map as an outline whose hit area (plotly.js draws it with
+pointer-events: all, to let a click make the selection editable) covers everything inside it: a
+click on a point inside a selection reached the outline, not the point, and nothing happened. `_css`
+lets clicks through the outlines of the lab's figures (not other plotly figures of the page), so a
+point in a selection can be clicked (the explorer then shows its neighbours).
 """
 from __future__ import annotations
 
@@ -44,6 +50,7 @@ export default () => {
       return ready;
     },
     async render(ctx) {
+      ctx.el.classList.add("clip-lab-figure");  // the scope of _css
       return (await ready).render(ctx);
     },
   };
@@ -55,6 +62,7 @@ class FigureWidget(go.FigureWidget):
     """go.FigureWidget whose page-side code is shared by all figures (see the module docstring)."""
 
     _esm = _STUB
+    _css = ".clip-lab-figure .selectionlayer path { pointer-events: none !important; }"
     _plotly_esm = traitlets.Unicode().tag(sync=True)
 
     def get_state(self, key=None, drop_defaults=False):

@@ -197,9 +197,6 @@ def test_playground_slider_classes_upload_and_model(lab, screenshots, tmp_path):
     lab.problems.check()
 
 
-@pytest.mark.xfail(reason="since the package set of 2026-12-04 (fresh installs; Chromium 156.0.8078.114) a lasso "
-                          "drag on the explorer's map selects nothing, on the code before issues 21/22 as well; "
-                          "plotly 6.9 / anywidget 0.9.21 do not bring it back. Under investigation", strict=False)
 def test_explorer_lasso_box_click_query_colour(lab, screenshots):
     area = out(lab, "explorer")
     area.scroll_into_view_if_needed()
@@ -294,9 +291,6 @@ def test_robustness_dashboard_click_shows_worst_classes(lab, screenshots):
     lab.problems.check()
 
 
-@pytest.mark.xfail(reason="fails in every run where the explorer's lasso test above fails (package set of "
-                          "2026-12-04): after the reload no widget view comes back within 90 s. Under investigation",
-                   strict=False)
 def test_reopened_page_works_and_a_restarted_kernel_asks_to_rerun(lab, lab_server, screenshots):
     _lab.save(lab, lab_server.root / "widgets.ipynb")
     lab.reload()  # the notebook re-opened on its running kernel

@@ -3,7 +3,8 @@
 CPU tensors, which is how it is tested on a machine without a GPU.
 
     resize = DeviceResize.of(model.preprocess_image)  # None: this preprocessing needs PIL
-    pixels, errors = device_pixels(blobs, resize, model.device, model.preprocess_image, model.max_image_pixels)
+    pixels, errors = device_pixels(on_device, decoded, blobs, resize, model.device, model.preprocess_image,
+                                   model.max_image_pixels)  # (b, 3, S, S) uint8 on the device, a reason per row
 
 Which files go this way is decided from their header alone (`device_jpeg`): JPEGs in RGB or grey.
 What the device decoder still refuses (a quirk nvJPEG does not take, corrupt bytes) is decoded by

@@ -22,7 +22,7 @@ import pandas as pd
 import pytest
 
 from lab.cli import main
-from lab.workshop import room
+from lab.workshop import cache_check, room, server_check
 
 NO_GPU = ("CUDA_VISIBLE_DEVICES", "")  # a hand-out for laptops: CPU (fp32) rows
 
@@ -121,8 +121,8 @@ def test_a_gpu_machine_is_told_a_cpu_zip_misses_and_how_to_hit_it(tmp_path, monk
     monkeypatch.setenv(*NO_GPU)
     folder = tmp_path / "built"
     about = _cache_from_the_lab(folder)
-    monkeypatch.setattr(room, "_this_machine", lambda: {"device": "cuda", "precision": "fp16"})
-    monkeypatch.setattr(room, "_local_fingerprint", lambda name: "e" * 64)
+    monkeypatch.setattr(cache_check, "_this_machine", lambda: {"device": "cuda", "precision": "fp16"})
+    monkeypatch.setattr(cache_check, "_local_fingerprint", lambda name: "e" * 64)
     [miss, _] = room.check_cache(_zip(folder, about, tmp_path / "cpu.zip"), [])
     assert "computed in fp32 on a CPU, this machine computes in fp16 on cuda" in miss
     assert "start Jupyter with CUDA_VISIBLE_DEVICES=" in miss and "0 of 10 embeddings" in miss
@@ -217,7 +217,7 @@ def test_hub_check_finds_the_running_server(tmp_path):
 def test_server_python_reads_console_scripts(tmp_path):
     script = tmp_path / "jupyter"
     script.write_text("#!/bin/sh\n'''exec' /opt/hub/env/bin/python \"$0\" \"$@\"\n' '''\n")
-    assert room._shebang_python(str(script)) == "/opt/hub/env/bin/python"  # pip's launcher for long paths
+    assert server_check._shebang_python(str(script)) == "/opt/hub/env/bin/python"  # pip's launcher for long paths
     script.write_text("#!/opt/tljh/user/bin/python3\n")
     assert room.server_python(script) == ("/opt/tljh/user/bin/python3", f"given by --hub {script}")
 

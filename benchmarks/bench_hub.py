@@ -6,7 +6,8 @@ cell: what the learner waits), its ratio to the lone learner's time (the mean of
 kernel's CPU seconds and peak memory, and the floor: slowest <= (N / 2 + 1) x lone.
 Needs jupyterhub (pip install -e '.[dev]') and configurable-http-proxy (make hub-proxy); run it as
 root, or as a user who can read the virtual environment. tests/workshop/test_hub_rehearsal.py
-asserts the same run.
+asserts the same run's outcomes (finished, no errors, cache unchanged, nothing left); the speed floor
+is this benchmark's.
 
     python benchmarks/bench_hub.py [--learners 6] [--module M1] [--env LAB_THREADS=1 ...]
                                    [--cache-zip cache.zip --notebook build/workshop/student/m1_zeroshot.ipynb]

@@ -18,11 +18,11 @@ about 20 s, and six learners keep the test near 2.5 minutes. Kernels follow the 
 (`fair`: torch gets the CPUs that others leave idle; LAB_THREADS / LAB_THREAD_POLICY set here reach
 the kernels too), so they do not oversubscribe the two cores.
 
-Floors: every learner finishes M1 with no error output and every check "not attempted"; the cache
-is unchanged (every file's sha256, SQLite's integrity check, no file added); the slowest learner
-takes at most (learners / 2 + 1) x the lone learner's time; no process of the rehearsal is left.
-The whole rehearsal, preparation included, takes about 2 minutes here; every wait has a timeout.
-`python benchmarks/bench_hub.py` prints the same figures.
+Asserted: every learner finishes M1 with no error output and every check "not attempted"; the cache
+is unchanged (every file's sha256, SQLite's integrity check, no file added); no process of the
+rehearsal is left. The whole rehearsal, preparation included, takes about 2 minutes here; every wait
+has a timeout. The speed floor (slowest learner <= (learners / 2 + 1) x the lone learner's time) is a
+benchmark's figure, not a timed test: `python benchmarks/bench_hub.py` prints it with its verdict.
 """
 import os
 import re
@@ -96,11 +96,6 @@ def test_the_shared_cache_is_read_only_and_unchanged(rehearsal):
     assert any(k.endswith(".sqlite3") for k in before), before  # the prepared cache holds the embeddings
     assert all(v == "ok" for k, v in before.items() if k.endswith(":integrity")), before
     assert after == before  # same files (none added), same bytes, integrity still "ok"
-
-
-def test_slowest_learner_within_the_floor(rehearsal):
-    assert rehearsal.crowd and not any(r.error for r in _runs(rehearsal)), rehearsal.table()
-    assert rehearsal.slowest_s <= rehearsal.floor_s, rehearsal.table()
 
 
 def test_the_hub_and_every_server_are_stopped(rehearsal):

@@ -299,6 +299,10 @@ def notebook_html(nb) -> str:
     return body
 
 
+def _bonus_tag(row: dict) -> str:
+    return f" <em>(bonus, beside {html.escape(row['beside'])})</em>" if row["kind"] == "bonus" else ""
+
+
 def write_site(out: Path, workshop: src.Workshop, students: dict, handout: str, folder: str = "site",
                intro: str = ""):
     """out/<folder>/: index (modules and agenda), handout and one page + notebook per module
@@ -314,7 +318,7 @@ def write_site(out: Path, workshop: src.Workshop, students: dict, handout: str, 
     nav = '<a href="index.html">agenda</a><a href="handout.html">handout</a>' + "".join(
         f'<a href="{stem}.html">{html.escape(m.name)}</a>' for stem, (m, _) in students.items())
     rows = "".join(f"<tr><td>{_hm(r['offset'])}</td><td>{r['minutes']}</td><td>{html.escape(r['title'])}"
-                   f"{' <em>(bonus)</em>' if r['kind'] == 'bonus' else ''}</td></tr>" for r in src.schedule(workshop))
+                   f"{_bonus_tag(r)}</td></tr>" for r in src.schedule(workshop))
     mods = "".join(f'<li><a href="{stem}.html">{html.escape(m.name)} · {html.escape(m.title)}</a> '
                    f'({m.minutes} min) · <a href="{stem}.ipynb">download the notebook</a></li>'
                    for stem, (m, _) in students.items())

@@ -75,10 +75,9 @@ def _seconds(value) -> str:
 
 
 def module_markdown(module: src.Module, offsets: dict, timings: dict, drop: list[dict]) -> list[str]:
-    core = sum(s.minutes for s in module.sections if s.kind == "core")
     info, measured = module.info, timings.get(module.path.stem, {})
     out = [f"## {module.name} · {module.title} — `{module.path.stem}.ipynb`", "",
-           f"{module.minutes} min ({core} core + {module.minutes - core} bonus); {_split(module.sections)}; "
+           f"{module.minutes} min (+ {module.bonus_minutes} min bonus beside the core); {_split(module.sections)}; "
            f"measured compute {_seconds(sum(measured.values()) if measured else None)}", "",
            "**Objectives**", ""] + _list(info.get("objectives"), "objectives")
     out += ["", "**Keypoints**", ""] + _list(info.get("keypoints"), "keypoints")
@@ -126,7 +125,7 @@ def guide_markdown(workshop: src.Workshop, timings: dict | None = None) -> str:
     tot = src.totals(workshop)
     sections = [s for m in workshop.modules for s in m.sections]
     lines = [f"# Facilitator guide · {workshop.title}", "",
-             f"{tot['total']} min: core {tot['core']} + bonus {tot['bonus']} + breaks and wrap-up {tot['break']} "
+             f"{tot['total']} min: core {tot['core']} + breaks and wrap-up {tot['break']} (bonus {tot['bonus']} beside the core) "
              f"(planned {workshop.minutes}); modules {_split(sections)}. Compute times are the best measured "
              "(notebooks/workshop/timings.json); the answers below are for facilitators only.", ""]
     drop = src.drop_order(workshop)

@@ -4,6 +4,8 @@ one notebook per module whose markdown cells carry the timing and the exercise m
 Cell metadata under "workshop":
     {"section": "Logits and probabilities", "minutes": 12, "kind": "core",
      "teaching": 5, "exercises": 7}   a section starts here (teaching + exercises == minutes, optional)
+A "bonus" section runs beside the core section before it, for the learners who finish that one
+early: it takes no time of its own in the day (schedule gives it the same clock time).
     {"exercise": "m1.logits"}      this markdown cell is an exercise's prompt (goes to the handout)
     {"question": "m1.q1"}          a multiple-choice think question's text (goes to the handout)
     {"discussion": "m1.d1"}        an open discussion prompt (goes to the handout and the guide)
@@ -12,7 +14,8 @@ keypoints (list) and behind (what to say or skip when the room is behind). Cells
 "instructor" are instructor notes. Code between `### BEGIN SOLUTION` and `### END SOLUTION` is the
 solution (nbgrader's markers; lab.workshop.nbgrader adds nbgrader's cell metadata).
 
-    agenda(load(), start="09:30") -> rows: clock, item, minutes, kind
+    schedule(load()) -> rows: offset, minutes, kind, module, title, section, beside
+    agenda_text(load(), start="09:30") -> the printed schedule
 """
 from __future__ import annotations
 
@@ -52,7 +55,12 @@ class Module:
 
     @property
     def minutes(self) -> int:
-        return sum(s.minutes for s in self.sections)
+        """The module's time in the day: its core sections (bonus ones run beside them)."""
+        return sum(s.minutes for s in self.sections if s.kind == "core")
+
+    @property
+    def bonus_minutes(self) -> int:
+        return sum(s.minutes for s in self.sections if s.kind == "bonus")
 
     @property
     def info(self) -> dict:
@@ -144,52 +152,66 @@ def _clock(start: dt.datetime, minutes: int) -> str:
 
 def schedule(workshop: Workshop) -> list[dict]:
     """One row per module section and break: offset (minutes from start), minutes, kind, module, title,
-    section (the section's own title; "" for a break)."""
+    section (the section's own title; "" for a break), beside (for a bonus section, the core section
+    it runs beside, which gives it its offset; "" otherwise)."""
     rows, t = [], 0
     for item in workshop.items:
         if isinstance(item, Break):
             rows.append({"offset": t, "minutes": item.minutes, "kind": "break", "module": "", "title": item.title,
-                         "section": ""})
+                         "section": "", "beside": ""})
             t += item.minutes
             continue
+        core = None  # the last core row: where a bonus section sits
         for s in item.sections:
-            rows.append({"offset": t, "minutes": s.minutes, "kind": s.kind, "module": item.name,
-                         "title": f"{item.name} {item.title}: {s.title}", "section": s.title})
-            t += s.minutes
+            row = {"offset": t, "minutes": s.minutes, "kind": s.kind, "module": item.name,
+                   "title": f"{item.name} {item.title}: {s.title}", "section": s.title, "beside": ""}
+            if s.kind == "bonus":
+                if core is None:
+                    raise BadInput(f"{item.path.name}: bonus section {s.title!r} comes before any core section; "
+                                   "a bonus runs beside the core section before it")
+                row.update(offset=core["offset"], beside=core["section"])
+            else:
+                core = row
+                t += s.minutes
+            rows.append(row)
     return rows
 
 
 def drop_order(workshop: Workshop) -> list[dict]:
-    """What to drop first when running late: bonus sections (longest, latest first), then the
-    'Explore' widget sections (learners can do them afterwards)."""
+    """What to drop first when running late: the 'Explore' widget sections, longest and latest first
+    (learners can do them afterwards). Bonus sections cost the day nothing: they run beside the core."""
     rows = schedule(workshop)
-    bonus = sorted((r for r in rows if r["kind"] == "bonus"), key=lambda r: (-r["minutes"], -r["offset"]))
-    explore = sorted((r for r in rows if r["kind"] == "core" and ": Explore" in r["title"]),
-                     key=lambda r: (-r["minutes"], -r["offset"]))
-    return bonus + explore
+    return sorted((r for r in rows if r["kind"] == "core" and ": Explore" in r["title"]),
+                  key=lambda r: (-r["minutes"], -r["offset"]))
 
 
 def totals(workshop: Workshop) -> dict:
+    """Minutes of core, break (breaks and wrap-up) and bonus; total is the day's length (core + break),
+    since bonus sections run beside the core."""
     rows = schedule(workshop)
     out = {k: sum(r["minutes"] for r in rows if r["kind"] == k) for k in ("core", "bonus", "break")}
-    out["total"] = sum(out.values())
+    out["total"] = out["core"] + out["break"]
     return out
 
 
 def agenda_text(workshop: Workshop, start: str = "09:00") -> str:
-    """The printed schedule: clock times, core vs bonus totals, and the drop-first list."""
+    """The printed schedule: clock times, the bonus sections beside their core ones, totals and the
+    drop-first list."""
     try:
         t0 = dt.datetime.strptime(start, "%H:%M")
     except ValueError as e:
         raise BadInput(f"--start takes a clock time like 09:30; got {start!r}") from e
     lines = [workshop.title, ""]
     for r in schedule(workshop):
-        tag = {"core": "", "bonus": "  [bonus]", "break": ""}[r["kind"]]
-        lines.append(f"{_clock(t0, r['offset'])}  {r['minutes']:>3} min  {r['title']}{tag}")
+        if r["kind"] == "bonus":
+            lines.append(f"       ({r['minutes']} min) {r['title']}  [bonus, beside {r['beside']!r}, "
+                         "for those who finish early]")
+        else:
+            lines.append(f"{_clock(t0, r['offset'])}  {r['minutes']:>3} min  {r['title']}")
     tot = totals(workshop)
     lines += [f"{_clock(t0, tot['total'])}  end", "",
-              f"core {tot['core']} min + bonus {tot['bonus']} min + breaks and wrap-up {tot['break']} min "
-              f"= {tot['total']} min (planned {workshop.minutes})"]
+              f"core {tot['core']} min + breaks and wrap-up {tot['break']} min = {tot['total']} min "
+              f"(planned {workshop.minutes}); bonus {tot['bonus']} min beside the core"]
     if tot["total"] > workshop.minutes:
         lines.append(f"over by {tot['total'] - workshop.minutes} min: drop from the list below")
     lines += ["", "Running late? Drop these first:"]

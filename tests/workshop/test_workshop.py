@@ -373,6 +373,12 @@ def test_agenda_fits_the_day_and_prints_clock_times(capsys):
     workshop = src.load()
     tot = src.totals(workshop)
     assert tot["total"] == workshop.minutes == 180 and tot["bonus"] > 0 and tot["break"] >= 20
+    assert tot["total"] == tot["core"] + tot["break"]  # bonus sections run beside the core, not after it
+    rows = src.schedule(workshop)
+    for r in rows:
+        if r["kind"] == "bonus":
+            [core] = [c for c in rows if c["module"] == r["module"] and c["section"] == r["beside"]]
+            assert core["kind"] == "core" and r["offset"] == core["offset"]
     assert [m.name for m in workshop.modules] == ["M0", "M1", "M2", "M3", "M4", "M5"]
     assert workshop.items[-1].minutes == 5 and 18 <= workshop.modules[-1].minutes <= 25  # limitations, then wrap-up
     for m in workshop.modules:
@@ -383,8 +389,9 @@ def test_agenda_fits_the_day_and_prints_clock_times(capsys):
     assert main(["workshop", "agenda", "--start", "09:30"]) == 0
     out = capsys.readouterr().out
     assert "09:30" in out and "12:30  end" in out and "Drop these first" in out
+    assert "[bonus, beside 'Explore: the prompt playground'" in out
     drop = out.split("Drop these first:")[1]
-    assert drop.index("Bonus") < drop.index("Explore")
+    assert "Explore" in drop and "Bonus" not in drop  # dropping a bonus saves the day no time
     assert main(["workshop", "agenda", "--start", "9h30"]) == 2
 
 

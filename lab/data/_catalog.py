@@ -7,7 +7,8 @@
     names, alt = default_classnames("imagenet", ds)   # curated names, and another wording (or None)
 
 Real datasets with one labelled split (ImageNet val, a class folder) are cut into two disjoint
-halves by a seeded permutation: `split="val"` (for choosing prompts) and `split="test"` (held out).
+halves by a seeded permutation: `split="val"` (for choosing prompts) and `split="test"` (held out);
+`split="all"` is every image (ShapeWorld, generated rather than a finite folder: its test split).
 """
 from __future__ import annotations
 
@@ -46,9 +47,10 @@ def _half(dataset, split: str, n: int, seed: int):
 
 
 def _shapeworld(spec: DatasetSpec, root: str, split: str, n: int, seed: int):
-    if split not in ("val", "test"):
-        raise BadInput(f"shapeworld splits for evaluation are 'val' and 'test'; got {split!r}")
-    return WorldDataset(split, n=n or 2000, suite=spec.suite)
+    if split not in ("val", "test", "all"):
+        raise BadInput(f"shapeworld splits for evaluation are 'val', 'test' and 'all'; got {split!r}")
+    # generated, not a finite folder: its whole evaluation collection ("all") is the test split
+    return WorldDataset("test" if split == "all" else split, n=n or 2000, suite=spec.suite)
 
 
 def _imagenet(spec: DatasetSpec, root: str, split: str, n: int, seed: int):

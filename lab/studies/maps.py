@@ -10,7 +10,15 @@ place new points into an existing map, and measure what the picture shows.
 
 Projections and the measures are cached under <cache dir>/projections, keyed by a digest of
 their input arrays and the parameters, so re-running with the same inputs costs a file read and
-a colour change never recomputes. Seeds are fixed; UMAP with a seed is deterministic (and single-threaded).
+a colour change never recomputes.
+
+At scale: above UMAP_OWN_KNN_UP_TO points UMAP is handed the lab's k-NN graph (lab.studies.neighbours:
+exact up to its EXACT_UP_TO, approximate above, with its recall), which k-NN accuracy reuses.
+`reproducible=True` (the default) seeds UMAP: the same map every run, on one thread;
+`reproducible=False` lets UMAP run on every CPU the lab's thread policy gives it (about 2x faster
+on 2 cores) with a map that differs from run to run in its details. `fit_sample=S` fits UMAP on S
+seeded points and places the others at the weighted mean of their graph neighbours' map positions.
+Trustworthiness is exact on a seeded sample of query points and reports that sample's 95% interval.
 """
 from __future__ import annotations
 
@@ -28,11 +36,13 @@ import pandas as pd
 from .. import threads
 from ..core import memo
 from ..core.memo import array_digest as embeddings_digest
+from .neighbours import KnnGraph, knn_graph, knn_vote
 
-__all__ = ["METHODS", "Projection", "project", "knn_accuracy", "trustworthiness", "modality_gap", "nearest", "point_table",
-           "cluster_exemplars", "select"]
+__all__ = ["METHODS", "UMAP_OWN_KNN_UP_TO", "Projection", "project", "knn_accuracy", "trustworthiness",
+           "trustworthiness_interval", "modality_gap", "nearest", "point_table", "cluster_exemplars", "select"]
 
 METHODS = ("umap", "pca")
+UMAP_OWN_KNN_UP_TO = 4096  # umap-learn computes exact neighbours itself up to here (the default maps)
 
 
 @dataclass
@@ -57,6 +67,8 @@ class Projection:
         emb = np.asarray(emb, dtype=np.float32)
         if self.method == "pca":
             return (emb - self.pca["mean"]) @ self.pca["components"].T
+        if "knn" in self.params:  # fitted on the lab's graph: umap-learn keeps no index to transform with
+            return self.place(emb)
         file = self.folder / f"{self.key}-t{embeddings_digest(emb)[:24]}.npy" if self.folder else None
         if file is not None and file.exists():
             return np.load(file)
@@ -75,7 +87,7 @@ class Projection:
         distance as UMAP's memberships do; this is where UMAP's transform starts before refining.
         Exact (PCA) or `transform` (UMAP) when the fitted reducer is already in memory."""
         emb = np.asarray(emb, dtype=np.float32)
-        if self.method == "pca" or self._reducer is not None:
+        if self.method == "pca" or (self._reducer is not None and "knn" not in self.params):
             return self.transform(emb)
         idx, sims = nearest(self.fit_data, emb, k)  # (M, k)
         d = 1 - sims
@@ -99,11 +111,54 @@ def _memoized(name: str, arrays: list, params: dict, cache, compute):
                          code=[__name__], packages=["numpy", "scikit-learn"])
 
 
-def _umap(params: dict):
+def _umap(params: dict, graph: KnnGraph | None = None):
     import umap
+    seeded = params.get("reproducible", True)
     return umap.UMAP(n_components=params["n_components"], n_neighbors=params["n_neighbors"],
-                     min_dist=params["min_dist"], metric=params["metric"], random_state=params["seed"],
-                     n_jobs=1, transform_seed=params["seed"])
+                     min_dist=params["min_dist"], metric=params["metric"],
+                     random_state=params["seed"] if seeded else None,
+                     n_jobs=1 if seeded else threads.fair_count(threads.available_cpus()),
+                     transform_seed=params["seed"],
+                     precomputed_knn=graph.with_self() + (None,) if graph is not None else (None, None, None))
+
+
+def _fit_umap(emb: np.ndarray, params: dict):
+    """-> (UMAP coordinates (N, k) of emb, the fitted reducer); on the lab's k-NN graph when params
+    say so (params["knn"]), else umap-learn's own neighbours."""
+    import warnings
+    if "knn" not in params:
+        reducer = _umap(params)
+        with threads.small_work():  # its spectral start and nearest neighbours: many small BLAS calls
+            return reducer.fit_transform(emb), reducer
+    graph = knn_graph(emb, params["n_neighbors"] - 1, params["metric"], seed=params["seed"])
+    reducer = _umap(params, graph)
+    with warnings.catch_warnings():  # "no NNDescent index, transform unavailable": Projection places instead
+        warnings.filterwarnings("ignore", message=".*knn_search_index.*")
+        return reducer.fit_transform(emb), reducer
+
+
+def _place_by_graph(coords: np.ndarray, fitted: np.ndarray, graph: KnnGraph) -> np.ndarray:
+    """Map positions (N, k) for every row: `fitted` rows keep coords (S, k); each other row goes to
+    the mean of its graph neighbours already placed, weighted as in Projection.place, in rounds
+    until every row is placed (a row with no placed neighbour waits for a round)."""
+    n = len(graph.indices)
+    out = np.full((n, coords.shape[1]), np.nan, dtype=np.float32)
+    out[fitted] = coords
+    placed = np.zeros(n, dtype=bool)
+    placed[fitted] = True
+    d = graph.distances - graph.distances[:, :1]
+    weights = np.exp(-d / np.maximum(d.mean(1, keepdims=True), 1e-6))  # (N, k)
+    while not placed.all():
+        todo = np.flatnonzero(~placed)
+        w = weights[todo] * placed[graph.indices[todo]]  # (T, k) only placed neighbours count
+        ok = w.sum(1) > 0
+        if not ok.any():  # a component with no fitted point: its rows stay at the origin of the map
+            out[todo] = 0
+            break
+        rows, w = todo[ok], w[ok]
+        out[rows] = (w[..., None] * np.nan_to_num(out[graph.indices[rows]])).sum(1) / w.sum(1, keepdims=True)
+        placed[rows] = True
+    return out
 
 
 def _pca(x: np.ndarray, k: int) -> dict:
@@ -113,10 +168,12 @@ def _pca(x: np.ndarray, k: int) -> dict:
 
 
 def project(emb: np.ndarray, method: str = "umap", n_components: int = 2, n_neighbors: int = 15,
-            min_dist: float = 0.1, metric: str = "cosine", seed: int = 0, cache: bool | str | os.PathLike = True
-            ) -> Projection:
+            min_dist: float = 0.1, metric: str = "cosine", seed: int = 0, cache: bool | str | os.PathLike = True,
+            reproducible: bool = True, fit_sample: int = 0) -> Projection:
     """Fit a 2-D/3-D map of `emb` (N, D) (NaN rows, e.g. failed images, must be dropped first).
-    cache: True for the lab cache folder, a folder, or False."""
+    cache: True for the lab cache folder, a folder, or False. UMAP only: reproducible=False fits on
+    every CPU (a map that varies between runs); fit_sample=S < N fits on S seeded points and places
+    the rest by their k-NN graph neighbours (module docstring)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}; got {method!r}")
     emb = np.asarray(emb, dtype=np.float32)
@@ -128,6 +185,12 @@ def project(emb: np.ndarray, method: str = "umap", n_components: int = 2, n_neig
     if method == "umap":
         params.update(n_neighbors=min(n_neighbors, len(emb) - 1), min_dist=min_dist, metric=metric,
                       umap_version=metadata.version("umap-learn"))  # without importing umap (slow)
+        if not reproducible:
+            params["reproducible"] = False
+        if 0 < fit_sample < len(emb):
+            params["fit_sample"] = int(fit_sample)
+        if len(emb) > UMAP_OWN_KNN_UP_TO or "fit_sample" in params:
+            params["knn"] = "lab"  # UMAP on lab.studies.neighbours' graph
     key = hashlib.sha256((embeddings_digest(emb) + json.dumps(params, sort_keys=True)).encode()).hexdigest()[:32]
     folder = _folder(cache)
     file = folder / f"{key}.npz" if folder else None
@@ -142,10 +205,12 @@ def project(emb: np.ndarray, method: str = "umap", n_components: int = 2, n_neig
     if method == "pca":
         pca = _pca(emb, n_components)
         coords = (emb - pca["mean"]) @ pca["components"].T
+    elif "fit_sample" in params:
+        fitted = np.sort(np.random.default_rng(seed).choice(len(emb), params["fit_sample"], replace=False))
+        graph = knn_graph(emb, params["n_neighbors"] - 1, metric, seed=seed)
+        coords = _place_by_graph(np.asarray(_fit_umap(emb[fitted], params)[0], dtype=np.float32), fitted, graph)
     else:
-        reducer = _umap(params)
-        with threads.small_work():  # seeded UMAP runs one numba thread; its BLAS calls are small
-            coords = reducer.fit_transform(emb)
+        coords, reducer = _fit_umap(emb, params)
     coords = np.asarray(coords, dtype=np.float32)
     seconds = time.perf_counter() - start
     if file is not None:
@@ -155,27 +220,34 @@ def project(emb: np.ndarray, method: str = "umap", n_components: int = 2, n_neig
 
 # -- what the map shows ---------------------------------------------------------------------------
 
-def _neighbours(x: np.ndarray, k: int, metric: str) -> np.ndarray:
-    """Indices (N, k) of each row's k nearest other rows."""
+def _neighbours(x: np.ndarray, k: int, metric: str, rows: np.ndarray | None = None) -> np.ndarray:
+    """Indices (R, k) of the k nearest other rows of x for `rows` (default all). Exact (scikit-learn:
+    a k-d tree for a 2-D map)."""
     from sklearn.neighbors import NearestNeighbors
+    rows = np.arange(len(x)) if rows is None else np.asarray(rows)
     nn = NearestNeighbors(n_neighbors=k + 1, metric=metric).fit(x)
-    idx = nn.kneighbors(x, return_distance=False)  # (N, k+1), usually self first
-    out = np.empty((len(x), k), dtype=int)
-    for i, row in enumerate(idx):
-        out[i] = row[row != i][:k]
-    return out
+    idx = nn.kneighbors(x[rows], return_distance=False)  # (R, k+1), usually the row itself first
+    own = idx == rows[:, None]
+    keep = ~own
+    keep[~own.any(1), -1] = False  # the row crowded out by duplicates: drop the farthest instead
+    return idx[keep].reshape(len(rows), k)
 
 
-def knn_accuracy(x: np.ndarray, labels, k: int = 10, metric: str = "euclidean", cache=True) -> float:
+def knn_accuracy(x: np.ndarray, labels, k: int = 10, metric: str = "euclidean", cache=True,
+                 graph: KnnGraph | None = None) -> float:
     """Leave-one-out k-NN label accuracy (majority vote, ties to the smaller label as in
-    scikit-learn): how well neighbourhoods in this space (full embedding or map) keep classes together."""
+    scikit-learn): how well neighbourhoods in this space (full embedding or map) keep classes together.
+    graph: a k-NN graph of x (lab.studies.neighbours, at least k neighbours) to vote with instead of
+    exact neighbours: the way at scale, where `graph.how` says how approximate the number is."""
     labels = np.asarray(labels)
+    if graph is not None:
+        if graph.k < k or len(graph.indices) != len(labels):
+            raise ValueError(f"the graph has {graph.k} neighbours of {len(graph.indices)} rows; knn_accuracy "
+                             f"needs at least k={k} neighbours of all {len(labels)} rows")
+        return float((knn_vote(graph.indices[:, :k], labels) == labels).mean())
 
     def compute():
-        classes = np.unique(labels)
-        nbr = labels[_neighbours(np.asarray(x), k, metric)]  # (N, k)
-        votes = np.stack([(nbr == c).sum(1) for c in classes], 1)  # (N, classes)
-        return float((classes[votes.argmax(1)] == labels).mean())
+        return float((knn_vote(_neighbours(np.asarray(x), k, metric), labels) == labels).mean())
     return _memoized("knn", [x, labels], {"k": k, "metric": metric}, cache, compute)
 
 
@@ -183,29 +255,43 @@ def trustworthiness(high: np.ndarray, low: np.ndarray, k: int = 10, sample: int 
                     cache=True) -> float:
     """Trustworthiness of a map (Venna & Kaski; 1 = every map neighbour is a true neighbour),
     euclidean in both spaces (for unit-norm embeddings the same ranks as cosine). With `sample`,
-    averaged over that many random query points (exact when sample is None or >= N)."""
+    averaged over that many seeded random query points (exact when sample is None or >= N); see
+    trustworthiness_interval for the sample's 95% interval."""
+    return trustworthiness_interval(high, low, k, sample, seed, cache)["value"]
+
+
+def trustworthiness_interval(high: np.ndarray, low: np.ndarray, k: int = 10, sample: int | None = 2000,
+                             seed: int = 0, cache=True) -> dict:
+    """-> {value, low, high, queries}: trustworthiness over `queries` seeded query points and its 95%
+    interval (normal approximation over the queries' own values; value == low == high when exact)."""
     return _memoized("trustworthiness", [high, low], {"k": k, "sample": sample, "seed": seed}, cache,
                      lambda: _trustworthiness(high, low, k, sample, seed))
 
 
-def _trustworthiness(high, low, k, sample, seed) -> float:
-    high, low = np.asarray(high, dtype=np.float64), np.asarray(low, dtype=np.float64)
-    n, sq = len(high), (high ** 2).sum(1)
+def _trustworthiness(high, low, k, sample, seed) -> dict:
+    high, low = np.asarray(high, dtype=np.float32), np.asarray(low, dtype=np.float32)
+    n, sq = len(high), (high.astype(np.float64) ** 2).sum(1)
     if not 0 < k < n / 2:
         raise ValueError(f"trustworthiness needs 0 < k < N/2 (N={n}); got k={k}")
-    queries = np.arange(n) if sample is None or sample >= n else \
-        np.sort(np.random.default_rng(seed).choice(n, sample, replace=False))
-    low_nbrs = _neighbours(low, k, "euclidean")[queries]  # (Q, k)
-    penalty = 0.0
-    for s in range(0, len(queries), 256):
-        q = queries[s:s + 256]
-        d = sq[q, None] + sq[None, :] - 2 * high[q] @ high.T  # (q, N) squared distances
+    exact = sample is None or sample >= n
+    queries = np.arange(n) if exact else np.sort(np.random.default_rng(seed).choice(n, sample, replace=False))
+    low_nbrs = _neighbours(low, k, "euclidean", queries)  # (Q, k) the map's neighbours of each query
+    scale = 2.0 / (k * (2 * n - 3 * k - 1))
+    per_query = np.empty(len(queries))
+    for s in range(0, len(queries), 64):
+        q = queries[s:s + 64]
+        d = sq[q, None] + sq[None, :] - 2 * (high[q] @ high.T).astype(np.float64)  # (q, N) squared distances
         d[np.arange(len(q)), q] = np.inf  # a point is not its own neighbour
-        ranks = np.empty_like(d, dtype=np.int64)
-        ranks[np.arange(len(q))[:, None], np.argsort(d, axis=1, kind="stable")] = np.arange(1, n + 1)
-        r = np.take_along_axis(ranks, low_nbrs[s:s + 256], 1)  # (q, k) high-dim ranks of map neighbours
-        penalty += np.clip(r - k, 0, None).sum()
-    return float(1 - 2.0 / (len(queries) * k * (2 * n - 3 * k - 1)) * penalty)
+        for j, row in enumerate(d):
+            nbrs = low_nbrs[s + j]  # (k,)
+            dj = row[nbrs]
+            # rank in the high-dimensional order (1 = nearest; ties to the lower row, as a stable sort)
+            ranks = (row[None, :] < dj[:, None]).sum(1) + ((row[None, :] == dj[:, None])
+                                                           & (np.arange(n)[None, :] < nbrs[:, None])).sum(1) + 1
+            per_query[s + j] = 1 - scale * np.clip(ranks - k, 0, None).sum()
+    value = float(per_query.mean())
+    half = 0.0 if exact else float(1.96 * per_query.std(ddof=1) / np.sqrt(len(queries)))
+    return {"value": value, "low": value - half, "high": value + half, "queries": int(len(queries))}
 
 
 def modality_gap(image_emb: np.ndarray, text_emb: np.ndarray, seed: int = 0, cache=True) -> dict:

@@ -1,9 +1,10 @@
 """Datasets by name, for notebooks and the report: `load_dataset(name, root, split, n, seed)`.
 
-    list_datasets()   # shapeworld, shapeworld-v2 / -sketch / -rendition / -objectnet, imagenet, folder
+    list_datasets()   # shapeworld, shapeworld-v2 / -sketch / -rendition / -objectnet, imagenet, folder, points
     ds = load_dataset("shapeworld-rendition", split="val", n=500)
     ds = load_dataset("imagenet", root="/data/imagenet", split="test", n=10000)   # held-out half of val
     ds = load_dataset("folder", root="photos/")                                    # <root>/<class>/<image>
+    ds = load_dataset("points", root="photos.npz", split="all")   # stored embeddings (lab.data.points)
     names, alt = default_classnames("imagenet", ds)   # curated names, and another wording (or None)
 
 Real datasets with one labelled split (ImageNet val, a class folder) are cut into two disjoint
@@ -23,6 +24,7 @@ from . import prompts
 from ._protocol import Subset
 from .folder import ImageFolder
 from .imagenet import ImageNet
+from .points import PointFile
 from .shapeworld import WorldDataset
 from .world import SHAPES
 
@@ -63,12 +65,17 @@ def _folder(spec: DatasetSpec, root: str, split: str, n: int, seed: int):
     return _half(folder, split, n, seed)
 
 
+def _points(spec: DatasetSpec, root: str, split: str, n: int, seed: int):
+    return _half(PointFile(root), split, n, seed)
+
+
 WORLD_SUITES = ["v2", "sketch", "rendition", "objectnet"]  # the suites with a val split (adversarial: test only)
 SPECS = {  # a new dataset: one entry (and its loader)
     "shapeworld": DatasetSpec(_shapeworld, False, "shapeworld-synonyms", "shapeworld"),
     **{f"shapeworld-{s}": DatasetSpec(_shapeworld, False, "shapeworld-synonyms", "shapeworld", s) for s in WORLD_SUITES},
     "imagenet": DatasetSpec(_imagenet, True, "imagenet-wordnet", "openai-imagenet"),
     "folder": DatasetSpec(_folder, True, None, "openai-imagenet"),
+    "points": DatasetSpec(_points, True, None, "openai-imagenet"),  # root: a points file (lab.data.points)
 }
 
 

@@ -36,9 +36,9 @@ import pandas as pd
 from .. import threads
 from ..core import memo
 from ..core.memo import array_digest as embeddings_digest
-from .neighbours import KnnGraph, knn_graph, knn_vote
+from .neighbours import EXACT_UP_TO, KnnGraph, knn_graph, knn_vote
 
-__all__ = ["METHODS", "UMAP_OWN_KNN_UP_TO", "Projection", "project", "knn_accuracy", "trustworthiness",
+__all__ = ["METHODS", "UMAP_OWN_KNN_UP_TO", "Projection", "project", "fit_joint", "knn_accuracy", "trustworthiness",
            "trustworthiness_interval", "modality_gap", "nearest", "point_table", "cluster_exemplars", "select"]
 
 METHODS = ("umap", "pca")
@@ -159,6 +159,14 @@ def _place_by_graph(coords: np.ndarray, fitted: np.ndarray, graph: KnnGraph) -> 
         out[rows] = (w[..., None] * np.nan_to_num(out[graph.indices[rows]])).sum(1) / w.sum(1, keepdims=True)
         placed[rows] = True
     return out
+
+
+def fit_joint(joint_map: str, n_images: int) -> bool:
+    """Whether an image + text map is a second fit of both ("fit") or the texts placed in the image
+    map ("place"); "auto" fits up to EXACT_UP_TO images, where a second fit is cheap."""
+    if joint_map not in ("auto", "fit", "place"):
+        raise ValueError(f"joint_map must be 'auto', 'fit' or 'place'; got {joint_map!r}")
+    return joint_map == "fit" or (joint_map == "auto" and n_images <= EXACT_UP_TO)
 
 
 def _pca(x: np.ndarray, k: int) -> dict:

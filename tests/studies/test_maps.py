@@ -149,3 +149,32 @@ def test_point_table_leaves_out_failed_items_and_names_classes():
     points, x = em.point_table(data, emb)
     assert list(points["item"]) == [0, 2, 3] and list(points["class"]) == ["circle", "?", "square"]
     assert list(points["shape"]) == ["a", "c", "d"] and np.array_equal(x, emb[[0, 2, 3]])
+
+
+def test_notebook_maps_stored_points_at_scale(tmp_path, monkeypatch):
+    """25,000 stored points (above the exact limits): the whole file mapped, UMAP fitted on a
+    sample and the rest placed, prompts placed in the map, and every number says how it was computed."""
+    import lab
+    from lab.data import load_dataset, save_points
+    from lab.data.shapeworld import materialize
+    monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path / "cache"))
+    data = load_dataset("shapeworld", n=200)
+    folder = materialize(data, tmp_path / "images")
+    emb = lab.load_model("lab-vit-tiny", device="cpu").encode_images(data, progress=False)  # (200, D)
+    rng = np.random.default_rng(0)
+    pick = np.arange(25_000) % 200
+    x = emb[pick] + 0.02 * rng.normal(size=(25_000, emb.shape[1])).astype(np.float32)
+    paths = [str(folder / data.labels.loc[i, "shape"] / f"{i:06d}.png") for i in pick]
+    file = save_points(tmp_path / "points.npz", x / np.linalg.norm(x, axis=1, keepdims=True), data.labels["label"][pick],
+                       paths, data.classes, "lab-vit-tiny")
+    manifest = run_report([NB02], {"dataset": "points", "data_root": str(file), "n_samples": 0, "fit_sample": 3000,
+                                   "reproducible": False, "n_clusters": 3, "queries": "a red circle",
+                                   "trust_sample": 300, "device": "cpu"}, {}, tmp_path / "out", progress=False)
+    entry = manifest["notebooks"][0]
+    assert entry["status"] == "ok", entry.get("error")
+    run = entry["run"]
+    assert run["projection"]["fit_sample"] == 3000 and run["projection"]["knn"] == "lab"
+    assert run["results"]["k-NN accuracy, full embedding (cosine)"] > 0.8
+    assert run["how"]["k-NN accuracy, full embedding (cosine)"].startswith("approximate (recall@14 ")
+    assert "300 query points, 95% interval" in run["how"]["trustworthiness of the map (k=10)"]
+    assert run["dataset"]["n"] == 25_000  # every stored point, not a held-out half

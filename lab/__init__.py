@@ -13,11 +13,12 @@ Importing lab sets the thread policy (lab.threads: fair CPU sharing) before torc
 """
 from importlib import import_module
 
-from . import _moved, threads
+from . import _imports, _moved, threads
 from .errors import BadInput, LabError, ModelNotAvailable, UnsafeCheckpoint
 
 threads.configure()  # before any OpenMP / BLAS runtime loads: see lab/threads.py
 _moved.install()
+_imports.skip()  # an optional parser jsonschema would build in every kernel (lab/_imports.py)
 
 _LAZY = {"EmbeddingCache": ".core.cache", "default_cache_dir": ".core.cache", "Failure": ".core.encoding",
          "ClipModel": ".core.models", "load_model": ".core.models",

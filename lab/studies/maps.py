@@ -286,8 +286,8 @@ def _trustworthiness(high, low, k, sample, seed) -> dict:
     low_nbrs = _neighbours(low, k, "euclidean", queries)  # (Q, k) the map's neighbours of each query
     scale = 2.0 / (k * (2 * n - 3 * k - 1))
     per_query = np.empty(len(queries))
-    for s in range(0, len(queries), 64):
-        q = queries[s:s + 64]
+    for s in range(0, len(queries), 16):  # (16, N) distances at a time: 128 MB at a million points
+        q = queries[s:s + 16]
         d = sq[q, None] + sq[None, :] - 2 * (high[q] @ high.T).astype(np.float64)  # (q, N) squared distances
         d[np.arange(len(q)), q] = np.inf  # a point is not its own neighbour
         for j, row in enumerate(d):

@@ -1,7 +1,7 @@
 """Helpers every lab notebook calls: set up the output folder and plotly, save figures, record
 what the run used (read back by `python -m lab report` into its manifest).
 
-    out = notebook.setup(output_dir)                 # creates the folder, picks plotly renderers
+    out = notebook.setup(output_dir)                 # creates the folder, picks plotly's renderer
     notebook.save_figure(fig, out, "per_template")   # out/figures/per_template.html (+ .png, .svg)
     notebook.record(out, model=model, dataset=ds, results={"top1": 0.71})   # out/run.json
 """
@@ -9,41 +9,28 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 from pathlib import Path
 
 import plotly.io as pio
-from plotly.io._base_renderers import NotebookRenderer
 
 from . import _static_export
 from .core import memo
 
-__all__ = ["RENDERERS", "RUN_FILE", "OfflineNotebookRenderer", "setup", "BROWSERS", "STATIC_FIX",
-           "static_figures_missing", "save_figure", "record"]
+__all__ = ["RENDERERS", "RUN_FILE", "setup", "BROWSERS", "STATIC_FIX", "static_figures_missing", "save_figure",
+           "record"]
 
-RENDERERS = "plotly_mimetype+lab_notebook"  # live JupyterLab + a text/html copy that nbconvert keeps
-_MATHJAX_CDN = re.compile(r'<script[^>]*src="https?://[^"]*mathjax[^"]*"[^>]*></script>', re.I)
+# Each figure is stored once, as plotly's JSON with numpy arrays kept as base64 typed arrays: JupyterLab's
+# plotly extension draws it live and when a saved notebook is reopened (trusted or not); the report's
+# HTML export turns it into a div + Plotly.newPlot (lab.report.interactive_figures).
+RENDERERS = "plotly_mimetype"
 RUN_FILE = "run.json"
 _png_warning_shown = False
 
 
-class OfflineNotebookRenderer(NotebookRenderer):
-    """plotly's `notebook` renderer (plotly.js embedded once) without the MathJax script it always
-    loads from a CDN: the figures use no LaTeX, and the exported report must open offline."""
-
-    def to_mimebundle(self, fig_dict):
-        bundle = super().to_mimebundle(fig_dict)
-        bundle["text/html"] = _MATHJAX_CDN.sub("", bundle["text/html"])
-        return bundle
-
-
-pio.renderers["lab_notebook"] = OfflineNotebookRenderer()
-
-
 def setup(output_dir: str | os.PathLike) -> Path:
-    """Create the run's output folder (starting a fresh run.json) and make plotly figures render
-    both live and in HTML exports (the headless default emits only a mimetype that nbconvert drops)."""
+    """Create the run's output folder (starting a fresh run.json) and make fig.show() emit each figure
+    once, as plotly's JSON mimetype (RENDERERS), in JupyterLab, VS Code and batch runs alike."""
     out = Path(output_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     (out / RUN_FILE).unlink(missing_ok=True)

@@ -44,8 +44,9 @@ import yaml
 from . import processes, threads
 from .errors import BadInput
 
-__all__ = ["PACKAGES", "KERNEL", "CELL_TIMEOUT", "OFFLINE_TEMPLATE", "default_notebooks", "notebook_parameters",
-           "coerce", "plan", "finish_notebook", "this_python_kernel", "run_notebook", "run_report", "load_config"]
+__all__ = ["PACKAGES", "KERNEL", "CELL_TIMEOUT", "OFFLINE_TEMPLATE", "PLOTLY", "FIGURE_HEIGHT", "default_notebooks",
+           "notebook_parameters", "coerce", "plan", "figure_html", "interactive_figures", "finish_notebook",
+           "this_python_kernel", "run_notebook", "run_report", "load_config"]
 
 PACKAGES = ["clip-lab", "torch", "torchvision", "open_clip_torch", "numpy", "pandas", "plotly", "papermill",
             "nbconvert", "scikit-learn", "pillow"]
@@ -53,9 +54,12 @@ _TRUE, _FALSE = {"true", "yes", "1", "on"}, {"false", "no", "0", "off"}
 KERNEL = "clip-lab-python"
 CELL_TIMEOUT = 1800  # seconds one cell may run; the slowest default cell takes ~2 min on a busy 2-core CPU
 # The HTML export opens offline: nbconvert's lab template pulls require.js, MathJax, mermaid and the
-# widget manager from public CDNs; plotly figures carry their own plotly.js and the notebooks use none
-# of the others, so they are left out.
+# widget manager from public CDNs; the notebooks use none of them, so they are left out. plotly.js is
+# inlined once per page (resources["plotly_js"]), for the figures interactive_figures turned into divs.
 OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js -%}{{ super() }}
+{%- if resources.plotly_js %}<script type="text/javascript">{{ resources.plotly_js }}</script>{% endif -%}
+{%- endblock html_head_js -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
 {%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
@@ -156,10 +160,42 @@ def _versions() -> dict:
     return out
 
 
+PLOTLY = "application/vnd.plotly.v1+json"  # the one copy of a figure a notebook stores (lab.notebook.RENDERERS)
+FIGURE_HEIGHT = 525  # px, for a figure whose layout sets no height (as in plotly's own notebook HTML)
+
+
+def figure_html(figure: dict, div_id: str) -> str:
+    """A plotly figure (the JSON of its mimetype output) as a div and a script drawing it with the
+    page's plotly.js. Typed arrays stay base64 ("bdata"): the JSON is written as stored, with only
+    "</" and "<!--" escaped so no string can close the script (hover text's "<br>" stays one tag)."""
+    layout = figure.get("layout") or {}
+    width = f"{layout['width']}px" if layout.get("width") else "100%"
+    spec = {"data": figure.get("data") or [], "layout": layout,
+            "config": {"responsive": True, **(figure.get("config") or {})}}
+    if figure.get("frames"):
+        spec["frames"] = figure["frames"]
+    code = json.dumps(spec, separators=(",", ":")).replace("</", "<\\/").replace("<!--", "\\u003c!--")
+    return (f'<div id="{div_id}" class="lab-figure" style="height:{layout.get("height") or FIGURE_HEIGHT}px;'
+            f'width:{width}"></div><script type="text/javascript">Plotly.newPlot("{div_id}",{code});</script>')
+
+
+def interactive_figures(nb) -> int:
+    """Replace, in this notebook node, each plotly figure output by its figure_html (nbconvert drops
+    plotly's mimetype); an image/png that JupyterLab saved beside it goes too. Returns how many."""
+    n = 0
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            figure = output.get("data", {}).get(PLOTLY)
+            if figure is not None:
+                n += 1
+                output["data"] = {"text/html": figure_html(figure, f"figure-{n}")}
+    return n
+
+
 def finish_notebook(executed: Path, source: Path, target: Path) -> Path:
     """Give the executed notebook back its own kernelspec (it ran under this interpreter's temporary
-    one) and export it as standalone HTML that loads nothing from the network (plotly figures come
-    through as their text/html copy, plotly.js inline)."""
+    one) and export it as standalone HTML that loads nothing from the network: each plotly figure an
+    interactive div, plotly.js inlined once when there is a figure."""
     import jinja2
     import nbformat
     from nbconvert import HTMLExporter
@@ -168,9 +204,13 @@ def finish_notebook(executed: Path, source: Path, target: Path) -> Path:
     if kernelspec:
         nb.metadata["kernelspec"] = kernelspec
         nbformat.write(nb, executed)
+    resources = {}
+    if interactive_figures(nb):
+        from plotly.offline import get_plotlyjs
+        resources["plotly_js"] = get_plotlyjs()
     exporter = HTMLExporter(extra_loaders=[jinja2.DictLoader({"offline.html.j2": OFFLINE_TEMPLATE})],
                             template_file="offline.html.j2")
-    body, _ = exporter.from_notebook_node(nb)
+    body, _ = exporter.from_notebook_node(nb, resources=resources)
     target.write_text(body, encoding="utf-8")
     return target
 

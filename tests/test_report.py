@@ -1,5 +1,10 @@
 """The batch report: real papermill runs of notebook 01 on tiny parameters next to a notebook that
-fails on purpose; the notebook's key number against an independent computation from the cache."""
+fails on purpose; the notebook's key number against an independent computation from the cache; each
+figure stored once (plotly's JSON, typed arrays as base64) and drawn once in the HTML, 1M points included.
+
+    python -m pytest -q tests/test_report.py
+"""
+import base64
 import json
 import signal
 import subprocess
@@ -15,7 +20,7 @@ from conftest import count_forward
 from lab import cli, processes
 from lab.data import prompts
 from lab.errors import BadInput
-from lab.report import coerce, plan, run_report
+from lab.report import PLOTLY, coerce, figure_html, plan, run_report
 
 ROOT = Path(__file__).parent.parent
 NB01 = ROOT / "notebooks" / "01_prompt_engineering.ipynb"
@@ -72,6 +77,68 @@ def test_html_export_keeps_the_plotly_figures(report):
     html = (tmp / "out" / "01_prompt_engineering.html").read_text()
     assert html.count("Plotly.newPlot") >= 6  # every figure is drawn, not dropped as a bare mimetype
     assert "plotly.js v" in html  # the library is embedded: the report opens offline
+
+
+def figure_outputs(nb) -> list[dict]:
+    return [o.data for c in nb.cells if c.cell_type == "code" for o in c.outputs if PLOTLY in o.get("data", {})]
+
+
+def test_each_figure_is_stored_once_and_drawn_once_with_plotly_js_once(report):
+    tmp, _ = report
+    nb = nbformat.read(tmp / "out" / "01_prompt_engineering.ipynb", as_version=4)
+    figures = figure_outputs(nb)
+    assert len(figures) >= 6 and all(set(data) == {PLOTLY} for data in figures)  # no text/html copy beside it
+    html_outputs = [o.data["text/html"] for c in nb.cells if c.cell_type == "code" for o in c.outputs
+                    if "text/html" in o.get("data", {})]
+    assert not [h for h in html_outputs if "plotly" in h.lower()]  # nor a plotly.js loader output
+    html = (tmp / "out" / "01_prompt_engineering.html").read_text()
+    for n in range(1, len(figures) + 1):
+        assert f'id="figure-{n}"' in html and f'Plotly.newPlot("figure-{n}",' in html  # nbconvert reorders attributes
+    assert html.count('class="lab-figure"') == len(figures) and html.count("plotly.js v") == 1
+    assert "plotly" not in (tmp / "out" / "99_fails.html").read_text().lower()  # no figure: no plotly.js
+
+
+BIG = 1_000_000
+
+
+def big_figure_notebook(folder: Path) -> Path:
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell(f"output_dir: str = 'out'  # folder\nn: int = {BIG}  # points")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(
+        "import numpy as np\nimport plotly.graph_objects as go\n"
+        "from lab import notebook\nout = notebook.setup(output_dir)\n"
+        "xy = np.random.default_rng(0).standard_normal((2, n)).astype(np.float32)\n"
+        "go.Figure(go.Scattergl(x=xy[0], y=xy[1], mode='markers')).show()")]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = folder / "90_big_figure.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def test_a_million_point_figure_stays_base64_in_the_notebook_and_the_html(tmp_path):
+    """1M float32 points: 2 x 5.3 MB of base64. The old double storage (JSON + HTML copy + plotly.js)
+    made a 30 MB notebook and a 18.7 MB page; lists of floats would be ~40 MB."""
+    from plotly.offline import get_plotlyjs
+    assert run_report([big_figure_notebook(tmp_path)], {}, {}, tmp_path / "out", progress=False)["ok"]
+    executed, page = tmp_path / "out" / "90_big_figure.ipynb", tmp_path / "out" / "90_big_figure.html"
+    [figure] = figure_outputs(nbformat.read(executed, as_version=4))
+    trace = figure[PLOTLY]["data"][0]
+    assert trace["x"]["dtype"] == trace["y"]["dtype"] == "f4"
+    packed = len(trace["x"]["bdata"]) + len(trace["y"]["bdata"])
+    assert packed == 2 * len(base64.b64encode(bytes(4 * BIG)))  # base64 of 2 x 4 MB
+    assert executed.stat().st_size < packed + 200_000, executed.stat().st_size
+    html = page.read_text()
+    assert trace["x"]["bdata"] in html and trace["y"]["bdata"] in html  # written as stored, not re-encoded
+    assert page.stat().st_size < packed + len(get_plotlyjs()) + 1_000_000, page.stat().st_size
+
+
+def test_figure_json_cannot_close_its_script():
+    html = figure_html({"data": [{"type": "bar", "x": ["</script><!--<script>", "a<br>b"], "y": [1, 2]}],
+                        "layout": {"height": 300}}, "figure-1")
+    assert html.count("</script>") == 1 and html.endswith("</script>") and "<!--" not in html
+    assert '"<\\/script>\\u003c!--<script>","a<br>b"' in html  # the same strings to JavaScript; <br> as is
+    assert 'style="height:300px;width:100%"' in html and '"responsive":true' in html
 
 
 def test_html_export_loads_nothing_from_the_network(report):

@@ -6,6 +6,7 @@ lab.core.memo), drawn by the module of the same name in figures/ and told by a n
     linear_probe, retrieval,       notebook 05      limitations, class_design  notebook 06
       probes_fewshot_retrieval
     stats: the intervals and fits they share (Clopper-Pearson, Wilson, logit line, bootstrap band)
+    neighbours: k-NN graphs (exact, or approximate with their recall) that maps and the explorer share
 
     from lab.studies import zeroshot
     lab.studies.robustness          # imported on first use
@@ -15,7 +16,8 @@ Which study may import which is written in pyproject.toml ([tool.importlinter]);
 from importlib import import_module
 
 __all__ = ["zeroshot", "prompt_engineering", "maps", "attribution", "attribution_metrics", "robustness",
-           "linear_probe", "retrieval", "limitations", "class_design", "probes_fewshot_retrieval", "stats"]
+           "linear_probe", "retrieval", "limitations", "class_design", "probes_fewshot_retrieval", "stats",
+           "neighbours"]
 
 
 def __getattr__(name):

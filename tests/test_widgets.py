@@ -1,11 +1,14 @@
-"""Widgets driven through their ipywidgets values, as a user's clicks would set them (no browser)."""
+"""Widgets driven through their ipywidgets values, as a user's clicks would set them (no browser);
+the explorer also through the messages plotly's page sends (a selection, a zoom), above DENSITY_ABOVE too."""
 import datetime as dt
 import io
+import json
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from figures.maps import DENSITY_ABOVE, SAMPLE_POINTS
 from widgets.prompt_playground import PromptPlayground
 
 NOW = dt.datetime.now(dt.timezone.utc)
@@ -110,10 +113,150 @@ def test_explorer_click_query_and_recolour(explorer):
     red_circles = e.points.index[(e.points["class"] == "circle") & (e.points["colour"] == "red")]
     assert set(red_circles) <= set(hits.index[:max(len(red_circles), 1)])  # the red circles come first
     assert ((hits["class"] == "circle") | (hits["colour"] == "red"))[:3].all()
-    assert [t.name for t in e.figure.data][-2:] == ["nearest", "query"] and "nearest to" in e.grid.value
+    assert [s.name for s in e.figure.layout.shapes] == ["nearest"] * 12 + ["query"] * 2 and "nearest to" in e.grid.value
+    assert e.figure.layout.shapes[-1].label.text == "a photo of a red circle."  # the star's label
     e.color_box.value = "colour"
-    assert {t.name for t in e.figure.data} == set(e.points["colour"])  # recoloured, query markers cleared
+    assert {t.name for t in e.figure.data} == set(e.points["colour"]) and not e.figure.layout.shapes  # marks cleared
     assert e.projection.coords is e.coords  # the map itself was not recomputed
+
+
+def brute_force_inside(coords, xs, ys) -> list[int]:
+    """Rows inside the polygon by the even-odd rule, one point and one edge at a time."""
+    rows = []
+    for i, (x, y) in enumerate(coords.tolist()):
+        inside = False
+        for j in range(len(xs)):
+            (x0, y0), (x1, y1) = (xs[j - 1], ys[j - 1]), (xs[j], ys[j])
+            if (y0 > y) != (y1 > y) and x < x0 + (y - y0) * (x1 - x0) / (y1 - y0):
+                inside = not inside
+        if inside:
+            rows.append(i)
+    return rows
+
+
+def test_lasso_and_box_rows_agree_with_a_brute_force_check():
+    from widgets.embedding_explorer import rows_in_box, rows_in_lasso
+    rng = np.random.default_rng(3)
+    coords = rng.uniform(-1, 1, (4000, 2)).astype(np.float32)
+    angles, radii = np.sort(rng.uniform(0, 2 * np.pi, 80)), rng.uniform(0.2, 0.95, 80)
+    jagged = (list(radii * np.cos(angles)) + [0.5, 0.8], list(radii * np.sin(angles)) + [-0.1, -0.1])  # a flat edge
+    bow_tie = ([-0.9, 0.9, 0.9, -0.9], [-0.9, 0.9, -0.9, 0.9])  # crosses itself: even-odd, as plotly
+    for xs, ys in (jagged, bow_tie):
+        expected = brute_force_inside(coords, xs, ys)
+        assert 200 < len(expected) < 3800 and rows_in_lasso(coords, xs, ys).tolist() == expected
+    assert rows_in_lasso(coords, [0, 1], [0, 1]).tolist() == []  # not a polygon
+    x, y = coords.T
+    expected = np.flatnonzero((x >= -0.2) & (x <= 0.5) & (y >= -0.3) & (y <= 0.4)).tolist()
+    assert rows_in_box(coords, (0.5, -0.2), (-0.3, 0.4)).tolist() == expected  # ends in either order
+
+
+def test_explorer_maps_a_whole_folder_and_checks_arrays(explorer, tmp_path, monkeypatch):
+    from widgets.embedding_explorer import EmbeddingExplorer
+    monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path / "cache"))
+    for k, (name, colour) in enumerate([("red", (220, 40, 40)), ("blue", (40, 40, 220))] * 3):
+        (tmp_path / "photos" / name).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (48, 48), colour).save(tmp_path / "photos" / name / f"{k}.png")
+    folder = EmbeddingExplorer(dataset="folder", data_root=str(tmp_path / "photos"), n=0, method="pca")
+    assert len(folder.points) == 6 and set(folder.points["class"]) == {"red", "blue"}  # split="all": every image
+    e = explorer
+    small = EmbeddingExplorer.from_arrays(e.x, e.coords, e.points, e.data, e.model)
+    assert not small.large and not small.figure.layout.images and small.coords is small.projection.coords
+    with pytest.raises(ValueError, match=r"coords \(N, 2\)"):
+        EmbeddingExplorer.from_arrays(e.x, e.coords[:, :1], e.points, e.data, e.model)
+    with pytest.raises(ValueError, match="10 rows for 150 embeddings"):
+        EmbeddingExplorer.from_arrays(e.x, e.coords, e.points[:10], e.data, e.model)
+    with pytest.raises(ValueError, match=r"lacks column\(s\) \['item'\]"):
+        EmbeddingExplorer.from_arrays(e.x, e.coords, e.points.drop(columns="item"), e.data, e.model)
+
+
+@pytest.fixture(scope="module")
+def big(explorer):
+    """The small explorer's 150 images as 120,000 points (above DENSITY_ABOVE): noisy copies, near their
+    images' places in its map."""
+    from widgets.embedding_explorer import EmbeddingExplorer
+    e, n = explorer, DENSITY_ABOVE + 20_000
+    rng = np.random.default_rng(1)
+    pick = rng.integers(0, len(e.points), n)
+    coords = e.coords[pick] + rng.normal(scale=0.02 * float(e.coords.std()), size=(n, 2))
+    x = e.x[pick] + 0.01 * rng.standard_normal((n, e.x.shape[1]), dtype=np.float32)
+    return EmbeddingExplorer.from_arrays(x / np.linalg.norm(x, axis=1, keepdims=True), coords, e.points.iloc[pick],
+                                         e.data, e.model)
+
+
+def drawn_rows(e) -> np.ndarray:
+    return np.concatenate([t.customdata for t in e.figure.data if t.customdata is not None])
+
+
+def state_bytes(widget) -> int:
+    """What the page receives for the widget: its JSON state and binary buffers (plotly's bundle left out)."""
+    from ipywidgets.widgets.widget import _remove_buffers
+    state = widget.get_state()
+    state.pop("_plotly_esm")  # plotly's 5 MB page code, sent once whatever the figure
+    rest, _, buffers = _remove_buffers(state)
+    return len(json.dumps(rest)) + sum(memoryview(b).nbytes for b in buffers)
+
+
+def selected_in_page(selector: dict) -> dict:
+    """The message the page sends for a lasso or box selection, here one that holds no drawn point."""
+    return {"new": {"event_type": "plotly_selected", "selector": selector,
+                    "points": {"trace_indexes": [], "point_indexes": [], "xs": [], "ys": []}}}
+
+
+def test_large_explorer_draws_a_sample_and_selects_every_point_in_data_space(big):
+    from widgets.embedding_explorer import GRID_MAX, rows_in_box, rows_in_lasso
+    e = big
+    assert e.large and len(e.figure.layout.images) == 1 and e.figure.layout.images[0].layer == "below"
+    drawn = drawn_rows(e)
+    assert len(drawn) == SAMPLE_POINTS and state_bytes(e.figure) < 3_000_000  # not all 120,000 points
+    np.testing.assert_array_equal(np.c_[e.figure.data[0].x, e.figure.data[0].y], e.coords[e.figure.data[0].customdata])
+    row = np.setdiff1d(np.arange(len(e.points)), drawn)[0]  # a point that is not drawn
+    (x, y), d = e.coords[row].tolist(), 1e-4 * float(np.ptp(e.coords))
+    xs, ys = [x - d, x + d, x + d, x - d], [y - d, y - d, y + d, y + d]
+    assert not len(rows_in_lasso(e.coords[drawn], xs, ys))  # nothing drawn inside
+    e.figure._handler_js2py_pointsCallback(selected_in_page({"type": "lasso", "selector_state": {"xs": xs, "ys": ys}}))
+    assert row in e.selection.index and e.selection.index.tolist() == brute_force_inside(e.coords, xs, ys)
+    (x0, x1), (y0, y1) = np.percentile(e.coords, [20, 70], axis=0).T.tolist()
+    e.figure._handler_js2py_pointsCallback(selected_in_page({"type": "box", "selector_state": {
+        "xrange": [x0, x1], "yrange": [y0, y1]}}))
+    inside = rows_in_box(e.coords, (x0, x1), (y0, y1))
+    assert e.selection.index.tolist() == inside.tolist() and len(inside) > SAMPLE_POINTS
+    assert f"{len(inside):,} selected (first {GRID_MAX} shown)" in e.grid.value and e.grid.value.count("<img") == GRID_MAX
+    e.figure._handler_js2py_pointsCallback({"new": {"event_type": "plotly_deselect", "points": {
+        "trace_indexes": [], "point_indexes": [], "xs": [], "ys": []}}})  # a double-click
+    assert len(e.selection) == 0 and "0 selected" in e.grid.value
+
+
+def test_large_explorer_redraws_the_points_in_view_and_keeps_a_query_on_top(big):
+    from lab.studies import maps as em
+    from plotly.callbacks import Points
+    from widgets.embedding_explorer import rows_in_box
+    e = big
+    e.color_box.value = "colour"
+    before = set(drawn_rows(e))
+    (x0, x1), (y0, y1) = np.percentile(e.coords, [40, 60], axis=0).T.tolist()
+    e.figure._handler_js2py_relayout({"new": {"source_view_id": "page", "relayout_data": {  # a zoom in the page
+        "xaxis.range[0]": x0, "xaxis.range[1]": x1, "yaxis.range[0]": y0, "yaxis.range[1]": y1}}})
+    inside, drawn = set(rows_in_box(e.coords, (x0, x1), (y0, y1))), set(drawn_rows(e))
+    assert drawn <= inside and len(drawn) == min(SAMPLE_POINTS, len(inside)) > len(before & inside)
+    assert before & inside <= drawn  # zooming in only adds points
+    assert {t.name for t in e.figure.data} <= set(e.points["colour"])  # in the colouring shown
+
+    hits = e.query("a photo of a red circle.")
+    near, _ = em.nearest(e.x, e.model.encode_texts(["a photo of a red circle."], progress=False), 15)
+    *rings, star, label = e.figure.layout.shapes
+    assert len(rings) == len(hits) == 12 and label.label.text == "a photo of a red circle."
+    np.testing.assert_allclose([(r.xanchor, r.yanchor) for r in rings], e.coords[hits.index], rtol=1e-6)
+    box = e.coords[near[0]]  # (15, 2): the star sits among its nearest points
+    assert (box.min(0) <= [star.xanchor, star.yanchor]).all() and ([star.xanchor, star.yanchor] <= box.max(0)).all()
+    shapes = e.figure.layout.shapes
+    e.view((x0 - 1, x1 + 1), (y0 - 1, y1 + 1))
+    assert e.figure.layout.shapes == shapes  # the query's marks stay over the redrawn points
+
+    layer = e.figure.data[0]
+    layer._dispatch_on_click(Points(point_inds=[0], trace_index=0), None)
+    row = int(layer.customdata[0])
+    assert len(e.neighbours) == 8 and row not in e.neighbours.index
+    assert e.detail.value.count("<img") == 9
 
 
 def test_attribution_viewer_recomputes_on_inputs_and_reblends_on_opacity():

@@ -17,6 +17,12 @@ pointer-events: all, to let a click make the selection editable) covers everythi
 click on a point inside a selection reached the outline, not the point, and nothing happened. `_css`
 lets clicks through the outlines of the lab's figures (not other plotly figures of the page), so a
 point in a selection can be clicked (the explorer then shows its neighbours).
+
+A selection reaches every trace's callbacks, and plotly.py echoes it to the page as each trace's
+`selectedpoints`: one restyle per trace, each a redraw of the whole figure (on a 20,000-point WebGL
+map in headless chromium, most of a second each), queued before what the callbacks change in other
+widgets (the explorer's thumbnails came 7 s after the lasso). Here the echo is one batched update,
+sent after the callbacks' own messages.
 """
 from __future__ import annotations
 
@@ -72,6 +78,12 @@ class FigureWidget(go.FigureWidget):
                 to_json = self.trait_metadata(name, "to_json", self._trait_to_json)
                 state[name] = to_json(deepcopy(value), self)
         return state
+
+    @traitlets.observe("_js2py_pointsCallback")
+    def _handler_js2py_pointsCallback(self, change):
+        """plotly.py's handler, its selectedpoints echoes batched into one update (see the module docstring)."""
+        with self.batch_update():
+            super()._handler_js2py_pointsCallback(change)
 
     @traitlets.default("_plotly_esm")
     def _bundle(self):  # in the model's first state: the page imports it while initializing the figure

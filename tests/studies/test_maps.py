@@ -1,17 +1,21 @@
 """Embedding maps: projection cache, placing new points, the faithfulness measures against
-scikit-learn, the figures, and notebook 02 through papermill."""
+scikit-learn, the figures (a million points as a density image), and notebook 02 through papermill."""
+import base64
+import io
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import plotly.colors
 import pytest
+from PIL import Image
 from sklearn.manifold import trustworthiness as sk_trustworthiness
 from sklearn.model_selection import LeaveOneOut, cross_val_predict
 from sklearn.neighbors import KNeighborsClassifier
 
 from lab.studies import maps as em
 from lab.report import run_report
-from figures.maps import scatter_map
+from figures.maps import DENSITY_ABOVE, SAMPLE_POINTS, density_image, map_extent, scatter_map
 
 NB02 = Path(__file__).parents[2] / "notebooks" / "02_embedding_maps.ipynb"
 
@@ -126,6 +130,76 @@ def test_scatter_map_traces_carry_row_ids_and_a_colour_dropdown():
     assert [b.label for b in fig.layout.updatemenus[0].buttons] == ["colour: class", "colour: colour"]
     with pytest.raises(KeyError, match="not in the point table"):
         scatter_map(coords, points, "shape")
+
+
+def clusters(n: int, seed: int = 0):
+    """n points in four class clusters, a random colour each and a continuous `size` -> (coords (n, 2), points)."""
+    rng = np.random.default_rng(seed)
+    k = rng.integers(0, 4, n)
+    coords = (np.array([[-6, -6], [6, -6], [-6, 6], [6, 6]])[k] + rng.normal(size=(n, 2))).astype(np.float32)
+    points = pd.DataFrame({"class": np.array(["circle", "square", "star", "cross"])[k],
+                           "colour": rng.choice(["red", "blue"], n), "size": rng.random(n), "item": np.arange(n)})
+    return coords, points
+
+
+def png_pixels(source: str) -> np.ndarray:
+    """The RGBA pixels (H, W, 4) of a PNG data URI."""
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))).convert("RGBA"))
+
+
+def test_scatter_map_of_a_million_points_is_a_density_image_and_a_sample():
+    coords, points = clusters(1_000_000)
+    fig = scatter_map(coords, points, ["class", "colour"], hover=["class", "item"])
+    assert len(fig.to_json()) <= 5_000_000  # 56 MB when every point was drawn
+    first, second = fig.layout.images
+    assert first.visible and not second.visible and first.layer == "below" and first.sizing == "stretch"
+    x0, x1, y0, y1 = map_extent(coords)
+    assert (first.x, first.y, first.sizex, first.sizey) == pytest.approx((x0, y1, x1 - x0, y1 - y0))
+    assert list(fig.layout.xaxis.range) == pytest.approx([x0, x1]) and list(fig.layout.yaxis.range) == pytest.approx([y0, y1])
+    drawn = [t for t in fig.data if t.visible]
+    rows = np.concatenate([t.customdata for t in drawn])
+    assert len(rows) == SAMPLE_POINTS == len(set(rows))  # at most SAMPLE_POINTS, each once
+    assert {t.name for t in drawn} == set(points["class"])  # every class (not ordered by the data's own seed)
+    for t in drawn:  # customdata: rows of the full table, with their positions, classes and hover text
+        np.testing.assert_array_equal(np.c_[t.x, t.y], coords[t.customdata])
+        assert set(points["class"][t.customdata]) == {t.name}
+        assert list(t.hovertext) == [f"class: {c}<br>item: {i}" for c, i in points.iloc[t.customdata][["class", "item"]].values]
+    assert sorted(np.concatenate([t.customdata for t in fig.data if not t.visible])) == sorted(rows)  # one sample
+    buttons = fig.layout.updatemenus[0].buttons
+    assert [b.args[1]["images[0].visible"] for b in buttons] == [True, False]  # the dropdown switches the image
+    assert [b.args[1]["images[1].visible"] for b in buttons] == [False, True]
+    pixels = png_pixels(first.source)  # (600, 900, 4): each cluster's centre has its class's colour, in the legend's order
+    for centre, name in zip([(-6, -6), (6, -6), (-6, 6), (6, 6)], ["circle", "square", "star", "cross"]):
+        col, row = int((centre[0] - x0) / (x1 - x0) * 900), int((y1 - centre[1]) / (y1 - y0) * 600)
+        legend = next(t for t in drawn if t.name == name).marker.color
+        assert np.abs(pixels[row, col, :3].astype(int) - list(bytes.fromhex(legend[1:]))).max() <= 8, name
+        assert pixels[row, col, 3] > 200  # dense: nearly opaque
+    assert pixels[300, 450, 3] == 0  # the empty middle of the map is transparent
+
+
+def test_density_image_mixes_categories_by_count_and_averages_a_continuous_column():
+    coords = np.array([[0.1, 0.1], [0.2, 0.2], [0.3, 0.3], [1.5, 0.5]], dtype=np.float32)  # three in pixel (0, 1)
+    image = density_image(coords, np.array([0, 0, 1, 1]), ["#FF0000", "#0000FF"], extent=(0, 2, 0, 1), px=(2, 1))
+    pixels = png_pixels(image["source"])  # (1, 2, 4)
+    assert np.abs(pixels[0, 0, :3].astype(int) - [170, 0, 85]).max() <= 2  # two red, one blue
+    assert np.abs(pixels[0, 1, :3].astype(int) - [0, 0, 255]).max() <= 2 and pixels[0, 0, 3] > pixels[0, 1, 3]
+    values = np.array([0.0, 1.0, np.nan, 0.5])  # NaN left out: the first pixel's mean is 0.5, as the second's
+    image = density_image(coords, values, "Viridis", extent=(0, 2, 0, 1), px=(2, 1))
+    middle = plotly.colors.unlabel_rgb(plotly.colors.sample_colorscale("Viridis", [0.5])[0])
+    assert np.abs(png_pixels(image["source"])[0, :, :3].astype(int) - middle).max() <= 3
+
+
+def test_scatter_map_below_the_threshold_draws_every_point():
+    coords, points = clusters(2000)
+    fig = scatter_map(coords, points, ["class", "size"], hover=["class"])
+    assert not fig.layout.images and fig.layout.xaxis.range is None  # as before: every point, no image
+    assert sorted(int(r) for t in fig.data if t.visible for r in t.customdata) == list(range(2000))
+    assert DENSITY_ABOVE == 100_000
+    dense = scatter_map(coords, points, ["class", "size"], hover=["class"], max_points=1000)  # the threshold moved
+    assert len(dense.layout.images) == 2 and sum(len(t.x) for t in dense.data if t.visible) == 2000
+    assert dense.data[-1].marker.cmax == pytest.approx(points["size"].max())  # the sample on the column's scale
+    flat = scatter_map(np.c_[coords, coords[:, :1]], points, "class", max_points=1000)  # 3-D: never an image
+    assert not flat.layout.images and sum(len(t.x) for t in flat.data) == 2000
 
 
 def test_notebook_runs_through_papermill(tmp_path, monkeypatch):

@@ -10,8 +10,9 @@ Exact: blocked brute force (cosine or euclidean), O(N²·D), cheap below EXACT_U
 an HNSW index (usearch: compiled, so no numba compile per process, which costs pynndescent 30-40 s
 on this machine; multi-threaded at the lab's fair thread count), searched for every row; its
 recall@k is measured against exact neighbours on a seeded sample of rows and carried with the graph,
-so every number computed from it can say how approximate it is. Graphs are cached on disk like the
-projections (a digest of the embeddings and the parameters).
+so every number computed from it can say how approximate it is. The HNSW index is built on several
+threads, so two builds can differ in a few neighbours; graphs are cached on disk like the projections
+(a digest of the embeddings and the parameters), so a re-run reads the same graph back.
 """
 from __future__ import annotations
 

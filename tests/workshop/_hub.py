@@ -425,7 +425,10 @@ def run_notebook(hub: Hub, name: str, token: str, nb: dict, nb_name: str, kernel
     kid, sid = session["kernel"]["id"], uuid.uuid4().hex
     ws = websocket.create_connection(
         f"ws://127.0.0.1:{hub.port}{base}/kernels/{kid}/channels?session_id={sid}",
-        header=[f"Authorization: token {token}"], timeout=min(cell_timeout, 30))
+        header=[f"Authorization: token {token}"], timeout=min(cell_timeout, 30),
+        # a learner's browser checks UTF-8 in native code, on the learner's laptop; websocket-client does it
+        # byte by byte in Python (most of this driver's CPU: the widgets' 5 MB states), on the hub's cores
+        skip_utf8_validation=True)
     try:
         def request(msg_type: str, content: dict) -> str:
             mid = uuid.uuid4().hex

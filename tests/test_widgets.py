@@ -160,7 +160,14 @@ def test_explorer_maps_a_whole_folder_and_checks_arrays(explorer, tmp_path, monk
     assert len(folder.points) == 6 and set(folder.points["class"]) == {"red", "blue"}  # split="all": every image
     e = explorer
     small = EmbeddingExplorer.from_arrays(e.x, e.coords, e.points, e.data, e.model)
-    assert not small.large and not small.figure.layout.images and small.coords is small.projection.coords
+    assert not small.large and not small.figure.layout.images and small.projection is None
+    np.testing.assert_array_equal(small.coords, e.coords)  # the map as given, not refitted
+    hits = small.query("a red circle")  # placed among its nearest points
+    from lab.studies import maps as em
+    where = em.place_by_neighbours(e.x, e.coords, e.model.encode_texts(["a red circle"], progress=False))[0]
+    star = small.figure.layout.shapes[-2]
+    np.testing.assert_allclose([star.xanchor, star.yanchor], where, rtol=1e-5)
+    assert len(hits) == 12
     with pytest.raises(ValueError, match=r"coords \(N, 2\)"):
         EmbeddingExplorer.from_arrays(e.x, e.coords[:, :1], e.points, e.data, e.model)
     with pytest.raises(ValueError, match="10 rows for 150 embeddings"):

@@ -16,7 +16,7 @@ above the WebGL points (a trace would hide under them), set in one relayout that
 the model's embeddings, coords (N, 2) their map, points the point table (N rows with `item`, the
 dataset index of each row's image, and `class`; `em.point_table` makes it) and data the dataset
 whose `source(item)` gives the thumbnails. A query is placed at the weighted mean of its nearest
-points' positions (`Projection.place` without a fitted reducer).
+points' positions (`em.place_by_neighbours`).
 
 Above DENSITY_ABOVE points (figures.maps) the map is a density image of all points with at most
 SAMPLE_POINTS of them drawn on top, and the page never receives all N:
@@ -104,7 +104,8 @@ class EmbeddingExplorer(LabWidget):
         clip = lab.load_model(model)
         data = load_dataset(dataset, data_root, split, n, seed)  # n=0: every image of the split
         points, x = em.point_table(data, clip.encode_images(data, progress=False))  # x: (N, D)
-        self._start(clip, data, x, points, em.project(x, method, 2, n_neighbors, min_dist, seed=seed), color)
+        self.projection = em.project(x, method, 2, n_neighbors, min_dist, seed=seed)
+        self._start(clip, data, x, points, self.projection.coords, self.projection.place, color)
 
     @classmethod
     def from_arrays(cls, x: np.ndarray, coords: np.ndarray, points: pd.DataFrame, data, model="lab-vit-tiny",
@@ -123,15 +124,15 @@ class EmbeddingExplorer(LabWidget):
             raise BadInput(f"from_arrays: points lacks column(s) {lacking}: `item` (the dataset index of each row's "
                              f"image, for its thumbnail), `class` (its caption) and the colour column {color!r}")
         self = cls.__new__(cls)
-        placer = em.Projection(coords, method="given", params={}, key="", seconds=0.0, cached=True, fit_data=x)
-        self._start(lab.load_model(model) if isinstance(model, str) else model, data, x,
-                    points.reset_index(drop=True), placer, color)
+        self.projection = None  # the map came ready-made: queries are placed among their nearest points
+        self._start(lab.load_model(model) if isinstance(model, str) else model, data, x, points.reset_index(drop=True),
+                    coords, lambda q: em.place_by_neighbours(x, coords, q), color)
         return self
 
-    def _start(self, model, data, x: np.ndarray, points: pd.DataFrame, projection, color: str):
+    def _start(self, model, data, x: np.ndarray, points: pd.DataFrame, coords: np.ndarray, place, color: str):
+        """place: query embeddings (M, D) -> their map positions (M, 2)."""
         self.model, self.data, self.x, self.points = model, data, x, points  # x: (N, D)
-        self.projection = projection
-        self.coords = projection.coords  # (N, 2)
+        self.coords, self._place = coords, place  # coords: (N, 2)
         self.large = len(points) > DENSITY_ABOVE  # a density image + sampled points, selection in data space
         self.selection = self.neighbours = None
         self._picked: dict[int, list[int]] = {}  # trace index -> rows selected in that trace
@@ -207,7 +208,7 @@ class EmbeddingExplorer(LabWidget):
             raise BadInput(f"the query's embedding has {q.shape[1]} dimensions, the map's {self.x.shape[1]}: "
                              f"{self.model.name} did not make these embeddings; pass the model that did")
         idx, sims = em.nearest(self.x, q, k)
-        where = self.projection.place(q)[0]
+        where = self._place(q)[0]
         self.neighbours = self.points.iloc[idx[0]].assign(similarity=sims[0])
         self.grid.value = self._grid(idx[0], [f"{c} ({s:.2f})" for c, s in zip(self.neighbours["class"], sims[0])],
                                      f"nearest to “{html.escape(text)}”")

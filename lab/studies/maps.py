@@ -39,7 +39,8 @@ from ..core import memo
 from ..core.memo import array_digest as embeddings_digest
 from .neighbours import EXACT_UP_TO, KnnGraph, knn_graph, knn_vote
 
-__all__ = ["METHODS", "UMAP_OWN_KNN_UP_TO", "Projection", "project", "fit_joint", "knn_accuracy", "trustworthiness",
+__all__ = ["METHODS", "UMAP_OWN_KNN_UP_TO", "Projection", "project", "fit_joint", "place_by_neighbours", "knn_accuracy",
+           "trustworthiness",
            "trustworthiness_interval", "modality_gap", "nearest", "point_table", "cluster_exemplars", "select"]
 
 METHODS = ("umap", "pca")
@@ -90,11 +91,22 @@ class Projection:
         emb = np.asarray(emb, dtype=np.float32)
         if self.method == "pca" or (self._reducer is not None and "knn" not in self.params):
             return self.transform(emb)
-        idx, sims = nearest(self.fit_data, emb, k)  # (M, k)
-        d = 1 - sims
-        spread = np.maximum((d - d[:, :1]).mean(1, keepdims=True), 1e-6)
-        weights = np.exp(-(d - d[:, :1]) / spread)  # (M, k), 1 for the nearest
-        return (weights[..., None] * self.coords[idx]).sum(1) / weights.sum(1, keepdims=True)
+        return place_by_neighbours(self.fit_data, self.coords, emb, k)
+
+
+def _neighbour_weights(distances: np.ndarray) -> np.ndarray:
+    """Weights (M, k) of each row's k neighbours at `distances` (M, k), nearest first: 1 for the
+    nearest, decaying with the distance beyond it as UMAP's memberships do."""
+    d = distances - distances[:, :1]
+    return np.exp(-d / np.maximum(d.mean(1, keepdims=True), 1e-6))
+
+
+def place_by_neighbours(fit_data: np.ndarray, coords: np.ndarray, emb: np.ndarray, k: int = 15) -> np.ndarray:
+    """Map positions (M, 2|3) of new embeddings emb (M, D) in a map of fit_data (N, D) at coords
+    (N, 2|3): each at the weighted mean position of its k nearest fitted points (cosine)."""
+    idx, sims = nearest(fit_data, emb, k)  # (M, k)
+    weights = _neighbour_weights(1 - sims)
+    return (weights[..., None] * coords[idx]).sum(1) / weights.sum(1, keepdims=True)
 
 
 def _folder(cache: bool | str | os.PathLike) -> Path | None:
@@ -147,8 +159,7 @@ def _place_by_graph(coords: np.ndarray, fitted: np.ndarray, graph: KnnGraph) -> 
     out[fitted] = coords
     placed = np.zeros(n, dtype=bool)
     placed[fitted] = True
-    d = graph.distances - graph.distances[:, :1]
-    weights = np.exp(-d / np.maximum(d.mean(1, keepdims=True), 1e-6))  # (N, k)
+    weights = _neighbour_weights(graph.distances)  # (N, k)
     while not placed.all():
         todo = np.flatnonzero(~placed)
         w = weights[todo] * placed[graph.indices[todo]]  # (T, k) only placed neighbours count

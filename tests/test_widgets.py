@@ -178,13 +178,14 @@ def test_explorer_maps_a_whole_folder_and_checks_arrays(explorer, tmp_path, monk
 
 @pytest.fixture(scope="module")
 def big(explorer):
-    """The small explorer's 150 images as 120,000 points (above DENSITY_ABOVE): noisy copies, near their
-    images' places in its map."""
+    """The small explorer's 150 images as 120,000 points (above DENSITY_ABOVE): noisy copies, each near a
+    seeded place of its image (not the small explorer's UMAP, so nothing below depends on how a map came out)."""
     from widgets.embedding_explorer import EmbeddingExplorer
     e, n = explorer, DENSITY_ABOVE + 20_000
     rng = np.random.default_rng(1)
+    places = rng.normal(size=(len(e.points), 2))  # (150, 2)
     pick = rng.integers(0, len(e.points), n)
-    coords = e.coords[pick] + rng.normal(scale=0.02 * float(e.coords.std()), size=(n, 2))
+    coords = places[pick] + rng.normal(scale=0.02, size=(n, 2))
     x = e.x[pick] + 0.01 * rng.standard_normal((n, e.x.shape[1]), dtype=np.float32)
     return EmbeddingExplorer.from_arrays(x / np.linalg.norm(x, axis=1, keepdims=True), coords, e.points.iloc[pick],
                                          e.data, e.model)
@@ -222,7 +223,8 @@ def test_large_explorer_draws_a_sample_and_selects_every_point_in_data_space(big
     assert not len(rows_in_lasso(e.coords[drawn], xs, ys))  # nothing drawn inside
     e.figure._handler_js2py_pointsCallback(selected_in_page({"type": "lasso", "selector_state": {"xs": xs, "ys": ys}}))
     assert row in e.selection.index and e.selection.index.tolist() == brute_force_inside(e.coords, xs, ys)
-    (x0, x1), (y0, y1) = np.percentile(e.coords, [20, 70], axis=0).T.tolist()
+    # a band of half the points in x, all in y: more than a sample, however the points lie
+    (x0, x1), (y0, y1) = np.percentile(e.coords[:, 0], [25, 75]).tolist(), [e.coords[:, 1].min(), e.coords[:, 1].max()]
     e.figure._handler_js2py_pointsCallback(selected_in_page({"type": "box", "selector_state": {
         "xrange": [x0, x1], "yrange": [y0, y1]}}))
     inside = rows_in_box(e.coords, (x0, x1), (y0, y1))
@@ -240,7 +242,8 @@ def test_large_explorer_redraws_the_points_in_view_and_keeps_a_query_on_top(big)
     e = big
     e.color_box.value = "colour"
     before = set(drawn_rows(e))
-    (x0, x1), (y0, y1) = np.percentile(e.coords, [40, 60], axis=0).T.tolist()
+    # a band of a fifth of the points in x, all in y: more than a sample, fewer than all
+    (x0, x1), (y0, y1) = np.percentile(e.coords[:, 0], [40, 60]).tolist(), [e.coords[:, 1].min(), e.coords[:, 1].max()]
     views, redraw = [], e.view
     e.view = lambda *ranges: views.append(ranges) or redraw(*ranges)
     e.figure._handler_js2py_relayout({"new": {"source_view_id": "page", "relayout_data": {  # a zoom in the page

@@ -21,6 +21,11 @@ the notebook is recorded as failed in that cell ("timed out after N s") and the 
 manifest.json and index.html are rewritten after every notebook, so a run stopped early still has
 them. Processes a notebook started (its kernel, DataLoader workers, the figures' browser) are
 reaped when it ends, and when the report is stopped with SIGTERM or Ctrl-C (lab.processes).
+
+index.html lists every notebook (status, error, time, links to its HTML export and executed notebook),
+then one section per notebook: its results as a table (`results_table`: a row per metric, a column per
+model for keys named model/...) and its figures as thumbnails of their PNGs (links when there is no
+PNG), each linking to the interactive figure. The page loads nothing from the network.
 """
 from __future__ import annotations
 
@@ -28,10 +33,13 @@ import contextlib
 import datetime as dt
 import html
 import json
+import math
 import os
 import platform
+import re
 import shutil
 import signal
+import struct
 import sys
 import tempfile
 import time
@@ -46,7 +54,8 @@ from .errors import BadInput
 
 __all__ = ["PACKAGES", "KERNEL", "CELL_TIMEOUT", "OFFLINE_TEMPLATE", "PLOTLY", "FIGURE_HEIGHT", "default_notebooks",
            "notebook_parameters", "coerce", "plan", "figure_html", "interactive_figures", "finish_notebook",
-           "this_python_kernel", "run_notebook", "run_report", "load_config"]
+           "this_python_kernel", "figure_title", "run_notebook", "THUMBNAIL", "results_table", "results_html",
+           "run_report", "load_config"]
 
 PACKAGES = ["clip-lab", "torch", "torchvision", "open_clip_torch", "numpy", "pandas", "plotly", "papermill",
             "nbconvert", "scikit-learn", "pillow"]
@@ -261,6 +270,27 @@ def _deadline_engine():
     return DeadlineEngine
 
 
+def figure_title(path: Path) -> str | None:
+    """The title of a figure saved by lab.notebook.save_figure (plotly's write_html: the div's id, the
+    traces and the layout are JSON arguments of Plotly.newPlot) as plain text; None without one."""
+    text = path.read_text(encoding="utf-8", errors="replace")
+    start = text.find("Plotly.newPlot(")
+    if start < 0:
+        return None
+    decoder, gap, pos = json.JSONDecoder(), re.compile(r"[\s,]*"), start + len("Plotly.newPlot(")
+    try:
+        for _ in range(3):  # the id, the traces, the layout
+            layout, pos = decoder.raw_decode(text, gap.match(text, pos).end())
+    except json.JSONDecodeError:
+        return None
+    title = layout.get("title") if isinstance(layout, dict) else None
+    title = title.get("text") if isinstance(title, dict) else title
+    if not isinstance(title, str):
+        return None
+    plain = html.unescape(re.sub(r"<[^>]*>", "", re.sub(r"<br\s*/?>", " ", title, flags=re.I)))
+    return " ".join(plain.split()) or None
+
+
 def run_notebook(nb: Path, params: dict, out: Path, kernel: str, progress: bool = True,
                  cell_timeout: float = CELL_TIMEOUT) -> dict:
     """Execute one notebook into `out` (replacing an earlier run's files) with the parameters `plan`
@@ -298,14 +328,118 @@ def run_notebook(nb: Path, params: dict, out: Path, kernel: str, progress: bool 
         entry["html"] = finish_notebook(executed, nb, exported).name
     run_file = folder / "run.json"
     entry["run"] = json.loads(run_file.read_text()) if run_file.exists() else None
-    figures = sorted((folder / "figures").glob("*.*")) if folder.exists() else []
+    figures = sorted((folder / "figures").glob("*.*"), key=lambda p: (p.stat().st_mtime_ns, p.name)) \
+        if folder.exists() else []  # in the order the notebook saved them
     entry["figures"] = [str(p.relative_to(out)) for p in figures if p.suffix == ".html"]
     entry["images"] = [str(p.relative_to(out)) for p in figures if p.suffix in (".png", ".svg")]  # static copies
+    entry["titles"] = {f: figure_title(out / f) for f in entry["figures"]}
     return entry
+
+
+THUMBNAIL = (240, 320)  # px: the box a figure's thumbnail fits in index.html (its PNG is 2x the figure's size)
 
 
 def _link(target: str, text: str) -> str:
     return f'<a href="{html.escape(quote(target))}">{html.escape(text)}</a>'
+
+
+def _model_names(run: dict) -> list[str]:
+    """The names of the models a notebook recorded (lab.notebook.record: model=, models=, reading_models=...)."""
+    names = []
+    for value in run.values():
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, dict) and "fingerprint" in item and item.get("name") not in names:
+                names.append(item.get("name"))
+    return names
+
+
+def results_table(entry: dict):
+    """A manifest entry's results (run.json's `results`) as a DataFrame: a key `model/rest` whose first
+    part names a model the notebook recorded becomes row `rest`, column `model`; any other key a row
+    with its value in the column "value". Rows and columns in recording order; a missing cell is None."""
+    import pandas as pd
+    run = entry.get("run") or {}
+    models = _model_names(run)
+    cells = {}
+    for key, value in (run.get("results") or {}).items():
+        model, _, rest = key.partition("/")
+        cells[(rest, model) if model in models and rest else (key, "value")] = value
+    rows = list(dict.fromkeys(row for row, _ in cells))
+    used = {column for _, column in cells}
+    columns = [m for m in [*models, "value"] if m in used]
+    return pd.DataFrame([[cells.get((row, column)) for column in columns] for row in rows],
+                        index=pd.Index(rows, name="metric"), columns=columns, dtype=object)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _number(value: int | float) -> str:
+    """3 significant digits (thousands and up: whole, with separators); ints as they are."""
+    if isinstance(value, int):
+        return f"{value:,}"
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
+
+
+def _cell(value) -> str:
+    """A table cell: numbers (and lists of numbers, such as a range) right-aligned, anything else as text."""
+    if value is None:
+        return "<td></td>"
+    if _is_number(value) or isinstance(value, list) and value and all(map(_is_number, value)):
+        return f'<td class="num">{", ".join(_number(v) for v in (value if isinstance(value, list) else [value]))}</td>'
+    return f"<td>{html.escape(str(value))}</td>"
+
+
+def results_html(table) -> str:
+    """A results_table as an HTML table: numbers to 3 significant digits, right-aligned."""
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in [table.index.name, *table.columns])
+    body = "".join(f"<tr><th>{html.escape(str(row))}</th>{''.join(_cell(v) for v in values)}</tr>"
+                   for row, values in zip(table.index, table.itertuples(index=False)))
+    return f'<table class="results"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _png_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from a PNG's header; None when the file is missing or not a PNG."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(24)
+    except OSError:
+        return None
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return struct.unpack(">II", head[16:24])
+
+
+def _thumbnail(entry: dict, figure: str, out: Path) -> str:
+    """One figure: its PNG as a lazy thumbnail linking to the interactive HTML (a text link when there is
+    no PNG), its title as caption, links to the PNG and SVG."""
+    title = (entry.get("titles") or {}).get(figure) or Path(figure).stem
+    static = {ext: img for ext in ("png", "svg")
+              if (img := str(Path(figure).with_suffix(f".{ext}"))) in entry["images"]}
+    size = _png_size(out / static["png"]) if "png" in static else None
+    if size and all(size):
+        scale = min(THUMBNAIL[0] / size[0], THUMBNAIL[1] / size[1])
+        shown = (f'<a href="{html.escape(quote(figure))}"><img src="{html.escape(quote(static["png"]))}" '
+                 f'width="{round(size[0] * scale)}" height="{round(size[1] * scale)}" loading="lazy" '
+                 f'alt="{html.escape(title)}"></a>')
+    else:
+        shown = f'<div class="nothumb">{_link(figure, title)}</div>'
+    files = " · ".join(_link(img, ext) for ext, img in static.items())
+    return (f"<figure>{shown}<figcaption>{html.escape(title)}"
+            + (f" <small>{files}</small>" if files else "") + "</figcaption></figure>")
+
+
+def _section(entry: dict, out: Path) -> str:
+    """A notebook's results table and figure thumbnails."""
+    table = results_table(entry)
+    parts = [results_html(table) if len(table) else "<p>no results recorded</p>"]
+    if entry["figures"]:
+        parts.append('<div class="figures">' + "".join(_thumbnail(entry, f, out) for f in entry["figures"]) + "</div>")
+    name = html.escape(entry["notebook"])
+    return f'<section id="{name}" class="{entry["status"]}"><h2>{name}</h2>{"".join(parts)}</section>'
 
 
 def _state(manifest: dict) -> str:
@@ -315,36 +449,40 @@ def _state(manifest: dict) -> str:
     return "all notebooks passed" if manifest["ok"] else "some notebooks failed"
 
 
-def _index_html(manifest: dict) -> str:
+def _index_html(manifest: dict, out: Path) -> str:
     rows = []
     for e in manifest["notebooks"]:
         err = e.get("error")
         status = "ok" if e["status"] == "ok" else (
             f"failed in cell {err['cell']}: {html.escape(err['ename'])}: {html.escape(str(err['evalue'])[:300])}")
-        results = (e.get("run") or {}).get("results") or {}
-        summary = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in results.items())
-        static = set(e.get("images", []))
-        figs = " · ".join(_link(f, Path(f).stem) + "".join(
-            f" <small>{_link(img, ext)}</small>" for ext in ("png", "svg")
-            if (img := str(Path(f).with_suffix(f".{ext}"))) in static) for f in e["figures"])
         link = _link(e["html"], e["notebook"]) if e.get("html") else html.escape(e["notebook"])
+        n_results = len((e.get("run") or {}).get("results") or {})
+        contents = f'<a href="#{html.escape(e["notebook"])}">{n_results} results · {len(e["figures"])} figures</a>'
         rows.append(f'<tr class="{e["status"]}"><td>{link}<br><small>{_link(e["executed"], ".ipynb")}</small></td>'
-                    f"<td>{status}</td><td>{e['seconds']:.1f} s</td><td>{html.escape(summary)}</td><td>{figs}</td></tr>")
+                    f"<td>{status}</td><td class=\"num\">{e['seconds']:.1f} s</td><td>{contents}</td></tr>")
+    sections = "".join(_section(e, out) for e in manifest["notebooks"])
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>CLIP Lab report</title><style>
-body{{font-family:system-ui,sans-serif;margin:2em}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:.4em .6em;vertical-align:top}} tr.failed td{{background:#fde8e8}}
+body{{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}} table{{border-collapse:collapse;margin:.5em 0}}
+td,th{{border:1px solid #ccc;padding:.3em .6em;vertical-align:top;text-align:left}} tr.failed td{{background:#fde8e8}}
+td.num{{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}} thead th{{background:#f3f3f3}}
+table.results tbody th{{font-weight:normal;font-family:ui-monospace,monospace;font-size:.9em}}
+section{{margin-top:2.5em}} section.failed h2::after{{content:" (failed)";color:#b00}}
+.figures{{display:flex;flex-wrap:wrap;align-items:flex-start;gap:1.2em;margin-top:1em}}
+figure{{margin:0;width:{THUMBNAIL[0]}px}} figure img{{border:1px solid #ddd;display:block}}
+figcaption{{font-size:.85em;margin-top:.3em}} .nothumb{{border:1px dashed #bbb;padding:1em}}
 </style></head><body><h1>CLIP Lab report</h1>
 <p>{manifest['created']} · {_state(manifest)} ·
 <a href="manifest.json">manifest.json</a></p>
-<table><tr><th>notebook</th><th>status</th><th>time</th><th>results</th><th>figures</th></tr>
-{''.join(rows)}</table></body></html>"""
+<table><tr><th>notebook</th><th>status</th><th>time</th><th>contents</th></tr>
+{''.join(rows)}</table>
+{sections}</body></html>"""
 
 
 def _write(out: Path, manifest: dict) -> None:
     manifest["ok"] = all(e["status"] == "ok" for e in manifest["notebooks"]) \
         and len(manifest["notebooks"]) == manifest["planned"]
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
-    (out / "index.html").write_text(_index_html(manifest), encoding="utf-8")
+    (out / "index.html").write_text(_index_html(manifest, out), encoding="utf-8")
 
 
 @contextlib.contextmanager

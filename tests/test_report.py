@@ -1,12 +1,14 @@
 """The batch report: real papermill runs of notebook 01 on tiny parameters next to a notebook that
 fails on purpose; the notebook's key number against an independent computation from the cache; each
-figure stored once (plotly's JSON, typed arrays as base64) and drawn once in the HTML, 1M points included.
+figure stored once (plotly's JSON, typed arrays as base64) and drawn once in the HTML, 1M points included;
+index.html's results tables (a column per model) and figure thumbnails.
 
     python -m pytest -q tests/test_report.py
 """
 import base64
 import json
 import signal
+from html.parser import HTMLParser
 import subprocess
 import sys
 import time
@@ -20,7 +22,8 @@ from conftest import count_forward
 from lab import cli, processes
 from lab.data import prompts
 from lab.errors import BadInput
-from lab.report import PLOTLY, coerce, figure_html, plan, run_report
+from lab.report import PLOTLY, THUMBNAIL, coerce, figure_html, figure_title, plan, results_html, results_table, \
+    run_report
 
 ROOT = Path(__file__).parent.parent
 NB01 = ROOT / "notebooks" / "01_prompt_engineering.ipynb"
@@ -168,6 +171,116 @@ def test_every_figure_has_png_and_svg_linked_from_the_index(report):
     png = (out / entry["figures"][0]).with_suffix(".png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert "<svg" in (out / entry["figures"][0]).with_suffix(".svg").read_text()[:500]
+
+
+class Tags(HTMLParser):
+    """Every tag of a page as (name, attributes, the href of the link it sits in)."""
+    def __init__(self, page: str):
+        super().__init__()
+        self.found, self.links = [], []
+        self.feed(page)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.found.append((tag, attrs, self.links[-1] if self.links else None))
+        if tag == "a":
+            self.links.append(attrs.get("href"))
+
+    def handle_endtag(self, tag):
+        if tag == "a" and self.links:
+            self.links.pop()
+
+    def __call__(self, name: str) -> list[tuple[dict, str | None]]:
+        return [(attrs, link) for tag, attrs, link in self.found if tag == name]
+
+
+def test_index_shows_the_results_table_and_a_thumbnail_or_link_per_figure(report):
+    tmp, manifest = report
+    out, entry = tmp / "out", manifest["notebooks"][0]
+    index = (out / "index.html").read_text()
+    results = entry["run"]["results"]
+    assert '<table class="results"><thead><tr><th>metric</th><th>value</th></tr></thead>' in index  # no model/... keys
+    assert f'<tr><th>ensemble_top1</th><td class="num">{results["ensemble_top1"]:.3g}</td></tr>' in index
+    assert entry["titles"][f"{entry['notebook']}/figures/per_template.html"] == "Top-1 of each template alone"
+    order = ["samples", "per_template", "methods", "template_count", "classname_changes", "confusion_worst",
+             "confident_mistakes"]  # as the notebook saves them
+    assert [Path(f).stem for f in entry["figures"]] == [n for n in order if any(f.endswith(f"/{n}.html")
+                                                                                 for f in entry["figures"])]
+    tags = Tags(index)
+    thumbnails = {link: img for img, link in tags("img")}
+    for figure in entry["figures"]:
+        assert f"<figcaption>{entry['titles'][figure]}" in index
+        if str(Path(figure).with_suffix(".png")) in entry["images"]:  # chromium made a PNG: its thumbnail
+            img = thumbnails[figure]
+            assert (out / img["src"]).is_file() and img["loading"] == "lazy"
+            assert int(img["width"]) <= THUMBNAIL[0] and int(img["height"]) <= THUMBNAIL[1]
+        else:
+            assert figure not in thumbnails and (dict(href=figure), None) in tags("a")
+    assert "data:image" not in index and "http" not in index  # files beside the page, nothing from the network
+    assert 'href="#99_fails"' in index and '<section id="99_fails" class="failed">' in index
+
+
+def test_results_table_has_a_row_per_metric_and_a_column_per_recorded_model():
+    run = {"models": [{"name": "lab-vit-tiny", "fingerprint": "a"}, {"name": "lab-rn-tiny", "fingerprint": "b"}],
+           "reading_models": [{"name": "lab-vit-literate", "fingerprint": "c"}], "dataset": {"name": "world", "n": 9},
+           "results": {"lab-vit-tiny/relevance/pointing_game": 0.73512, "lab-vit-tiny/random/pointing_game": 0.25,
+                       "lab-rn-tiny/gradcam/pointing_game": 0.6, "lab-rn-tiny/random/pointing_game": 0.2468,
+                       "lab-vit-literate/typographic/reading_effect": -0.0123456, "n_images": 12000,
+                       "other-model/top1": 0.5, "range": [0.41, 0.6], "best": "<b>rollout</b>"}}
+    table = results_table({"run": run})
+    assert list(table.columns) == ["lab-vit-tiny", "lab-rn-tiny", "lab-vit-literate", "value"]
+    assert list(table.index) == ["relevance/pointing_game", "random/pointing_game", "gradcam/pointing_game",
+                                 "typographic/reading_effect", "n_images", "other-model/top1", "range", "best"]
+    assert table.loc["random/pointing_game"].tolist() == [0.25, 0.2468, None, None]
+    assert table.loc["other-model/top1", "value"] == 0.5  # not a recorded model: the whole key is the row
+    page = results_html(table)
+    assert "<th>metric</th><th>lab-vit-tiny</th><th>lab-rn-tiny</th><th>lab-vit-literate</th><th>value</th>" in page
+    assert ('<tr><th>random/pointing_game</th><td class="num">0.25</td><td class="num">0.247</td><td></td><td></td>'
+            in page)
+    for shown in ('<td class="num">0.735</td>', '<td class="num">-0.0123</td>', '<td class="num">12,000</td>',
+                  '<td class="num">0.41, 0.6</td>', "<td>&lt;b&gt;rollout&lt;/b&gt;</td>"):
+        assert shown in page
+    assert results_table({"run": None}).empty and results_table({"run": {"model": run["models"][0]}}).empty
+
+
+def test_index_thumbnails_are_the_saved_pngs_at_their_aspect_ratio(tmp_path):
+    """A report folder as run_notebook leaves it: a wide and a tall figure with PNGs beside their HTML, one
+    figure without."""
+    import plotly.graph_objects as go
+    from PIL import Image
+
+    from lab import report
+    figures = tmp_path / "03_attribution" / "figures"
+    figures.mkdir(parents=True)
+    go.Figure(go.Bar(x=["a"], y=[1]), layout={"title": "Pointing game<br><sup>by model & method</sup>"}).write_html(
+        figures / "metrics.html", include_plotlyjs="directory")
+    go.Figure(go.Bar(x=["a"], y=[1])).write_html(figures / "methods_lab-rn-tiny.html", include_plotlyjs="directory")
+    go.Figure(go.Bar(x=["a"], y=[1]), layout={"title": "every method"}).write_html(
+        figures / "methods_lab-vit-tiny.html", include_plotlyjs="directory")
+    Image.new("RGB", (1400, 700), "white").save(figures / "metrics.png")
+    Image.new("RGB", (400, 1600), "white").save(figures / "methods_lab-vit-tiny.png")
+    entry = {"notebook": "03_attribution", "status": "ok", "seconds": 3.0, "executed": "03_attribution.ipynb",
+             "html": "03_attribution.html", "figures": [f"03_attribution/figures/{name}.html" for name in
+                                                        ("metrics", "methods_lab-rn-tiny", "methods_lab-vit-tiny")],
+             "images": ["03_attribution/figures/metrics.png", "03_attribution/figures/methods_lab-vit-tiny.png"],
+             "run": {"models": [{"name": "lab-vit-tiny", "fingerprint": "a"},
+                                {"name": "lab-rn-tiny", "fingerprint": "b"}],
+                     "results": {"lab-vit-tiny/rollout/pointing_game": 0.5, "lab-rn-tiny/gradcam/pointing_game": 0.75}}}
+    entry["titles"] = {f: figure_title(tmp_path / f) for f in entry["figures"]}
+    assert list(entry["titles"].values()) == ["Pointing game by model & method", None, "every method"]
+    report._write(tmp_path, {"created": "now", "planned": 1, "notebooks": [entry]})
+    index = (tmp_path / "index.html").read_text()
+    tags = Tags(index)
+    (wide, link), (tall, _) = tags("img")
+    assert link == "03_attribution/figures/metrics.html" and (tmp_path / wide["src"]).is_file()
+    assert (wide["width"], wide["height"], wide["loading"]) == (str(THUMBNAIL[0]), str(THUMBNAIL[0] // 2), "lazy")
+    assert (tall["src"], tall["width"], tall["height"]) == (
+        "03_attribution/figures/methods_lab-vit-tiny.png", str(THUMBNAIL[1] // 4), str(THUMBNAIL[1]))  # fits the box
+    assert "<figcaption>Pointing game by model &amp; method" in index
+    assert ({"href": "03_attribution/figures/methods_lab-rn-tiny.html"}, None) in tags("a")  # no PNG: a link
+    assert "<figcaption>methods_lab-rn-tiny</figcaption>" in index  # no title: the file's name
+    assert "<th>metric</th><th>lab-vit-tiny</th><th>lab-rn-tiny</th>" in index
+    assert 'href="03_attribution.html"' in index and 'href="03_attribution.ipynb"' in index
 
 
 def test_ensemble_accuracy_equals_an_independent_computation_from_the_cache(report):

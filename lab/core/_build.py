@@ -5,8 +5,10 @@ when a model must actually run (a fully cached run never does).
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
+import json
 import os
 import socket
 from dataclasses import asdict
@@ -16,6 +18,7 @@ import torch
 
 from ..errors import ModelNotAvailable
 from .checkpoints import LAB_FORMAT, infer_openai_config, read_checkpoint
+from .hub import offline, require_hub_files
 from .registry import OPENAI_MODELS, cached_pretrained_file, open_clip
 
 
@@ -70,11 +73,26 @@ def _match_openai_arch(cfg: dict) -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def _hub_offline_when_offline():
+    """huggingface_hub's offline mode while open_clip builds, when there is no network: what is cached
+    loads, with no retries."""
+    import huggingface_hub.constants as hub
+    before = hub.HF_HUB_OFFLINE
+    hub.HF_HUB_OFFLINE = before or offline()
+    try:
+        yield
+    finally:
+        hub.HF_HUB_OFFLINE = before
+
+
 def _tokenizer(arch: str | None, model_cfg: dict):
     oc = open_clip()
     ctx = model_cfg.get("text_cfg", {}).get("context_length", 77)
     if arch and oc.get_model_config(arch) is not None:
-        return oc.get_tokenizer(arch, context_length=ctx)
+        require_hub_files(arch, model_cfg)
+        with _hub_offline_when_offline():
+            return oc.get_tokenizer(arch, context_length=ctx)
     return oc.SimpleTokenizer(context_length=ctx)
 
 
@@ -147,18 +165,22 @@ def from_tag(arch, tag, *, quick_gelu, trust, cache, cache_dir) -> dict:
                      name=f"{arch}:{tag}", preprocess=tag_cfg)
 
 
-def from_schema(name, *, cache_dir) -> dict:
-    """Parts of an 'hf-hub:org/repo' or 'local-dir:/path' model (open_clip's schemas)."""
+def from_schema(name, *, cache_dir, display=None) -> dict:
+    """Parts of an open_clip 'hf-hub:org/repo' or 'local-dir:/path' model (open_clip's schemas)."""
     oc = open_clip()
+    if name.startswith("local-dir:"):
+        config = os.path.join(name[len("local-dir:"):], "open_clip_config.json")
+        require_hub_files(display or name, json.load(open(config)).get("model_cfg", {}))
     try:
-        module = oc.create_model(name, cache_dir=cache_dir, require_pretrained=True)
-        tokenizer = oc.get_tokenizer(name, cache_dir=cache_dir)
+        with _hub_offline_when_offline():
+            module = oc.create_model(name, cache_dir=cache_dir, require_pretrained=True)
+            tokenizer = oc.get_tokenizer(name, cache_dir=cache_dir)
     except Exception as e:
         raise ModelNotAvailable(
             f"cannot load {name}: {str(e).strip().splitlines()[0][:200]}. Offline? Download the repo and use "
             "'local-dir:/path/to/folder', or pass a checkpoint file.") from None
     pcfg = oc.get_model_preprocess_cfg(module)
-    return dict(module=module, name=name, model_cfg={"schema": name}, preprocess_cfg=_default_preprocess(module, pcfg),
+    return dict(module=module, name=display or name, model_cfg={"schema": display or name}, preprocess_cfg=_default_preprocess(module, pcfg),
                 tokenizer=tokenizer, weights_digest=tensor_digest(module.state_dict()), source=name)
 
 
@@ -167,7 +189,8 @@ def random_init(arch, *, quick_gelu, seed=0) -> dict:
     model_cfg = copy.deepcopy(open_clip().get_model_config(arch))
     if quick_gelu is not None:
         model_cfg["quick_gelu"] = bool(quick_gelu)
-    with torch.random.fork_rng(devices=[]):
+    require_hub_files(arch, model_cfg)
+    with torch.random.fork_rng(devices=[]), _hub_offline_when_offline():
         torch.manual_seed(seed)
         module = build_module(model_cfg)
     return dict(module=module, name=f"{arch}:random", model_cfg=model_cfg, preprocess_cfg=_default_preprocess(module),

@@ -1,5 +1,7 @@
-"""The torch side of encoding: preprocessing split into per-image PIL ops and per-batch tensor
-ops, and the image tower a forward pass (in this process or a DataLoader worker) runs.
+"""The torch side of encoding: a model's eval transform from its preprocessing config (open_clip's,
+or a transformers checkpoint's own processor, crop rounding included), split into per-image PIL ops
+and per-batch tensor ops, and the image tower a forward pass (in this process or a DataLoader
+worker) runs.
 """
 from __future__ import annotations
 
@@ -39,6 +41,48 @@ class _BatchNormalize:
     def __call__(self, x):
         x = x.float().div(255)
         return x.sub_(self.mean.to(x.device)).div_(self.std.to(x.device))
+
+
+class CenterCropFloor(torch.nn.Module):
+    """Centre crop that rounds the offset down, as transformers' image processors do (torchvision's
+    CenterCrop rounds half to even: on an odd margin the two differ by a pixel). PIL images and
+    (..., H, W) tensors; the image must be at least the crop's size (it is, after the resize)."""
+
+    def __init__(self, size):
+        super().__init__()
+        self.size = (size, size) if isinstance(size, int) else tuple(size)
+
+    def forward(self, img):
+        from torchvision.transforms import functional as TF
+        h, w = (img.height, img.width) if hasattr(img, "height") else img.shape[-2:]
+        ch, cw = self.size
+        return TF.crop(img, (h - ch) // 2, (w - cw) // 2, ch, cw)
+
+    def __repr__(self):
+        return f"CenterCropFloor(size={self.size})"
+
+
+def _transformers_transform(cfg: dict):
+    """A transformers processor's eval steps (lab.core._hf.preprocess_cfg) as a torchvision Compose:
+    resize (shortest edge, or squash to (H, W)), centre crop rounded down, RGB, rescale, normalize."""
+    from open_clip.transform import MaybeConvertMode, MaybeToTensor
+    from torchvision.transforms import Compose, InterpolationMode, Normalize, Resize
+    ops = []
+    if cfg["resize"] is not None:
+        size = cfg["resize"] if isinstance(cfg["resize"], int) else tuple(cfg["resize"])
+        ops.append(Resize(size, interpolation=InterpolationMode(cfg["interpolation"]), antialias=True))
+    if cfg["crop"] is not None:
+        ops.append(CenterCropFloor(cfg["crop"]))
+    return Compose(ops + [MaybeConvertMode(cfg["mode"]), MaybeToTensor(), Normalize(cfg["mean"], cfg["std"])])
+
+
+def eval_transform(preprocess_cfg: dict):
+    """The model's eval transform, PIL image -> normalized (3, H, W): open_clip's for its configs,
+    the checkpoint processor's steps for a transformers checkpoint (its config has "crop_rounding")."""
+    if "crop_rounding" in preprocess_cfg:
+        return _transformers_transform(preprocess_cfg)
+    from open_clip.transform import PreprocessCfg, image_transform_v2
+    return image_transform_v2(PreprocessCfg(**preprocess_cfg), is_train=False)
 
 
 def split_preprocess(preprocess):

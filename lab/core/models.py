@@ -5,7 +5,10 @@
     model = lab.load_model("ViT-B-32", pretrained="laion2b_s34b_b79k")
     model = lab.load_model("/path/to/ViT-B-32.pt")           # OpenAI release file, arch inferred
     model = lab.load_model("lab-vit-tiny")                   # built in, offline
+    model = lab.load_model("/models/siglip-base-patch16-224") # a transformers checkpoint folder
+    model = lab.load_model("hf-hub:google/siglip-base-patch16-224")  # the same from the hub (or its cache)
     emb = model.encode_images(paths)                          # (N, D) float32
+    model.link, model.logit_scale, model.logit_bias          # how its scores become probabilities
 
 A model loaded from a file before is known by its identity (remembered in the cache, keyed by the
 file's path and content hash): it is built on first use, so a run whose embeddings are all cached never
@@ -27,13 +30,17 @@ import numpy as np
 from ..errors import BadInput, LabError, ModelNotAvailable
 from . import encoding
 from .cache import EmbeddingCache
+from .hub import HUB_PREFIX, folder_files_digest, folder_format, require_hub_files, resolve_folder, weights_file
 from .images import MAX_PIXELS
 from .registry import CONFIG_DIR, OPENAI_MODELS, builtin_models, open_clip, split_name
 from .tokens import tokenize
 
-__all__ = ["PRECISIONS", "pick_device", "device_name", "fingerprint", "ClipModel", "load_model"]
+__all__ = ["PRECISIONS", "LINKS", "pick_device", "device_name", "fingerprint", "ClipModel", "load_model"]
 
 PRECISIONS = ("fp32", "fp16", "bf16")
+# How a model turns scale * cosine (+ bias) into probabilities: a softmax over the classes (CLIP,
+# trained with a contrastive softmax) or a sigmoid per class (SigLIP, trained with a sigmoid per pair).
+LINKS = ("softmax", "sigmoid")
 
 
 def pick_device(device=None):
@@ -84,32 +91,31 @@ def fingerprint(identity: dict) -> str:
 def _prepare(parts: dict, device: str, precision: str) -> dict:
     """Built parts -> what a forward pass needs: the module on its device, tokenizer, transforms."""
     import torch
-    from open_clip.transform import PreprocessCfg, image_transform_v2
-    from ._towers import ImageTower, half_copy, split_preprocess
+    from ._towers import ImageTower, eval_transform, half_copy, split_preprocess
     dev = torch.device(device)
     module = parts["module"].to(dev).eval()
     # encoding on CUDA in fp16 runs an fp16 copy (faster than autocast); `module` stays as loaded for gradients
     inference = half_copy(module) if precision == "fp16" and dev.type == "cuda" else module
-    preprocess = image_transform_v2(PreprocessCfg(**parts["preprocess_cfg"]), is_train=False)
+    preprocess = eval_transform(parts["preprocess_cfg"])
     per_image, per_batch = split_preprocess(preprocess)
     return dict(module=module, inference=inference, tokenizer=parts["tokenizer"], preprocess=preprocess,
                 preprocess_image=per_image, image_tower=ImageTower(inference, per_batch, dev, precision), device=dev)
 
 
 def _identity(parts: dict, runtime: dict, precision: str) -> dict:
-    """Everything about a model that needs no forward pass later: names, configs, sizes, logit scale."""
-    import torch
+    """Everything about a model that needs no forward pass later: names, configs, sizes, and how its
+    scores are made: the logit scale and bias as the checkpoint has them (unclamped) and the link."""
     from ._towers import encode_text_tokens
     module, tokenizer = runtime["module"], runtime["tokenizer"]
     context = int(getattr(tokenizer, "context_length", None) or module.context_length)
     embed_dim = encode_text_tokens(runtime["inference"], tokenizer(["a"]), runtime["device"], precision).shape[-1]
-    scale = getattr(module, "logit_scale", None)
-    with torch.no_grad():
-        logit_scale = float(scale.detach().exp().clamp(max=100)) if scale is not None else 100.0
+    scale, bias = getattr(module, "logit_scale", None), getattr(module, "logit_bias", None)
     return {"name": parts["name"], "source": parts["source"], "model_cfg": parts["model_cfg"],
             "preprocess_cfg": parts["preprocess_cfg"], "weights": parts["weights_digest"],
             "tokenizer": [type(tokenizer).__name__, context], "precision": precision,
-            "embed_dim": int(embed_dim), "logit_scale": logit_scale}
+            "embed_dim": int(embed_dim), "logit_scale": float(scale.detach().exp()) if scale is not None else 100.0,
+            "logit_bias": float(bias.detach()) if bias is not None else 0.0,
+            "link": "sigmoid" if bias is not None else "softmax"}
 
 
 class ClipModel:
@@ -175,8 +181,20 @@ class ClipModel:
 
     @property
     def logit_scale(self) -> float:
-        """The learned temperature that turns cosine similarities into logits (100 for OpenAI's CLIPs)."""
+        """The learned temperature that turns cosine similarities into logits (100 for OpenAI's CLIPs),
+        as the checkpoint has it (SigLIP's is about 110-120)."""
         return self.identity["logit_scale"]
+
+    @property
+    def logit_bias(self) -> float:
+        """The learned bias added to every logit (SigLIP's, about -10 to -17; 0 for CLIP)."""
+        return self.identity["logit_bias"]
+
+    @property
+    def link(self) -> str:
+        """"softmax" (one distribution over the classes, as CLIP was trained) or "sigmoid" (an
+        independent probability per class, as SigLIP was trained: they need not sum to 1)."""
+        return self.identity["link"]
 
     @property
     def default_batch_size(self) -> int:
@@ -214,6 +232,9 @@ class ClipModel:
 def _builder(how: str, *args, **kwargs):
     """A () -> parts callable; the torch side (lab.core._build) is imported only when it is called."""
     def build():
+        if how == "from_transformers":
+            from . import _hf
+            return _hf.from_transformers(*args, **kwargs)
         from . import _build
         return getattr(_build, how)(*args, **kwargs)
     return build
@@ -223,9 +244,9 @@ def _builder(how: str, *args, **kwargs):
 def _loader_version() -> str:
     """Changes whenever the code or packages that turn a file into a model change."""
     h = hashlib.sha256()
-    for f in ("_build.py", "models.py", "checkpoints.py", "registry.py"):
+    for f in ("_build.py", "_hf.py", "hub.py", "models.py", "checkpoints.py", "registry.py"):
         h.update((Path(__file__).parent / f).read_bytes())
-    for p in ("open_clip_torch", "torch"):
+    for p in ("open_clip_torch", "torch", "transformers"):
         h.update(metadata.version(p).encode())
     return h.hexdigest()
 
@@ -236,6 +257,11 @@ def _file_request(name: str, pretrained: str | None, quick_gelu, trust: bool) ->
     builtins = builtin_models()
     if name in builtins and not pretrained:  # lab-vit-tiny with pretrained="random" is the bare architecture
         return dict(path=str(builtins[name]), arch=None, quick_gelu=quick_gelu, trust=False, name=name)
+    if name.startswith(HUB_PREFIX) or os.path.isdir(name):
+        folder = resolve_folder(name)
+        if folder_format(folder) == "transformers":
+            return dict(path=str(folder.resolve()), arch=None, quick_gelu=None, trust=False, name=name, folder=True)
+        return None
     if os.path.isfile(name):
         return dict(path=os.path.abspath(name), arch=None, quick_gelu=quick_gelu, trust=trust)
     if name.startswith(("hf-hub:", "local-dir:")):
@@ -264,10 +290,18 @@ def _arch_config(arch: str | None):
 
 
 def _from_name(name: str, pretrained: str | None, quick_gelu, trust: bool, cache, cache_dir):
-    """The builder of a model that is not a file: a hub schema, a pretrained tag, a random init."""
-    if name.startswith(("hf-hub:", "local-dir:")):
+    """The builder of a model that is not a file: an open_clip folder or hub repo, a pretrained tag, a random init."""
+    if name.startswith(HUB_PREFIX) or os.path.isdir(name):
+        folder = resolve_folder(name, cache_dir)
+        if folder_format(folder) is None:
+            raise ModelNotAvailable(f"{name}: the folder {folder} has neither open_clip_config.json (an open_clip "
+                                    "model) nor config.json (a transformers checkpoint)")
+        return _builder("from_schema", f"local-dir:{folder}", cache_dir=cache_dir, display=name)
+    if name.startswith("local-dir:"):
         return _builder("from_schema", name, cache_dir=cache_dir)
     arch, tag = split_name(name, pretrained)
+    if tag is not None and _arch_config(arch) is not None:  # before open_clip's import: offline, fail in a moment
+        require_hub_files(name, _arch_config(arch))
     oc = open_clip()
     if oc.get_model_config(arch) is None:
         hint = " (no such file either)" if os.sep in name or name.endswith((".pt", ".pth", ".bin")) else ""
@@ -309,8 +343,13 @@ def load_model(name_or_path, pretrained: str | None = None, device=None, precisi
         model = ClipModel.build_now(build, device=device, precision=precision, cache=cache)
     else:
         path = request.pop("path")
-        build = _builder("from_file", path, **request, cache=cache)
-        key = hashlib.sha256(json.dumps([path, cache.file_digest(path), request, _arch_config(request["arch"]),
+        if request.pop("folder", False):
+            build = _builder("from_transformers", path, cache=cache, name=request["name"])
+            digest = [cache.file_digest(str(weights_file(path))), folder_files_digest(path)]
+        else:
+            build = _builder("from_file", path, **request, cache=cache)
+            digest = cache.file_digest(path)
+        key = hashlib.sha256(json.dumps([path, digest, request, _arch_config(request["arch"]),
                                          precision, _loader_version()], sort_keys=True).encode()).hexdigest()
         known = cache.model_identity(key)
         if known is not None:

@@ -4,8 +4,8 @@
 
 For open_clip's SimpleTokenizer (OpenAI's BPE, every OpenAI and most LAION models) the ids of each
 word are remembered, so a batch costs one text clean-up and one regex pass per text; the result is
-the tokenizer's own, id for id (tests/core/test_tokens.py). Other tokenizers (Hugging Face, SigLIP)
-are called as they are.
+the tokenizer's own, id for id (tests/core/test_tokens.py). Other tokenizers (open_clip's Hugging Face
+ones, a transformers checkpoint's own through lab.core._hf.TransformersTokenizer) are called as they are.
 """
 from __future__ import annotations
 
@@ -35,6 +35,8 @@ def _word_ids(tokenizer, memo: dict, word: str) -> list[int]:
 def tokenize(tokenizer, texts: list[str], context_length: int):
     """-> (token ids (B, context_length) int64 torch tensor, how many texts were truncated)."""
     import torch
+    if hasattr(tokenizer, "tokenize_counted"):  # a transformers checkpoint's tokenizer counts its own cuts
+        return tokenizer.tokenize_counted(texts)
     if not _simple(tokenizer):
         encode = getattr(tokenizer, "encode", None)
         truncated = 0 if encode is None else sum(len(encode(t)) > context_length - 2 for t in texts)

@@ -108,9 +108,8 @@ _TRANSFORMS: dict = {}  # preprocessing config -> the per-image transform, built
 def _per_image(preprocess_cfg: dict):
     key = json.dumps(preprocess_cfg, sort_keys=True, default=list)
     if key not in _TRANSFORMS:
-        from open_clip.transform import PreprocessCfg, image_transform_v2
-        from ..core._towers import split_preprocess
-        _TRANSFORMS[key] = split_preprocess(image_transform_v2(PreprocessCfg(**preprocess_cfg), is_train=False))[0]
+        from ..core._towers import eval_transform, split_preprocess
+        _TRANSFORMS[key] = split_preprocess(eval_transform(preprocess_cfg))[0]
     return _TRANSFORMS[key]
 
 

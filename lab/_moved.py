@@ -1,6 +1,7 @@
 """The module paths before lab was regrouped into core / data / studies / training / dist, kept for
 one release: `import lab.zeroshot`, `from lab import robustness` and `lab.robustness` still work and
-warn (DeprecationWarning) with the new path. The lab's own code uses the new paths only.
+warn (DeprecationWarning) with the new path; so does `lab.training.supervised` (now
+lab.studies.baselines). The lab's own code uses the new paths only.
 """
 from __future__ import annotations
 
@@ -19,8 +20,11 @@ MOVED = {
                                                "robustness", "linear_probe", "retrieval", "limitations", "class_design"]},
     "lab.embedding_maps": "lab.studies.maps",
     "lab.probe_study": "lab.studies.probes_fewshot_retrieval",
-    **{f"lab.{m}": f"lab.training.{m}" for m in ["train", "model_card", "supervised"]},
+    **{f"lab.{m}": f"lab.training.{m}" for m in ["train", "model_card"]},
     "lab.runs": "lab.dist.runs",
+    # the baseline CNNs: below the studies that use them, so in the studies' bottom layer
+    "lab.supervised": "lab.studies.baselines",
+    "lab.training.supervised": "lab.studies.baselines",
 }
 
 

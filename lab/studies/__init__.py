@@ -7,6 +7,7 @@ lab.core.memo), drawn by the module of the same name in figures/ and told by a n
       probes_fewshot_retrieval
     stats: the intervals and fits they share (Clopper-Pearson, Wilson, logit line, bootstrap band)
     neighbours: k-NN graphs (exact, or approximate with their recall) that maps and the explorer share
+    baselines: the small supervised CNNs (robustness baselines, the adversarial suite's judge)
 
     from lab.studies import zeroshot
     lab.studies.robustness          # imported on first use
@@ -17,7 +18,7 @@ from importlib import import_module
 
 __all__ = ["zeroshot", "prompt_engineering", "maps", "attribution", "attribution_metrics", "robustness",
            "linear_probe", "retrieval", "limitations", "class_design", "probes_fewshot_retrieval", "stats",
-           "neighbours"]
+           "neighbours", "baselines"]
 
 
 def __getattr__(name):

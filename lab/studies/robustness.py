@@ -25,8 +25,7 @@ from tqdm.auto import tqdm
 from ..core import memo
 from ..core.cache import default_cache_dir
 from ..data import dataset_identity, prompts, shapeworld, world
-from ..training import supervised
-from . import linear_probe as lp, zeroshot
+from . import baselines, linear_probe as lp, zeroshot
 from .stats import clopper_pearson, fit_line, predicted
 
 __all__ = ["correct_matrix", "score", "evaluate", "run_suite", "smoothed", "er_points", "er_table",
@@ -190,7 +189,7 @@ def memoized_classifier(name: str, parts, factory, cache=True):
     def classify(dataset) -> np.ndarray:
         return memo.memoized("predictions", [parts, dataset_identity(dataset), list(dataset.classes)],
                              lambda: predict(dataset), cache, folder_name="robustness",
-                             code=(__name__, "lab.training.supervised"), packages=("torch", "scikit-learn"), kind="npz")["top"]
+                             code=(__name__, "lab.studies.baselines"), packages=("torch", "scikit-learn"), kind="npz")["top"]
     classify.name = name
     return classify
 
@@ -207,7 +206,7 @@ def _rendered(dataset) -> np.ndarray:
 
 
 def cnn_baseline(width: int = 16, epochs: int = 5, n_train: int = 2000, seed: int = 0, cache: bool = True):
-    """ShapeWorld: a small CNN trained for `epochs` on n_train clean training images (lab.training.supervised),
+    """ShapeWorld: a small CNN trained for `epochs` on n_train clean training images (lab.studies.baselines),
     saved under the cache folder so it trains once; its predictions are cached too (loaded or trained
     on the first set not seen before). Returns a classifier (dataset -> (N, 5))."""
     return memoized_classifier(f"CNN w{width}, {epochs} epochs", ["cnn", world.VERSION, width, epochs, n_train, seed],
@@ -220,12 +219,12 @@ def _cnn(width, epochs, n_train, seed, cache):
     file = (Path(default_cache_dir()) / "baselines" /
             f"cnn-{world.VERSION}-shape-w{width}-e{epochs}-n{n_train}-seed{seed}.pt")  # a new world retrains
     if cache and file.exists():
-        net = supervised.SmallCNN(len(classes), width)
+        net = baselines.SmallCNN(len(classes), width)
         net.load_state_dict(torch.load(file, weights_only=True))
         net.eval()
     else:
         images = [train.source(i) for i in range(len(train))]
-        net = supervised.fit_cnn(images, train.labels["label"].to_numpy(), len(classes), width, epochs, seed=seed)
+        net = baselines.fit_cnn(images, train.labels["label"].to_numpy(), len(classes), width, epochs, seed=seed)
         if cache:
             file.parent.mkdir(parents=True, exist_ok=True)
             torch.save(net.state_dict(), file.with_suffix(".tmp"))
@@ -234,7 +233,7 @@ def _cnn(width, epochs, n_train, seed, cache):
     @torch.no_grad()
     def classify(dataset) -> np.ndarray:
         pixels = _rendered(dataset)  # (N, H, W, 3) uint8
-        logits = np.concatenate([net(supervised.to_tensor(pixels[s:s + 256])).numpy()
+        logits = np.concatenate([net(baselines.to_tensor(pixels[s:s + 256])).numpy()
                                  for s in range(0, len(pixels), 256)])
         return _topk(_restrict(logits, classes, list(dataset.classes)), np.ones(len(pixels), bool))
     return classify

@@ -26,7 +26,7 @@ __all__ = ["build_adversarial", "main"]
 
 
 def build_adversarial(candidates: int = 12000, cnn_steps: int = 150) -> list[int]:
-    from .supervised import predict, train_cnn
+    from ..studies.baselines import predict, train_cnn  # torch: only when the suite is rebuilt
     model = train_cnn(steps=cnn_steps)
     seed = SPLIT_SEEDS["test"] + SUITES["adversarial"]["offset"]
     scenes = [draw_scene(item_rng(seed, i), shapes=SUBSET, drift=1.0) for i in range(candidates)]
@@ -35,7 +35,7 @@ def build_adversarial(candidates: int = 12000, cnn_steps: int = 150) -> list[int
     accuracy = 1 - len(kept) / candidates
     adversarial_indices.cache_clear()
     ADVERSARIAL_FILE.write_text(json.dumps({
-        "recipe": f"drifted draws (drift=1.0) on {SUBSET}, kept where a SmallCNN (lab.training.supervised.train_cnn, "
+        "recipe": f"drifted draws (drift=1.0) on {SUBSET}, kept where a SmallCNN (lab.studies.baselines.train_cnn, "
                   f"{cnn_steps} steps, seed 0) trained on the clean training split is wrong",
         "candidates": candidates, "cnn_accuracy_on_candidates": round(accuracy, 4), "indices": kept}, indent=1))
     print(f"CNN accuracy on {candidates} candidates: {accuracy:.3f}; kept {len(kept)} -> {ADVERSARIAL_FILE}")

@@ -141,7 +141,7 @@ def test_check_without_a_manifest_or_zip_names_the_fix(tmp_path):
 
 def test_memo_inputs_cover_every_memo_key():
     code, packages = room.memo_inputs()
-    assert {"lab.studies.maps", "lab.studies.attribution", "lab.studies.robustness", "lab.training.supervised",
+    assert {"lab.studies.maps", "lab.studies.attribution", "lab.studies.robustness", "lab.studies.baselines",
             "lab.studies.probes_fewshot_retrieval", "lab.studies.attribution_metrics"} <= set(code)
     assert {"torch", "captum", "scikit-learn", "numpy"} <= set(packages)
     from importlib.util import find_spec

@@ -1,6 +1,6 @@
 """Exceptions lab raises. Each message names the item at fault and how to fix it."""
 
-__all__ = ["LabError", "ModelNotAvailable", "UnsafeCheckpoint", "BadInput", "WorkerTimeout"]
+__all__ = ["LabError", "ModelNotAvailable", "UnsafeCheckpoint", "BadInput", "WorkerTimeout", "error_text"]
 
 
 class LabError(Exception):
@@ -22,3 +22,9 @@ class BadInput(LabError, ValueError):
 class WorkerTimeout(LabError, TimeoutError):
     """Worker processes gave no result within their deadline; the message names the batch and what
     was kept."""
+
+
+def error_text(e: Exception) -> str:
+    """What a failed item's row says (the same words in every engine: lab.core.encoding's workers,
+    lab.core.device_decode, lab.dist's workers)."""
+    return str(e) if isinstance(e, (ValueError, OSError, TypeError)) else f"{type(e).__name__}: {e}"

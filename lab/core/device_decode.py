@@ -19,7 +19,7 @@ import torch
 from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms import CenterCrop, Compose, Resize
 
-from .encoding import error_text
+from ..errors import error_text
 from .images import decode_bytes, open_image
 
 __all__ = ["device_jpeg", "DeviceResize", "device_pixels"]

@@ -21,7 +21,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from .cache import stat_key
-from ..errors import BadInput, WorkerTimeout
+from ..errors import BadInput, WorkerTimeout, error_text  # error_text: re-exported here too
 from ..processes import loader_options
 from ..threads import available_cpus
 from .images import as_rgb_image, decode_bytes, describe, file_key, pixel_key
@@ -117,11 +117,6 @@ class _Pending:
 def _device_jpeg(data: bytes, max_pixels: int) -> bool:
     from .device_decode import device_jpeg  # imports torchvision: only where JPEGs go to the device
     return device_jpeg(data, max_pixels)
-
-
-def error_text(e: Exception) -> str:
-    """What a failed item's row says (the same words in every engine)."""
-    return str(e) if isinstance(e, (ValueError, OSError, TypeError)) else f"{type(e).__name__}: {e}"
 
 
 NON_FINITE = "the model produced a non-finite embedding (fp16 overflow? try precision='fp32')"

@@ -35,15 +35,15 @@ import nbformat
 
 from ..errors import LabError
 from . import source as src
+from .guide import guide_markdown
+from .source import BEGIN, END, TIMINGS, read_timings, solution_lines  # the source's markers and timings file
 
 __all__ = ["STUB", "TIMINGS", "PLOTLY", "strip_solutions", "solution_lines", "remove_markers", "student_edition",
            "solution_source", "execute", "sanitize", "errors_in", "section_seconds", "instructor_edition",
            "solutions_edition", "static_outputs", "handout_markdown", "notebook_html", "write_site", "read_timings",
            "build"]
 
-BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = "raise NotImplementedError()  # your code here"
-TIMINGS = "timings.json"
 PLOTLY = "application/vnd.plotly.v1+json"
 WIDGET = "application/vnd.jupyter.widget-view+json"
 _UUID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b|\b[0-9a-f]{32}\b"
@@ -72,17 +72,6 @@ def strip_solutions(code: str) -> str:
     if inside:
         raise LabError(f"{BEGIN} without {END} in:\n{code}")
     return "\n".join(out)
-
-
-def solution_lines(code: str) -> list[str]:
-    """The lines between the markers (what the learner edition must never show)."""
-    lines, inside = [], False
-    for line in code.splitlines():
-        if line.strip() in (BEGIN, END):
-            inside = line.strip() == BEGIN
-        elif inside:
-            lines.append(line)
-    return lines
 
 
 def remove_markers(code: str) -> str:
@@ -338,11 +327,6 @@ REVIEW_NOTE = ("<p><em>Review edition, for after the day: the reference solution
                "Try each exercise in the learner notebook before you read its solution.</em></p>")
 
 
-def read_timings(folder: Path) -> dict:
-    path = folder / TIMINGS
-    return json.loads(path.read_text()) if path.exists() else {}
-
-
 def build(out: str | Path = "build/workshop", modules: list[str] | None = None, execute_solutions: bool = True,
           record_timings: bool = False, folder: str | Path | None = None, progress: bool = True) -> dict:
     """Write every edition under `out` (replacing it) -> {module stem: measured seconds per section}."""
@@ -399,7 +383,6 @@ def build(out: str | Path = "build/workshop", modules: list[str] | None = None, 
     write_site(out, workshop, students, handout)
     if reviews:
         write_site(out, workshop, reviews, handout, folder="review", intro=REVIEW_NOTE)
-    from .guide import guide_markdown
     guide = guide_markdown(workshop, recorded)
     (out / "guide.md").write_text(guide, encoding="utf-8")
     (out / "guide.html").write_text(_page("Facilitator guide", _markdown_html(guide)), encoding="utf-8")

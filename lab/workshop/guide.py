@@ -43,12 +43,11 @@ def exercise_hints(name: str) -> tuple[list[str], list[str]] | None:
 
 def answer_of(module: src.Module, question_cell) -> str | None:
     """The letter the solution sets in the first code cell after a question's text."""
-    from .build import solution_lines
     cells = module.notebook.cells
     start = next(i for i, c in enumerate(cells) if c is question_cell)
     for cell in cells[start + 1:]:
         if cell.cell_type == "code":
-            found = _ANSWER.search("\n".join(solution_lines(cell.source)))
+            found = _ANSWER.search("\n".join(src.solution_lines(cell.source)))
             return found.group(1) if found else None
     return None
 
@@ -118,8 +117,7 @@ def module_markdown(module: src.Module, offsets: dict, timings: dict, drop: list
 
 def guide_markdown(workshop: src.Workshop, timings: dict | None = None) -> str:
     """The whole guide as markdown; `timings` defaults to the source folder's timings.json."""
-    from .build import read_timings
-    timings = read_timings(workshop.folder) if timings is None else timings
+    timings = src.read_timings(workshop.folder) if timings is None else timings
     rows = src.schedule(workshop)
     offsets = {(r["module"], r["section"]): r["offset"] for r in rows if r["module"]}
     tot = src.totals(workshop)

@@ -16,10 +16,13 @@ solution (nbgrader's markers; lab.workshop.nbgrader adds nbgrader's cell metadat
 
     schedule(load()) -> rows: offset, minutes, kind, module, title, section, beside
     agenda_text(load(), start="09:30") -> the printed schedule
+    solution_lines(cell.source) -> the solution's lines; read_timings(folder) -> timings.json (the
+    measured compute times the build folds in), both read by the build and the facilitator guide
 """
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,12 +31,15 @@ import yaml
 
 from ..errors import BadInput
 
-__all__ = ["SOURCE", "KINDS", "PROMPTS", "Section", "Module", "Break", "Workshop", "meta", "is_instructor",
-           "read_module", "load", "schedule", "drop_order", "totals", "agenda_text"]
+__all__ = ["SOURCE", "KINDS", "PROMPTS", "BEGIN", "END", "TIMINGS", "Section", "Module", "Break", "Workshop", "meta",
+           "is_instructor", "solution_lines", "read_timings", "read_module", "load", "schedule", "drop_order", "totals",
+           "agenda_text"]
 
 SOURCE = Path(__file__).resolve().parent.parent.parent / "notebooks" / "workshop"
 KINDS = ("core", "bonus")
 PROMPTS = ("exercise", "question", "discussion")  # markdown cells the handout and the guide collect
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+TIMINGS = "timings.json"  # each section's best measured compute time, beside workshop.yaml
 
 
 @dataclass
@@ -102,6 +108,23 @@ def meta(cell) -> dict:
 
 def is_instructor(cell) -> bool:
     return "instructor" in cell.metadata.get("tags", [])
+
+
+def solution_lines(code: str) -> list[str]:
+    """The lines between the markers (what the learner edition must never show)."""
+    lines, inside = [], False
+    for line in code.splitlines():
+        if line.strip() in (BEGIN, END):
+            inside = line.strip() == BEGIN
+        elif inside:
+            lines.append(line)
+    return lines
+
+
+def read_timings(folder: Path) -> dict:
+    """{module stem: {section title: seconds}} from the source folder's timings.json ({} without one)."""
+    path = Path(folder) / TIMINGS
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def read_module(path: Path) -> Module:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from lab.studies import zeroshot
 from lab.studies.stats import wilson_interval
 
 from .palette import NEUTRAL, style
@@ -128,8 +129,10 @@ def confusion_worst(evaluation, k: int = 10) -> go.Figure:
     return fig
 
 
-def probability_bars(probs, classes, title: str = "Class probabilities", top: int = 15) -> go.Figure:
-    """One image's probabilities over classes, largest first (at most `top`)."""
+def probability_bars(probs, classes, title: str = "Class probabilities", top: int = 15,
+                     link: str = "softmax") -> go.Figure:
+    """One image's probabilities over classes, largest first (at most `top`); the axis says what they
+    are under the model's link (a softmax over the classes, or a sigmoid per class)."""
     probs = np.asarray(probs, dtype=float)
     order = np.argsort(-probs, kind="stable")[:top]
     repeated = len(set(classes)) < len(classes)  # e.g. ImageNet's two 'missile' classes: keep both bars
@@ -137,6 +140,6 @@ def probability_bars(probs, classes, title: str = "Class probabilities", top: in
     fig = go.Figure(go.Bar(x=probs[order], y=labels, orientation="h",
                            text=probs[order], texttemplate="%{text:.1%}"))
     fig.update_layout(title=title, yaxis=dict(autorange="reversed", automargin=True),
-                      xaxis=dict(range=[0, 1], tickformat=".0%", title="probability"),
+                      xaxis=dict(range=[0, 1], tickformat=".0%", title=f"probability: {zeroshot.link_label(link)}"),
                       height=max(250, 24 * len(order) + 100), margin=dict(t=50))
     return fig

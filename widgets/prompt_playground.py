@@ -66,9 +66,11 @@ class PromptPlayground(ImagePicker):
         self.status = f"{self.model_box.value}: {classes['name'][0]} ({classes['probability'][0]:.1%})"
         self.message.value = self.status
         self.preview.value = f"<img src='{thumbnail(image, 160)}' width=160>"
-        fresh = probability_bars(classes["probability"], list(classes["name"]), title=self.status)
+        fresh = probability_bars(classes["probability"], list(classes["name"]), title=self.status,
+                                 link=self.model().link)
         with self.figure.batch_update():
             self.figure.data[0].x, self.figure.data[0].y = fresh.data[0].x, fresh.data[0].y
             self.figure.data[0].text = fresh.data[0].text
             self.figure.layout.title.text, self.figure.layout.height = self.status, fresh.layout.height
+            self.figure.layout.xaxis.title.text = fresh.layout.xaxis.title.text
         self.table.value = per_template.to_html(index=False, float_format="{:.1%}".format)

@@ -86,6 +86,21 @@ def _hub_offline_when_offline():
         hub.HF_HUB_OFFLINE = before
 
 
+@contextlib.contextmanager
+def _empty_filled_with_nan():
+    """torch.empty fills float tensors with NaN (not whatever memory held), so a parameter that a module
+    never initializes cannot make two seeded builds differ."""
+    import torch.utils.deterministic as det
+    before = torch.are_deterministic_algorithms_enabled(), det.fill_uninitialized_memory
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    det.fill_uninitialized_memory = True
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=True)
+        det.fill_uninitialized_memory = before[1]
+
+
 def _tokenizer(arch: str | None, model_cfg: dict):
     oc = open_clip()
     ctx = model_cfg.get("text_cfg", {}).get("context_length", 77)
@@ -190,9 +205,13 @@ def random_init(arch, *, quick_gelu, seed=0) -> dict:
     if quick_gelu is not None:
         model_cfg["quick_gelu"] = bool(quick_gelu)
     require_hub_files(arch, model_cfg)
-    with torch.random.fork_rng(devices=[]), _hub_offline_when_offline():
+    with torch.random.fork_rng(devices=[]), _hub_offline_when_offline(), _empty_filled_with_nan():
         torch.manual_seed(seed)
         module = build_module(model_cfg)
+    with torch.no_grad():
+        for p in module.parameters():  # left as torch.empty by its module (CoCa's text_decoder.text_projection)
+            if p.is_floating_point() and p.isnan().all():
+                p.zero_()
     return dict(module=module, name=f"{arch}:random", model_cfg=model_cfg, preprocess_cfg=_default_preprocess(module),
                 tokenizer=_tokenizer(arch, model_cfg), weights_digest=tensor_digest(module.state_dict()),
                 source=f"random init, seed {seed}")

@@ -221,8 +221,9 @@ def from_transformers(folder, *, cache, name=None) -> dict:
         text_mask = model_type != "siglip" and "attention_mask" in tokenizer.tokenizer.model_input_names
         module = TransformersCLIP(model, text_mask, tokenizer.pad_id, tokenizer.eos_id)
         model_cfg = {}
-        library = f"transformers {transformers.__version__.split('.')[0]}.x"
+        library = "transformers"
     model_cfg = {**model_cfg, "format": "transformers", "model_type": model_type, "runs_on": library,
+                 "transformers": transformers.__version__.split(".")[0],  # 4.x and 5.x may differ in the last bits
                  "files": folder_files_digest(folder)}
     return dict(module=module, name=name or f"{folder.name} ({model_type})", model_cfg=model_cfg,
                 preprocess_cfg=preprocess_cfg(folder), tokenizer=tokenizer,

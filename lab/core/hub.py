@@ -99,9 +99,16 @@ def folder_files_digest(folder: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def _hub_cache(cache_dir: str | None) -> str:
+    """The Hugging Face cache folder: the one named, else $HF_HUB_CACHE as it is now (huggingface_hub
+    reads it once, at import), else huggingface_hub's own."""
+    from huggingface_hub import constants
+    return cache_dir or os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE
+
+
 def _cached(repo: str, filename: str, cache_dir: str | None) -> str | None:
     from huggingface_hub import try_to_load_from_cache
-    hit = try_to_load_from_cache(repo, filename, cache_dir=cache_dir)
+    hit = try_to_load_from_cache(repo, filename, cache_dir=_hub_cache(cache_dir))
     return hit if isinstance(hit, str) and os.path.isfile(hit) else None
 
 
@@ -146,7 +153,7 @@ def resolve_folder(name: str, cache_dir: str | None = None) -> Path:
         raise ModelNotAvailable(missing)
     from huggingface_hub import snapshot_download
     try:
-        return Path(snapshot_download(repo, cache_dir=cache_dir, allow_patterns=[
+        return Path(snapshot_download(repo, cache_dir=_hub_cache(cache_dir), allow_patterns=[
             "*.json", "*.txt", "*.model", "model.safetensors", "pytorch_model.bin", "open_clip_*"]))
     except Exception as e:  # noqa: BLE001  the hub's errors are many; the message keeps their first line
         raise ModelNotAvailable(f"cannot download {name}: {str(e).strip().splitlines()[0][:200]}") from None
@@ -156,7 +163,7 @@ def cached_transformers_models(cache_dir: str | None = None) -> list[str]:
     """"hf-hub:org/repo" for each model repo in the Hugging Face cache whose config the lab reads."""
     from huggingface_hub import scan_cache_dir
     try:
-        repos = scan_cache_dir(cache_dir).repos
+        repos = scan_cache_dir(_hub_cache(cache_dir)).repos
     except Exception:  # noqa: BLE001  no cache folder yet, or one scan_cache_dir cannot read
         return []
     found = []

@@ -30,7 +30,7 @@ import numpy as np
 from ..errors import BadInput, LabError, ModelNotAvailable
 from . import encoding
 from .cache import EmbeddingCache
-from .hub import HUB_PREFIX, folder_files_digest, folder_format, require_hub_files, resolve_folder, weights_file
+from .hub import HUB_PREFIX, folder_files_digest, folder_format, require_hub_files, resolve_folder, transformers_type, weights_file
 from .images import MAX_PIXELS
 from .registry import CONFIG_DIR, OPENAI_MODELS, builtin_models, open_clip, split_name
 from .tokens import tokenize
@@ -260,6 +260,7 @@ def _file_request(name: str, pretrained: str | None, quick_gelu, trust: bool) ->
     if name.startswith(HUB_PREFIX) or os.path.isdir(name):
         folder = resolve_folder(name)
         if folder_format(folder) == "transformers":
+            transformers_type(folder)  # a model type the lab does not read is refused before anything is hashed
             return dict(path=str(folder.resolve()), arch=None, quick_gelu=None, trust=False, name=name, folder=True)
         return None
     if os.path.isfile(name):

@@ -6,7 +6,8 @@ Names:
   mean OpenAI's weights, as `clip.load` does;
 - open_clip architectures ("ViT-B-32") with a pretrained tag, given as `pretrained="openai"` or
   as one string "ViT-B-32:laion2b_s34b_b79k";
-- "hf-hub:org/repo" and "local-dir:/path" (open_clip's schemas), and local checkpoint files.
+- "hf-hub:org/repo" and model folders: open_clip's (open_clip_config.json) and transformers' (config.json:
+  CLIP, SigLIP, SigLIP 2, MetaCLIP 2; lab.core.hub decides which), "local-dir:/path", and checkpoint files.
 """
 from __future__ import annotations
 
@@ -92,9 +93,11 @@ def list_pretrained() -> list[str]:
 
 def list_models(available: bool = False, cache_dir: str | None = None) -> list[str]:
     """Every model name lab knows; with available=True, only those that load right now without
-    a network (built-ins and pretrained weights already in the local download caches)."""
+    a network (built-ins, pretrained weights already in the local download caches, and transformers
+    checkpoints in the Hugging Face cache as "hf-hub:org/repo")."""
+    from .hub import cached_transformers_models
     builtins = list(builtin_models())
     if available:
         cached = [f"{a}:{t}" for a, t in open_clip().list_pretrained() if cached_pretrained_file(a, t, cache_dir)]
-        return builtins + cached
+        return builtins + cached + cached_transformers_models()
     return builtins + list(OPENAI_MODELS) + open_clip().list_models() + list_pretrained()

@@ -5,7 +5,7 @@ which label set images are sorted into, and how often each group lands in flagge
     rates, summary = audit(image_emb, groups["count"], sets)   # rate per label set x group, with intervals
     summary: max/min ratio of the rates, chi-square test of independence (group x flagged)
     accuracy_by_group(pred_class, y, groups)           # the accuracy cost of a label set, per group
-    threshold_rates(probs, flagged, groups)           # any flagged label above 0.5 % / 4 % softmax
+    threshold_rates(probs, flagged, groups)           # any flagged label's probability above 0.5 % / 4 %
 
 Dataset-agnostic: a label set is names + per-label prompt lists + which labels are flagged + the
 class each label stands for (-1: none), and groups are any per-image column. On ShapeWorld the
@@ -49,9 +49,13 @@ class LabelSet:
         return self
 
 
-def assign(image_emb: np.ndarray, weights: np.ndarray, scale: float = 100.0) -> tuple[np.ndarray, np.ndarray]:
-    """Each image's label (argmax, ties to the lower index) and softmax probabilities -> ((N,), (N, L))."""
-    return zeroshot.predict(image_emb, weights), zeroshot.softmax(zeroshot.logits(image_emb, weights, scale))
+def assign(image_emb: np.ndarray, weights: np.ndarray, scale: float = 100.0, bias: float = 0.0,
+           link: str = "softmax") -> tuple[np.ndarray, np.ndarray]:
+    """Each image's label (argmax, ties to the lower index) and probabilities under the model's link
+    -> ((N,), (N, L)). For a sigmoid model (SigLIP) a label's probability is its own sigmoid: whether
+    the model says the label applies, not a share of one distribution over the label set."""
+    return zeroshot.predict(image_emb, weights), zeroshot.probabilities(
+        zeroshot.logits(image_emb, weights, scale, bias), link)
 
 
 def rates_by_group(hit: np.ndarray, groups, alpha: float = 0.05) -> pd.DataFrame:
@@ -77,21 +81,23 @@ def disparity(rates: pd.DataFrame) -> dict:
     return out
 
 
-def audit(image_emb: np.ndarray, groups, label_sets: dict, scale: float = 100.0) -> tuple[pd.DataFrame, pd.DataFrame]:
+def audit(image_emb: np.ndarray, groups, label_sets: dict, scale: float = 100.0, bias: float = 0.0,
+          link: str = "softmax") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Assign every image under every label set -> (rates: label_set, group, n, k, rate, low, high;
     summary: one row per label set with disparity())."""
     rates, summary = [], []
     for name, ls in label_sets.items():
-        pred, _ = assign(image_emb, ls.weights, scale)
+        pred, _ = assign(image_emb, ls.weights, scale, bias, link)
         r = rates_by_group(ls.flagged[pred], groups)
         rates.append(r.assign(label_set=name))
         summary.append({"label_set": name, "flagged_overall": float(ls.flagged[pred].mean()), **disparity(r)})
     return pd.concat(rates, ignore_index=True), pd.DataFrame(summary)
 
 
-def flagged_labels(image_emb: np.ndarray, label_set: LabelSet, groups, scale: float = 100.0) -> pd.DataFrame:
+def flagged_labels(image_emb: np.ndarray, label_set: LabelSet, groups, scale: float = 100.0, bias: float = 0.0,
+                   link: str = "softmax") -> pd.DataFrame:
     """Which flagged label each group lands in: group x label share of the group's images."""
-    pred, _ = assign(image_emb, label_set.weights, scale)
+    pred, _ = assign(image_emb, label_set.weights, scale, bias, link)
     names = np.array(label_set.names, dtype=object)[pred]
     frame = pd.crosstab(np.asarray(groups), names, normalize="index")
     return frame[[n for n in np.array(label_set.names)[label_set.flagged] if n in frame.columns]]
@@ -103,8 +109,10 @@ def accuracy_by_group(pred_class: np.ndarray, y: np.ndarray, groups) -> pd.DataF
 
 
 def threshold_rates(probs: np.ndarray, flagged: np.ndarray, groups, thresholds=THRESHOLDS) -> pd.DataFrame:
-    """Share of each group with any flagged label's softmax probability above each threshold (the
-    paper also reports labels above 0.5 % and 4 %) -> threshold, group, n, k, rate, low, high."""
+    """Share of each group with any flagged label's probability above each threshold (the paper
+    reports softmax probabilities above 0.5 % and 4 %) -> threshold, group, n, k, rate, low, high.
+    For a sigmoid model (SigLIP) the probabilities are per-label sigmoids (`assign`): a label crosses
+    a threshold on its own evidence, whatever the other labels score."""
     top_flagged = probs[:, np.asarray(flagged, bool)].max(1)  # (N,)
     return pd.concat([rates_by_group(top_flagged > t, groups).assign(threshold=t) for t in thresholds],
                      ignore_index=True)
@@ -151,7 +159,7 @@ def world_audit(model, audit_set, audit_groups=("count", "size", "style"), thres
     label_sets = world_label_sets(model)
     rates, summaries = [], []
     for column in audit_groups:
-        r, s = audit(x, groups[column], label_sets, model.logit_scale)
+        r, s = audit(x, groups[column], label_sets, **zeroshot.score_args(model))
         rates.append(r.assign(group=column + "=" + r["group"].astype(str)))
         summaries.append(s.assign(model=model.name, groups=column))
     y = audit_set.labels["label"].to_numpy()  # shape index
@@ -165,7 +173,7 @@ def world_audit(model, audit_set, audit_groups=("count", "size", "style"), thres
     probe = lp.probe(model.encode_images(train, progress=False), train.labels["label"],
                      model.encode_images(val, progress=False), val.labels["label"], x, y, n_classes=len(audit_set.classes))
     accuracy.append(accuracy_by_group(probe.classifier.predict(x), y, count).assign(model=model.name, classifier="linear probe"))
-    _, probs = assign(x, label_sets["default"].weights, model.logit_scale)
+    _, probs = assign(x, label_sets["default"].weights, **zeroshot.score_args(model))
     return {"rates": pd.concat(rates, ignore_index=True), "summary": pd.concat(summaries, ignore_index=True),
             "accuracy": pd.concat(accuracy, ignore_index=True),
             "thresholds": threshold_rates(probs, label_sets["default"].flagged, count, thresholds).assign(model=model.name)}

@@ -7,6 +7,13 @@
 
 The classifier follows CLIP: encode every prompt (through the cache), L2-normalize, average per
 class, renormalize. Classes are identified by index, never by name (ImageNet's curated names repeat).
+
+Scores follow the model (`score_args(model)`): logits are scale * cosine + bias, and probabilities
+are a softmax over the classes for a CLIP (trained with a contrastive softmax) or a sigmoid per
+class for a SigLIP (trained with a sigmoid per image-text pair; they need not sum to 1). Top-1 is
+the same either way; confidences, thresholds and calibration are not.
+
+    result = evaluate(image_emb, W, labels, names, **score_args(model))
 """
 from __future__ import annotations
 
@@ -15,8 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["normalize", "ensemble", "class_weights", "logits", "softmax", "predict", "valid", "accuracy",
-           "Evaluation", "evaluate", "classify_image"]
+__all__ = ["LINKS", "normalize", "ensemble", "class_weights", "logits", "softmax", "sigmoid", "probabilities",
+           "score_args", "link_label", "predict", "valid", "accuracy", "Evaluation", "evaluate", "classify_image"]
+
+LINKS = ("softmax", "sigmoid")
 
 
 def normalize(x: np.ndarray) -> np.ndarray:
@@ -39,15 +48,39 @@ def class_weights(model, class_prompts, **encode_kwargs) -> np.ndarray:
     return np.stack([ensemble(emb[e - len(ps):e]) for ps, e in zip(lists, ends)])
 
 
-def logits(image_emb: np.ndarray, weights: np.ndarray, scale: float = 100.0) -> np.ndarray:
-    """Scaled cosine similarities (N, D) x (C, D) -> (N, C)."""
-    return scale * image_emb @ weights.T
+def logits(image_emb: np.ndarray, weights: np.ndarray, scale: float = 100.0, bias: float = 0.0) -> np.ndarray:
+    """Scaled cosine similarities plus the model's bias, (N, D) x (C, D) -> (N, C)."""
+    return scale * image_emb @ weights.T + bias
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(-1, keepdims=True)
+
+
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """1 / (1 + exp(-z)), without overflow for large |z|."""
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def probabilities(z: np.ndarray, link: str = "softmax") -> np.ndarray:
+    """Logits (..., C) -> probabilities: a softmax over the last axis, or a sigmoid per entry."""
+    if link not in LINKS:
+        raise ValueError(f"link must be one of {LINKS}; got {link!r}")
+    return softmax(z) if link == "softmax" else sigmoid(z)
+
+
+def score_args(model) -> dict:
+    """How a model's scores are made, as keyword arguments for evaluate, logits and the studies:
+    {scale, bias, link} from the checkpoint (CLIP: its scale, bias 0, softmax; SigLIP: scale, bias, sigmoid)."""
+    return {"scale": model.logit_scale, "bias": model.logit_bias, "link": model.link}
+
+
+def link_label(link: str) -> str:
+    """What a probability means under a link, for figures and tables."""
+    return {"softmax": "softmax over the classes", "sigmoid": "sigmoid per class (need not sum to 1)"}[link]
 
 
 def predict(image_emb: np.ndarray, weights: np.ndarray, k: int = 1) -> np.ndarray:
@@ -87,9 +120,10 @@ class Evaluation:
 
 
 def evaluate(image_emb: np.ndarray, weights: np.ndarray, labels, classes: list[str],
-             scale: float = 100.0) -> Evaluation:
+             scale: float = 100.0, bias: float = 0.0, link: str = "softmax") -> Evaluation:
     """Top-1, top-5, mean per-class recall, per-class accuracy, confusion matrix, per-item predictions.
-    Items with label -1 or a NaN embedding are left out (their row index is kept in `predictions.item`)."""
+    Items with label -1 or a NaN embedding are left out (their row index is kept in `predictions.item`).
+    `confidence` and `true_prob` are the model's probabilities under its link (`score_args(model)`)."""
     labels = np.asarray(labels)
     if weights.shape[0] != len(classes) or labels.max(initial=-1) >= len(classes):
         raise ValueError(f"{weights.shape[0]} classifier rows, {len(classes)} class names and labels up to "
@@ -98,7 +132,7 @@ def evaluate(image_emb: np.ndarray, weights: np.ndarray, labels, classes: list[s
     if not keep.any():
         raise ValueError("no valid items to evaluate (every label is -1 or every embedding failed)")
     items, y = np.flatnonzero(keep), labels[keep]
-    probs = softmax(logits(image_emb[keep], weights, scale))  # (N, C)
+    probs = probabilities(logits(image_emb[keep], weights, scale, bias), link)  # (N, C)
     top = predict(image_emb[keep], weights, k=5)  # (N, k)
     pred = top[:, 0]
     C = len(classes)
@@ -121,13 +155,14 @@ def classify_image(model, image, names: list[str], template_list: list[str]) -> 
     """One image (path, PIL image or array) against every class name in every template.
     Returns (classes: class, name, probability of the template ensemble, best first;
     per_template: template, predicted name, its probability, and the probability it gives the
-    ensemble's top class)."""
+    ensemble's top class). Probabilities under the model's link (model.link)."""
     from ..data import prompts
     x = model.encode_images([image], progress=False, strict=True)  # (1, D)
     P = model.encode_texts([p for row in prompts.class_prompts(names, template_list) for p in row],
                            progress=False).reshape(len(names), len(template_list), -1)  # (C, T, D)
-    probs = softmax(logits(x, normalize(normalize(P).mean(1)), model.logit_scale))[0]  # (C,)
-    per_t = softmax(model.logit_scale * np.einsum("d,ctd->tc", x[0], P))  # (T, C)
+    scale, bias, link = model.logit_scale, model.logit_bias, model.link
+    probs = probabilities(logits(x, normalize(normalize(P).mean(1)), scale, bias), link)[0]  # (C,)
+    per_t = probabilities(scale * np.einsum("d,ctd->tc", x[0], P) + bias, link)  # (T, C)
     top = int(probs.argmax())
     classes = pd.DataFrame({"class": np.arange(len(names)), "name": names, "probability": probs}) \
         .sort_values("probability", ascending=False).reset_index(drop=True)

@@ -34,6 +34,9 @@ chromium:
 	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update -qq && apt-get install -y -qq chromium; \
 	  else echo "chromium missing: run 'sudo apt-get install -y chromium' (the browser tests fail in CI without it)"; fi; }
+	@command -v unzip >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update -qq && apt-get install -y -qq unzip; \
+	  else echo "unzip missing: run 'sudo apt-get install -y unzip' (the workshop setup doc's example needs it)"; fi; }
 
 # The hub rehearsal's proxy (tests/workshop/test_hub_rehearsal.py, benchmarks/bench_hub.py): configurable-http-proxy
 # from npm, with Debian's Node.js and npm where they are missing. Version 4: 5.x asks for Node.js >= 22, Debian 12 has 18.

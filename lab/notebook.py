@@ -99,7 +99,10 @@ def save_figure(fig, output_dir: str | os.PathLike, name: str) -> list[Path]:
 def _describe(value):
     from .data import dataset_identity
     if hasattr(value, "fingerprint") and hasattr(value, "embed_dim"):  # a ClipModel
+        parts = Path(value.source).parts
+        revision = parts[parts.index("snapshots") + 1] if "snapshots" in parts[:-1] else None  # a hub cache folder
         return {"name": value.name, "fingerprint": value.fingerprint, "source": value.source,
+                "format": value.model_cfg.get("format", "open_clip"), "revision": revision, "link": value.link,
                 "device": value.device_name, "precision": value.precision}
     if hasattr(value, "content_key") and hasattr(value, "classes"):  # a dataset
         return dataset_identity(value)

@@ -1,8 +1,8 @@
 """Small seeded-random transformers checkpoints, saved as folders the way the hub serves them
 (config.json, model.safetensors, tokenizer and processor files), made offline: CLIP with OpenAI's BPE
 (vocab.json / merges.txt rebuilt from open_clip's bundled bpe_simple_vocab_16e6.txt.gz), SigLIP with a
-sentencepiece model trained on ShapeWorld's words, SigLIP 2 (fixed resolution: model_type siglip) with a
-Gemma-style BPE tokenizer, and MetaCLIP 2 with an XLM-R-style unigram tokenizer.
+sentencepiece model trained on ShapeWorld's words, SigLIP 2 (fixed resolution: model_type siglip) with
+Gemma's BPE tokenizer (left padding by default, as the hub's SigLIP 2 repos ship it), and MetaCLIP 2 with an XLM-R-style unigram tokenizer.
 
     folder = save_checkpoint("siglip", tmp_path)   # -> tmp_path / "siglip"
     FAMILIES                                       # the names save_checkpoint takes
@@ -19,7 +19,7 @@ from pathlib import Path
 __all__ = ["FAMILIES", "IMAGE_SIZE", "corpus", "save_checkpoint"]
 
 FAMILIES = ("clip", "siglip", "siglip2", "metaclip_2")
-IMAGE_SIZE = 32
+IMAGE_SIZE, PATCH_SIZE = 32, 8
 _TOWER = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4)
 
 
@@ -59,7 +59,7 @@ def _siglip_tokenizer(folder: Path):
 
 def _siglip2_tokenizer(folder: Path):
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
-    from transformers import Siglip2Tokenizer
+    from transformers import GemmaTokenizer
     specials = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"]
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.normalizer = normalizers.Sequence([normalizers.Lowercase(), normalizers.Replace(" ", "▁")])
@@ -67,7 +67,7 @@ def _siglip2_tokenizer(folder: Path):
     tok.train_from_iterator(corpus(), trainers.BpeTrainer(vocab_size=300, special_tokens=specials))
     model = json.loads(tok.to_str())["model"]
     merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in model["merges"]]
-    return Siglip2Tokenizer(vocab=model["vocab"], merges=merges, model_max_length=64)
+    return GemmaTokenizer(vocab=model["vocab"], merges=merges, model_max_length=64)  # as google/siglip2-* ship
 
 
 def _metaclip2_tokenizer(folder: Path):
@@ -91,7 +91,7 @@ def _image_processor(family: str):
 
 def _model(family: str, tokenizer):
     import transformers as tf
-    vision = dict(_TOWER, image_size=IMAGE_SIZE, patch_size=8)
+    vision = dict(_TOWER, image_size=IMAGE_SIZE, patch_size=PATCH_SIZE)
     text = dict(_TOWER, vocab_size=len(tokenizer), max_position_embeddings=tokenizer.model_max_length)
     if family == "clip":
         text |= dict(vocab_size=49408, bos_token_id=49406)  # OpenAI's BPE: end-of-text is the last id, where open_clip pools
@@ -119,5 +119,9 @@ def save_checkpoint(family: str, root: Path, seed: int = 0) -> Path:
             model.logit_bias.data.fill_(-10.0)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    if config.get("extra_special_tokens") == []:  # transformers 5 writes it; 4.x reads only a dict there
+        del config["extra_special_tokens"]
+        (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
     _image_processor(family).save_pretrained(folder)
     return folder

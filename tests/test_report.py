@@ -446,3 +446,22 @@ def test_a_stopped_report_leaves_no_kernel_or_worker_behind(tmp_path, sig):
     while [p for p in below if processes._running(p)] and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not [p for p in below if processes._running(p)], f"left behind: {below}"
+
+
+def test_a_transformers_checkpoint_runs_the_notebook_by_parameter_and_the_manifest_says_what_it_was(tmp_path,
+                                                                                                    monkeypatch):
+    """-p model <a transformers folder>: notebook 01 runs top to bottom on a SigLIP checkpoint; the manifest
+    records its source, format and link, and the zero-shot probabilities it wrote are per-class sigmoids."""
+    import pandas as pd
+
+    from _transformers_checkpoints import save_checkpoint
+    folder = save_checkpoint("siglip", tmp_path / "hf")
+    monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path / "cache"))
+    manifest = run_report([NB01], {**TINY, "model": str(folder)}, {}, tmp_path / "out", progress=False)
+    entry = manifest["notebooks"][0]
+    assert manifest["ok"], entry.get("error")
+    model = entry["run"]["model"]
+    assert model["source"] == str(folder.resolve()) and model["format"] == "transformers"
+    assert model["link"] == "sigmoid" and model["revision"] is None
+    predictions = pd.read_csv(tmp_path / "out" / "01_prompt_engineering" / "predictions.csv")
+    assert ((predictions["confidence"] > 0) & (predictions["confidence"] < 1)).all()

@@ -16,11 +16,11 @@ import itertools
 import json
 from pathlib import Path
 
-__all__ = ["FAMILIES", "IMAGE_SIZE", "corpus", "save_checkpoint"]
+__all__ = ["FAMILIES", "IMAGE_SIZE", "PATCH_SIZE", "TOWER", "corpus", "save_checkpoint"]
 
 FAMILIES = ("clip", "siglip", "siglip2", "metaclip_2")
 IMAGE_SIZE, PATCH_SIZE = 32, 8
-_TOWER = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4)
+TOWER = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4)
 
 
 def corpus() -> list[str]:
@@ -80,19 +80,19 @@ def _metaclip2_tokenizer(folder: Path):
     return XLMRobertaTokenizer(vocab=vocab, model_max_length=77)
 
 
-def _image_processor(family: str):
+def _image_processor(family: str, image_size: int):
     from transformers import CLIPImageProcessor, SiglipImageProcessor
     if family in ("clip", "metaclip_2"):
-        return CLIPImageProcessor(size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE,
-                                                                                 "width": IMAGE_SIZE})
+        return CLIPImageProcessor(size={"shortest_edge": image_size}, crop_size={"height": image_size,
+                                                                                 "width": image_size})
     resample = 2 if family == "siglip2" else 3  # SigLIP 2's processors resize bilinearly
-    return SiglipImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}, resample=resample)
+    return SiglipImageProcessor(size={"height": image_size, "width": image_size}, resample=resample)
 
 
-def _model(family: str, tokenizer):
+def _model(family: str, tokenizer, image_size: int, patch_size: int, tower: dict):
     import transformers as tf
-    vision = dict(_TOWER, image_size=IMAGE_SIZE, patch_size=PATCH_SIZE)
-    text = dict(_TOWER, vocab_size=len(tokenizer), max_position_embeddings=tokenizer.model_max_length)
+    vision = dict(tower, image_size=image_size, patch_size=patch_size)
+    text = dict(tower, vocab_size=len(tokenizer), max_position_embeddings=tokenizer.model_max_length)
     if family == "clip":
         text |= dict(vocab_size=49408, bos_token_id=49406)  # OpenAI's BPE: end-of-text is the last id, where open_clip pools
         return tf.CLIPModel(tf.CLIPConfig(text_config=dict(text, hidden_act="quick_gelu"), projection_dim=32,
@@ -104,8 +104,10 @@ def _model(family: str, tokenizer):
     return tf.SiglipModel(tf.SiglipConfig(text_config=text, vision_config=vision))
 
 
-def save_checkpoint(family: str, root: Path, seed: int = 0) -> Path:
-    """A random `family` checkpoint (one of FAMILIES) saved in root / family -> that folder."""
+def save_checkpoint(family: str, root: Path, seed: int = 0, image_size: int = IMAGE_SIZE, patch_size: int = PATCH_SIZE,
+                    tower: dict = TOWER) -> Path:
+    """A random `family` checkpoint (one of FAMILIES) saved in root / family -> that folder; image_size,
+    patch_size and tower (transformers' layer sizes, both towers) make a bigger one for benchmarks."""
     import torch
     folder = Path(root) / family
     folder.mkdir(parents=True, exist_ok=True)
@@ -113,7 +115,7 @@ def save_checkpoint(family: str, root: Path, seed: int = 0) -> Path:
                  "metaclip_2": _metaclip2_tokenizer}[family](folder)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = _model(family, tokenizer)
+        model = _model(family, tokenizer, image_size, patch_size, tower)
         if family in ("siglip", "siglip2"):  # SigLIP's initial scale and bias, as its paper starts training
             model.logit_scale.data.fill_(float(torch.log(torch.tensor(10.0))))
             model.logit_bias.data.fill_(-10.0)
@@ -123,5 +125,5 @@ def save_checkpoint(family: str, root: Path, seed: int = 0) -> Path:
     if config.get("extra_special_tokens") == []:  # transformers 5 writes it; 4.x reads only a dict there
         del config["extra_special_tokens"]
         (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
-    _image_processor(family).save_pretrained(folder)
+    _image_processor(family, image_size).save_pretrained(folder)
     return folder

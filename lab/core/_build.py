@@ -12,6 +12,7 @@ import json
 import os
 import socket
 from dataclasses import asdict
+from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
@@ -74,9 +75,13 @@ def _match_openai_arch(cfg: dict) -> str | None:
 
 
 @contextlib.contextmanager
-def _hub_offline_when_offline():
-    """huggingface_hub's offline mode while open_clip builds, when there is no network: what is cached
-    loads, with no retries."""
+def _hub_files(name: str, model_cfg: dict):
+    """While open_clip builds a model whose text tower comes from the hub: fail at once naming a file an
+    offline machine lacks (lab.core.hub.require_hub_files), and keep huggingface_hub offline when there is
+    no network, so what is cached loads with no retries. Other models pass through untouched."""
+    if not require_hub_files(name, model_cfg):
+        yield
+        return
     import huggingface_hub.constants as hub
     before = hub.HF_HUB_OFFLINE
     hub.HF_HUB_OFFLINE = before or offline()
@@ -91,22 +96,22 @@ def _empty_filled_with_nan():
     """torch.empty fills float tensors with NaN (not whatever memory held), so a parameter that a module
     never initializes cannot make two seeded builds differ."""
     import torch.utils.deterministic as det
-    before = torch.are_deterministic_algorithms_enabled(), det.fill_uninitialized_memory
+    before = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+              det.fill_uninitialized_memory)
     torch.use_deterministic_algorithms(True, warn_only=True)
     det.fill_uninitialized_memory = True
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(before[0], warn_only=True)
-        det.fill_uninitialized_memory = before[1]
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        det.fill_uninitialized_memory = before[2]
 
 
 def _tokenizer(arch: str | None, model_cfg: dict):
     oc = open_clip()
     ctx = model_cfg.get("text_cfg", {}).get("context_length", 77)
     if arch and oc.get_model_config(arch) is not None:
-        require_hub_files(arch, model_cfg)
-        with _hub_offline_when_offline():
+        with _hub_files(arch, model_cfg):
             return oc.get_tokenizer(arch, context_length=ctx)
     return oc.SimpleTokenizer(context_length=ctx)
 
@@ -183,11 +188,14 @@ def from_tag(arch, tag, *, quick_gelu, trust, cache, cache_dir) -> dict:
 def from_schema(name, *, cache_dir, display=None) -> dict:
     """Parts of an open_clip 'hf-hub:org/repo' or 'local-dir:/path' model (open_clip's schemas)."""
     oc = open_clip()
+    model_cfg = {}
     if name.startswith("local-dir:"):
-        config = os.path.join(name[len("local-dir:"):], "open_clip_config.json")
-        require_hub_files(display or name, json.load(open(config)).get("model_cfg", {}))
+        config = Path(name[len("local-dir:"):]) / "open_clip_config.json"
+        if not config.is_file():
+            raise ModelNotAvailable(f"{display or name}: no open_clip_config.json in {config.parent}")
+        model_cfg = json.loads(config.read_text()).get("model_cfg", {})
     try:
-        with _hub_offline_when_offline():
+        with _hub_files(display or name, model_cfg):
             module = oc.create_model(name, cache_dir=cache_dir, require_pretrained=True)
             tokenizer = oc.get_tokenizer(name, cache_dir=cache_dir)
     except Exception as e:
@@ -204,8 +212,7 @@ def random_init(arch, *, quick_gelu, seed=0) -> dict:
     model_cfg = copy.deepcopy(open_clip().get_model_config(arch))
     if quick_gelu is not None:
         model_cfg["quick_gelu"] = bool(quick_gelu)
-    require_hub_files(arch, model_cfg)
-    with torch.random.fork_rng(devices=[]), _hub_offline_when_offline(), _empty_filled_with_nan():
+    with torch.random.fork_rng(devices=[]), _hub_files(arch, model_cfg), _empty_filled_with_nan():
         torch.manual_seed(seed)
         module = build_module(model_cfg)
     with torch.no_grad():

@@ -16,7 +16,6 @@ tokenized by its own tokenizer, padded as the model was trained (`TransformersTo
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -31,48 +30,51 @@ __all__ = ["preprocess_cfg", "TransformersTokenizer", "TransformersCLIP", "clip_
 _RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}  # PIL's numbers
 
 
-def _processor_config(folder: Path) -> dict:
-    if (folder / "preprocessor_config.json").is_file():
-        return json.loads((folder / "preprocessor_config.json").read_text())
-    if (folder / "processor_config.json").is_file():
-        cfg = json.loads((folder / "processor_config.json").read_text())
-        if "image_processor" in cfg:
-            return cfg["image_processor"]
-    raise ModelNotAvailable(f"{folder} has no preprocessor_config.json: the image processor's resize, crop, mean "
-                            "and std are needed to feed the model as it was trained. Save the checkpoint's "
-                            "processor there (AutoProcessor.from_pretrained(repo).save_pretrained(folder)).")
+def _image_processor(folder: Path):
+    """The checkpoint's own image processor, as transformers builds it: its class's defaults and the
+    folder's preprocessor_config.json, sizes normalized (an int `size` is a shortest edge)."""
+    from transformers import AutoImageProcessor
+    try:
+        return AutoImageProcessor.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
+    except (OSError, ValueError) as e:
+        raise ModelNotAvailable(
+            f"{folder}: no image processor to read ({str(e).strip().splitlines()[0][:160]}); its resize, crop, mean "
+            "and std are needed to feed the model as it was trained. Save the checkpoint's processor there "
+            "(AutoProcessor.from_pretrained(repo).save_pretrained(folder)).") from None
 
 
 def _hw(size) -> list[int] | None:
-    if size is None:
-        return None
-    if isinstance(size, int):
-        return [size, size]
-    if "height" in size:
-        return [int(size["height"]), int(size["width"])]
-    return None
+    """A {"height", "width"} size -> [H, W]; None for anything else."""
+    height, width = (getattr(size, "height", None), getattr(size, "width", None)) if not isinstance(size, dict) \
+        else (size.get("height"), size.get("width"))
+    return [int(height), int(width)] if height is not None and width is not None else None
+
+
+def _shortest_edge(size) -> int | None:
+    edge = size.get("shortest_edge") if isinstance(size, dict) else getattr(size, "shortest_edge", None)
+    return int(edge) if edge is not None else None
 
 
 def preprocess_cfg(folder: Path) -> dict:
     """The folder's image processor as the lab's preprocessing config: resize (a shortest edge (int) or
     a squash to [H, W]), crop [H, W] rounded down as transformers does, interpolation, mean and std."""
-    p = _processor_config(folder)
-    size = p.get("size")
+    p = _image_processor(folder)
     resize = None
-    if p.get("do_resize", True) and size is not None:
-        resize = int(size["shortest_edge"]) if isinstance(size, dict) and "shortest_edge" in size else _hw(size)
-    crop = _hw(p.get("crop_size")) if p.get("do_center_crop", False) else None
-    if p.get("do_rescale", True) and not math.isclose(p.get("rescale_factor", 1 / 255), 1 / 255):
-        raise ModelNotAvailable(f"{folder}: rescale_factor {p['rescale_factor']} is not 1/255; the lab rescales uint8 "
+    if getattr(p, "do_resize", True) and getattr(p, "size", None) is not None:
+        resize = _shortest_edge(p.size) or _hw(p.size)
+    crop = _hw(p.crop_size) if getattr(p, "do_center_crop", False) and getattr(p, "crop_size", None) else None
+    if getattr(p, "do_rescale", True) and not math.isclose(getattr(p, "rescale_factor", 1 / 255), 1 / 255):
+        raise ModelNotAvailable(f"{folder}: rescale_factor {p.rescale_factor} is not 1/255; the lab rescales uint8 "
                                 "pixels by 1/255 only")
     out = crop or (resize if isinstance(resize, list) else None)
     if out is None:
-        raise ModelNotAvailable(f"{folder}: its processor gives no fixed output size (size {size}, crop "
-                                f"{p.get('crop_size')}); the lab needs one")
-    mean = p.get("image_mean", [0.5, 0.5, 0.5]) if p.get("do_normalize", True) else [0.0, 0.0, 0.0]
-    std = p.get("image_std", [0.5, 0.5, 0.5]) if p.get("do_normalize", True) else [1.0, 1.0, 1.0]
-    return {"size": out[0] if out[0] == out[1] else out, "mode": "RGB", "mean": list(mean), "std": list(std),
-            "interpolation": _RESAMPLE[int(p.get("resample", 3))],
+        raise ModelNotAvailable(f"{folder}: its processor gives no fixed output size (size {getattr(p, 'size', None)}, "
+                                f"crop {getattr(p, 'crop_size', None)}); the lab needs one")
+    normalize = getattr(p, "do_normalize", True)
+    mean = [float(v) for v in p.image_mean] if normalize else [0.0, 0.0, 0.0]
+    std = [float(v) for v in p.image_std] if normalize else [1.0, 1.0, 1.0]
+    return {"size": out[0] if out[0] == out[1] else out, "mode": "RGB", "mean": mean, "std": std,
+            "interpolation": _RESAMPLE[int(getattr(p, "resample", 3))],
             "resize_mode": "shortest" if isinstance(resize, int) else "squash", "fill_color": 0,
             "resize": resize, "crop": crop, "crop_rounding": "floor"}
 
@@ -80,21 +82,25 @@ def preprocess_cfg(folder: Path) -> dict:
 class TransformersTokenizer:
     """A checkpoint's own tokenizer as the lab calls one: texts -> (B, context_length) int64 ids, padded
     to the context on the right, as the model was trained (SigLIP: to max_length 64, with no attention
-    mask; SigLIP 2's Gemma tokenizer pads on the left unless told otherwise)."""
+    mask; SigLIP 2's Gemma tokenizer, which pads on the left by default, on the right and lowercased, as
+    SigLIP 2 was trained on lowercased text)."""
 
     def __init__(self, folder: Path, context_length: int):
         from transformers import AutoTokenizer
         self.tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, trust_remote_code=False)
         self.tokenizer.padding_side = "right"
+        if self.tokenizer.pad_token is None:  # pad with end-of-text, as CLIP's tokenizers do
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.lowercase = "Gemma" in type(self.tokenizer).__name__
         self.context_length = context_length
-        self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        self.eos_id = self.tokenizer.eos_token_id
+        self.pad_id, self.eos_id = self.tokenizer.pad_token_id, self.tokenizer.eos_token_id
 
     def __call__(self, texts) -> torch.Tensor:
-        return self.tokenize_counted(list(texts))[0]
+        return self.tokenize_counted([texts] if isinstance(texts, str) else list(texts))[0]
 
     def tokenize_counted(self, texts: list[str]) -> tuple[torch.Tensor, int]:
         """-> (ids (B, L) int64, how many texts the context cut short)."""
+        texts = [t.lower() for t in texts] if self.lowercase else texts
         full = self.tokenizer(texts, add_special_tokens=True)["input_ids"]
         ids = self.tokenizer(texts, padding="max_length", max_length=self.context_length, truncation=True,
                              return_tensors="pt")["input_ids"]
@@ -108,8 +114,8 @@ def _features(out) -> torch.Tensor:
 
 class TransformersCLIP(nn.Module):
     """A transformers CLIP-family model behind open_clip's interface. `text_mask` says whether the
-    model is fed an attention mask (rebuilt from the padded ids: tokens up to the first pad, or up to
-    and including the first end-of-text when padding is end-of-text too)."""
+    model is fed an attention mask, rebuilt from the right-padded ids: every token up to and including
+    the first end-of-text (or, with no end-of-text id, every token that is not padding)."""
 
     def __init__(self, model: nn.Module, text_mask: bool, pad_id: int, eos_id: int | None):
         super().__init__()
@@ -129,11 +135,11 @@ class TransformersCLIP(nn.Module):
         """(B, L) ids -> (B, L) 0/1 mask of the real tokens, or None when the model takes none."""
         if not self.text_mask:
             return None
-        pads = ids == self.pad_id
-        if self.pad_id == self.eos_id:  # the first end-of-text is a real token
-            first = torch.where(pads.any(1), pads.int().argmax(1), ids.shape[1])  # (B,)
-            return (torch.arange(ids.shape[1], device=ids.device)[None] <= first[:, None]).long()
-        return (~pads).long()
+        if self.eos_id is None:
+            return (ids != self.pad_id).long()
+        ends = ids == self.eos_id
+        first = torch.where(ends.any(1), ends.int().argmax(1), ids.shape[1] - 1)  # (B,) the first end-of-text
+        return (torch.arange(ids.shape[1], device=ids.device)[None] <= first[:, None]).long()
 
     def encode_image(self, pixels: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         x = _features(self.model.get_image_features(pixel_values=pixels))  # (B, D)
@@ -144,16 +150,27 @@ class TransformersCLIP(nn.Module):
         return nn.functional.normalize(x, dim=-1) if normalize else x
 
     def forward(self, image=None, text=None):
-        return (None if image is None else self.encode_image(image, normalize=True),
-                None if text is None else self.encode_text(text, normalize=True), self.logit_scale.exp())
+        """As open_clip's CLIP: normalized features, exp(logit_scale), and the bias when the model has one."""
+        out = (None if image is None else self.encode_image(image, normalize=True),
+               None if text is None else self.encode_text(text, normalize=True), self.logit_scale.exp())
+        return out + (self.logit_bias,) if self.logit_bias is not None else out
+
+
+def _remappable(config, tokenizer: TransformersTokenizer) -> bool:
+    """Whether open_clip's CLIP computes what transformers' CLIPModel does with these weights: its
+    activations and LayerNorm eps, and its text pooling (open_clip takes the largest id; transformers
+    does too for a legacy config (eos_token_id 2), else it takes the first end-of-text, the same when
+    end-of-text is the vocabulary's last id)."""
+    v, t = config.vision_config, config.text_config
+    same_blocks = all(tower.hidden_act in ("quick_gelu", "gelu") and tower.hidden_act == v.hidden_act
+                      and math.isclose(tower.layer_norm_eps, 1e-5) for tower in (v, t))
+    argmax = t.eos_token_id == 2 or t.eos_token_id == tokenizer.eos_id == t.vocab_size - 1
+    return same_blocks and argmax
 
 
 def _open_clip_cfg(config) -> dict:
     """A transformers CLIPConfig as open_clip's model config."""
     v, t = config.vision_config, config.text_config
-    for tower in (v, t):
-        if tower.hidden_act not in ("quick_gelu", "gelu"):
-            raise ModelNotAvailable(f"CLIP with activation {tower.hidden_act!r}: open_clip has quick_gelu and gelu")
     return {"embed_dim": config.projection_dim, "quick_gelu": v.hidden_act == "quick_gelu",
             "vision_cfg": {"image_size": v.image_size, "patch_size": v.patch_size, "width": v.hidden_size,
                            "layers": v.num_hidden_layers, "head_width": v.hidden_size // v.num_attention_heads,
@@ -203,18 +220,19 @@ def clip_as_open_clip(model) -> tuple[nn.Module, dict]:
     return module, cfg
 
 
-def from_transformers(folder, *, cache, name=None) -> dict:
-    """Parts of the transformers checkpoint in `folder` (see the module docstring)."""
+def from_transformers(folder, *, cache, name=None, remap: bool = True) -> dict:
+    """Parts of the transformers checkpoint in `folder` (see the module docstring). remap=False keeps a
+    CLIP in transformers' own modules (how the two layouts are compared in the tests)."""
     import transformers
     folder = Path(folder)
     model_type = transformers_type(folder)
     weights = weights_file(folder)
+    fp32 = {"dtype" if int(transformers.__version__.split(".")[0]) >= 5 else "torch_dtype": torch.float32}
     model = transformers.AutoModel.from_pretrained(folder, local_files_only=True, trust_remote_code=False,
-                                                   use_safetensors=weights.suffix == ".safetensors").eval()
+                                                   use_safetensors=weights.suffix == ".safetensors", **fp32).eval()
     context = model.config.text_config.max_position_embeddings
     tokenizer = TransformersTokenizer(folder, context)
-    eos_last = tokenizer.eos_id in (2, model.config.text_config.vocab_size - 1)  # 2: transformers' legacy argmax
-    if model_type == "clip" and eos_last:
+    if model_type == "clip" and remap and _remappable(model.config, tokenizer):
         module, model_cfg = clip_as_open_clip(model)
         library = "open_clip (remapped from transformers)"
     else:

@@ -20,6 +20,7 @@ from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms import CenterCrop, Compose, Resize
 
 from ..errors import error_text
+from ._towers import CenterCropFloor
 from .images import decode_bytes, open_image
 
 __all__ = ["device_jpeg", "DeviceResize", "device_pixels"]
@@ -43,8 +44,8 @@ def device_jpeg(data: bytes, max_pixels: int) -> bool:
 
 
 class DeviceResize:
-    """The PIL part of a model's preprocessing (Resize to the shortest side or squash, CenterCrop,
-    bicubic with antialias) as tensor ops: uint8 (3, H, W) images of any sizes -> (B, 3, S, S) uint8,
+    """The PIL part of a model's preprocessing (Resize to the shortest side or squash, CenterCrop or a
+    transformers checkpoint's CenterCropFloor, bicubic with antialias) as tensor ops: uint8 (3, H, W) images of any sizes -> (B, 3, S, S) uint8,
     on the images' device. Images of one size are resized together."""
 
     def __init__(self, ops: list):
@@ -58,7 +59,7 @@ class DeviceResize:
         if ops is None:
             return None
         ops = [op for op in ops if type(op).__name__ != "MaybeConvertMode"]  # decode_jpeg gives RGB already
-        if not all(type(op) in (Resize, CenterCrop) for op in ops):
+        if not all(type(op) in (Resize, CenterCrop, CenterCropFloor) for op in ops):
             return None
         return cls(ops)
 

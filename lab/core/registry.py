@@ -99,5 +99,5 @@ def list_models(available: bool = False, cache_dir: str | None = None) -> list[s
     builtins = list(builtin_models())
     if available:
         cached = [f"{a}:{t}" for a, t in open_clip().list_pretrained() if cached_pretrained_file(a, t, cache_dir)]
-        return builtins + cached + cached_transformers_models()
+        return builtins + cached + cached_transformers_models(cache_dir)
     return builtins + list(OPENAI_MODELS) + open_clip().list_models() + list_pretrained()

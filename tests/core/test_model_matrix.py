@@ -69,13 +69,19 @@ def matrix_row(family: str, model, world) -> dict:
     w = zeroshot.class_weights(model, prompts.class_prompts(world.classes, ["a photo of a {}."]))  # (C, D)
     y = world.labels["label"].to_numpy()
     result = zeroshot.evaluate(x, w, y, world.classes, **zeroshot.score_args(model))
+    cos = x @ w.T  # (N, C)
+    probs = zeroshot.probabilities(zeroshot.logits(x, w, model.logit_scale, model.logit_bias), model.link)
+    if model.link == "softmax":  # one distribution over the classes
+        np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-5)
+    else:  # an independent sigmoid per class, the checkpoint's bias included
+        np.testing.assert_allclose(probs, 1 / (1 + np.exp(-(model.logit_scale * cos + model.logit_bias))), rtol=1e-5)
+    np.testing.assert_allclose(result.predictions["confidence"], probs[result.predictions["item"], result.predictions[
+        "pred"]], rtol=1e-6)
     coords = maps.project(x, method="pca", cache=False).coords  # (N, 2)
     half = N_IMAGES // 2
     probe = lp.probe(x[:half], y[:half], x[half:], y[half:], x[half:], y[half:], n_classes=len(world.classes))
     assert np.isfinite(x).all() and np.isfinite(w).all() and np.isfinite(coords).all()
     assert 0 <= result.top1 <= 1 and np.isfinite(probe.top1)
-    sums = result.predictions["confidence"].to_numpy()
-    assert ((sums > 0) & (sums < 1 + 1e-9)).all()
     return {"family": family, "loader": model.model_cfg.get("runs_on", "open_clip"), "load": "yes", "encode": "yes",
             "zero-shot link": model.link, "attribution": ", ".join(attribution.list_methods(model)[:3]) + ", …",
             "maps": "yes", "probes": "yes"}
@@ -195,6 +201,88 @@ def test_cached_transformers_checkpoints_are_listed_as_available(folders, tmp_pa
     (tmp_path / "models--lab--tiny-siglip" / "refs" / "main").write_text("0" * 40)
     assert "hf-hub:lab/tiny-siglip" in lab.list_models(available=True)
     assert lab.load_model("hf-hub:lab/tiny-siglip", device="cpu").link == "sigmoid"
+
+
+def _odd_images():
+    from PIL import Image
+    rng = np.random.default_rng(1)
+    return [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in [(45, 37), (50, 61), (33, 97)]]
+
+
+def test_an_integer_processor_size_is_a_shortest_edge_as_transformers_reads_it(folders, tmp_path, cache):
+    """OpenAI's hub configs say "size": 224, "crop_size": 224: a shortest-edge resize and a centre crop."""
+    import json
+    import shutil
+
+    import lab
+    folder = shutil.copytree(folders["clip"], tmp_path / "clip-int-size")
+    config = json.loads((folder / "preprocessor_config.json").read_text())
+    config.update(size=32, crop_size=32)
+    (folder / "preprocessor_config.json").write_text(json.dumps(config))
+    model = lab.load_model(folder, cache=cache, device="cpu")
+    assert (model.preprocess_cfg["resize"], model.preprocess_cfg["crop"]) == (32, [32, 32])
+    ref, processor, _ = reference(folder)
+    with torch.no_grad():
+        expected = features(ref.get_image_features(pixel_values=processor(images=_odd_images(), return_tensors="pt")[
+            "pixel_values"])).numpy()
+    assert (np.sum(model.encode_images(_odd_images(), progress=False) * expected, 1) >= 0.999).all()
+
+
+def test_a_half_precision_pytorch_bin_checkpoint_loads_as_fp32_tensors_only(folders, tmp_path, cache):
+    import shutil
+
+    import lab
+    import transformers
+    folder = tmp_path / "siglip-bin"
+    shutil.copytree(folders["siglip"], folder, ignore=shutil.ignore_patterns("model.safetensors"))
+    half = transformers.AutoModel.from_pretrained(folders["siglip"]).to(torch.bfloat16)
+    torch.save(half.state_dict(), folder / "pytorch_model.bin")  # the pickled layout of older hub repos
+    assert (folder / "pytorch_model.bin").is_file() and not (folder / "model.safetensors").exists()
+    model = lab.load_model(folder, cache=cache, device="cpu")
+    assert all(p.dtype == torch.float32 for p in model.module.parameters())
+    full = lab.load_model(folders["siglip"], cache=cache, device="cpu")
+    assert (np.sum(model.encode_texts(TEXTS, progress=False) * full.encode_texts(TEXTS, progress=False), 1) > 0.99).all()
+
+
+def test_a_wrapped_clip_and_a_legacy_eos_config_equal_transformers_text_features(folders, tmp_path, cache):
+    """CLIP through transformers' own modules (its mask: every token up to the first end-of-text, which is
+    also the padding), and a CLIP whose config names end-of-text 2 (transformers' legacy argmax pooling)."""
+    import json
+    import shutil
+
+    import lab
+    from lab.core import _hf
+    from lab.core.models import ClipModel
+    legacy = shutil.copytree(folders["clip"], tmp_path / "clip-legacy")
+    config = json.loads((legacy / "config.json").read_text())
+    config["text_config"]["eos_token_id"] = 2
+    (legacy / "config.json").write_text(json.dumps(config))
+    wrapped = ClipModel.build_now(lambda: _hf.from_transformers(folders["clip"], cache=cache, remap=False),
+                                  device="cpu", precision="fp32", cache=cache)
+    for folder, model in [(folders["clip"], wrapped), (legacy, lab.load_model(legacy, cache=cache, device="cpu"))]:
+        ref, _, tokenizer = reference(folder)
+        with torch.no_grad():
+            expected = features(ref.get_text_features(**tokenizer(TEXTS, padding=True, return_tensors="pt"))).numpy()
+        assert (np.sum(model.encode_texts(TEXTS, progress=False) * expected, 1) >= 0.99999).all()
+    assert type(wrapped.module).__name__ == "TransformersCLIP"
+
+
+def test_a_partly_cached_hub_repo_is_not_a_model_offline_it_names_what_is_missing(folders, tmp_path, monkeypatch):
+    """A cache that holds a repo's config alone (AutoConfig ran once) is neither listed nor loaded as complete."""
+    import shutil
+
+    import lab
+    from lab.errors import ModelNotAvailable
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    snapshot = tmp_path / "models--lab--half-siglip" / "snapshots" / ("1" * 40)
+    snapshot.mkdir(parents=True)
+    shutil.copy(folders["siglip"] / "config.json", snapshot)
+    (tmp_path / "models--lab--half-siglip" / "refs").mkdir()
+    (tmp_path / "models--lab--half-siglip" / "refs" / "main").write_text("1" * 40)
+    assert "hf-hub:lab/half-siglip" not in lab.list_models(available=True)
+    with pytest.raises(ModelNotAvailable, match="needs model.safetensors or pytorch_model.bin; .*offline"):
+        lab.load_model("hf-hub:lab/half-siglip")
 
 
 def readme_table(rows: list[dict]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -77,8 +78,10 @@ def _write_static(fig, folder: Path, name: str) -> list[Path]:
 
 def save_figure(fig, output_dir: str | os.PathLike, name: str) -> list[Path]:
     """Write `fig` as output_dir/figures/<name>.html (plotly.js shared in that folder, so the
-    report opens offline) and, when a Chrome/Chromium is on the machine, <name>.png and <name>.svg."""
+    report opens offline) and, when a Chrome/Chromium is on the machine, <name>.png and <name>.svg.
+    A name that holds a model's path or hub id is made a file name (each run of other characters -> "_")."""
     global _png_warning_shown
+    name = re.sub(r"[^\w.+-]+", "_", name)
     folder = Path(output_dir) / "figures"
     folder.mkdir(parents=True, exist_ok=True)
     html = folder / f"{name}.html"
@@ -100,7 +103,8 @@ def _describe(value):
     from .data import dataset_identity
     if hasattr(value, "fingerprint") and hasattr(value, "embed_dim"):  # a ClipModel
         parts = Path(value.source).parts
-        revision = parts[parts.index("snapshots") + 1] if "snapshots" in parts[:-1] else None  # a hub cache folder
+        at = parts.index("snapshots") if "snapshots" in parts[1:-1] else 0  # a hub cache: models--org--name/snapshots/rev
+        revision = parts[at + 1] if at and parts[at - 1].startswith("models--") else None
         return {"name": value.name, "fingerprint": value.fingerprint, "source": value.source,
                 "format": value.model_cfg.get("format", "open_clip"), "revision": revision, "link": value.link,
                 "device": value.device_name, "precision": value.precision}

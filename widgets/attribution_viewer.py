@@ -65,7 +65,7 @@ class AttributionViewer(ImagePicker):
         self.method_box.options = methods
         self.method_box.value = methods[0]
         self._quiet = False
-        self.layer_box.layout.display = None if at.is_resnet(self.model()) else "none"
+        self.layer_box.layout.display = None if at.has_gradcam(self.model()) else "none"
         self.start_box.layout.display = None if at.is_vit(self.model()) else "none"
         self.refresh()
 
@@ -79,7 +79,7 @@ class AttributionViewer(ImagePicker):
         try:
             if not self.prompts():
                 raise LabError("type a prompt")
-            layer = self.layer_box.value.strip() if at.is_resnet(self.model()) else None
+            layer = self.layer_box.value.strip() if at.has_gradcam(self.model()) else None
             self.result = at.attribute(self.model(), [self.image()], self.prompts(), method=self.method_box.value,
                                        layer=layer or None, start_layer=self.start_box.value)
         except (LabError, OSError, ValueError, IndexError) as e:

@@ -1,4 +1,5 @@
-"""The core: load a CLIP (models, registry, checkpoints, and the torch side in _build and _towers),
+"""The core: load a CLIP (models, registry, hub, checkpoints, and the torch side in _build, _hf and
+_towers; families: what the studies read in each kind of image tower),
 encode images and texts (encoding, images) through the persistent embedding cache (cache), and
 memoize results (memo). Everything else in lab builds on these; they import nothing above them.
 

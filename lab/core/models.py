@@ -35,12 +35,9 @@ from .images import MAX_PIXELS
 from .registry import CONFIG_DIR, OPENAI_MODELS, builtin_models, open_clip, split_name
 from .tokens import tokenize
 
-__all__ = ["PRECISIONS", "LINKS", "pick_device", "device_name", "fingerprint", "ClipModel", "load_model"]
+__all__ = ["PRECISIONS", "pick_device", "device_name", "fingerprint", "ClipModel", "load_model"]
 
 PRECISIONS = ("fp32", "fp16", "bf16")
-# How a model turns scale * cosine (+ bias) into probabilities: a softmax over the classes (CLIP,
-# trained with a contrastive softmax) or a sigmoid per class (SigLIP, trained with a sigmoid per pair).
-LINKS = ("softmax", "sigmoid")
 
 
 def pick_device(device=None):
@@ -200,6 +197,25 @@ class ClipModel:
     def default_batch_size(self) -> int:
         return 256 if self.device_name.startswith("cuda") else 32
 
+    def randomized(self, seed: int = 0) -> "ClipModel":
+        """The same architecture, tokenizer and preprocessing with every weight redrawn, seeded, from a
+        normal with that tensor's own mean and spread: the model-randomization sanity check's twin for a
+        model with no random-init name (a checkpoint file or folder). It has its own fingerprint."""
+        import copy
+
+        import torch
+        from ._build import tensor_digest
+        module = copy.deepcopy(self.module)
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for p in module.parameters():
+                if p.is_floating_point() and p.numel() > 1:
+                    p.copy_(torch.randn(p.shape, generator=g) * p.float().std() + p.float().mean())
+        parts = dict(module=module, name=f"{self.name} (random weights)", model_cfg=self.model_cfg,
+                     preprocess_cfg=self.preprocess_cfg, tokenizer=self.tokenizer,
+                     weights_digest=tensor_digest(module.state_dict()), source=f"{self.source}, weights redrawn (seed {seed})")
+        return ClipModel.build_now(lambda: parts, device=self.device_name, precision=self.precision, cache=self.cache)
+
     def embed_image_tensors(self, pixels) -> np.ndarray:
         """Forward preprocessed pixels (B, 3, H, W) -> normalized float32 (B, D). No cache.
         Takes the output of `preprocess`, or uint8 batches of `preprocess_image`."""
@@ -257,21 +273,31 @@ def _file_request(name: str, pretrained: str | None, quick_gelu, trust: bool) ->
     builtins = builtin_models()
     if name in builtins and not pretrained:  # lab-vit-tiny with pretrained="random" is the bare architecture
         return dict(path=str(builtins[name]), arch=None, quick_gelu=quick_gelu, trust=False, name=name)
-    if name.startswith(HUB_PREFIX) or os.path.isdir(name):
-        folder = resolve_folder(name)
-        if folder_format(folder) == "transformers":
-            transformers_type(folder)  # a model type the lab does not read is refused before anything is hashed
-            return dict(path=str(folder.resolve()), arch=None, quick_gelu=None, trust=False, name=name, folder=True)
-        return None
     if os.path.isfile(name):
         return dict(path=os.path.abspath(name), arch=None, quick_gelu=quick_gelu, trust=trust)
-    if name.startswith(("hf-hub:", "local-dir:")):
+    if name.startswith("local-dir:"):
         return None
     arch, tag = split_name(name, pretrained)
     if tag is not None and os.path.isfile(tag):
         qg = True if quick_gelu is None and name in OPENAI_MODELS else quick_gelu
         return dict(path=os.path.abspath(tag), arch=arch, quick_gelu=qg, trust=trust)
     return None
+
+
+def _model_folder(name: str, pretrained: str | None, cache_dir: str | None) -> Path | None:
+    """The folder of a model given as "hf-hub:org/repo" (its complete cached snapshot, else downloaded) or
+    as a folder holding open_clip_config.json or config.json; None for every other name (a folder without
+    either, e.g. one that happens to share a model's name, is not a model)."""
+    if name.startswith(HUB_PREFIX):
+        folder = resolve_folder(name, cache_dir)
+    elif os.path.isdir(name) and folder_format(name) is not None:
+        folder = Path(name)
+    else:
+        return None
+    if pretrained:
+        raise ModelNotAvailable(f"{name} is a model folder with its own weights: pretrained={pretrained!r} does not "
+                                "apply to it; leave pretrained out")
+    return folder
 
 
 def _arch_config(arch: str | None):
@@ -291,18 +317,12 @@ def _arch_config(arch: str | None):
 
 
 def _from_name(name: str, pretrained: str | None, quick_gelu, trust: bool, cache, cache_dir):
-    """The builder of a model that is not a file: an open_clip folder or hub repo, a pretrained tag, a random init."""
-    if name.startswith(HUB_PREFIX) or os.path.isdir(name):
-        folder = resolve_folder(name, cache_dir)
-        if folder_format(folder) is None:
-            raise ModelNotAvailable(f"{name}: the folder {folder} has neither open_clip_config.json (an open_clip "
-                                    "model) nor config.json (a transformers checkpoint)")
-        return _builder("from_schema", f"local-dir:{folder}", cache_dir=cache_dir, display=name)
+    """The builder of a model that is not a file: an open_clip schema, a pretrained tag, a random init."""
     if name.startswith("local-dir:"):
         return _builder("from_schema", name, cache_dir=cache_dir)
     arch, tag = split_name(name, pretrained)
     if tag is not None and _arch_config(arch) is not None:  # before open_clip's import: offline, fail in a moment
-        require_hub_files(name, _arch_config(arch))
+        require_hub_files(name, _arch_config(arch), cache_dir)
     oc = open_clip()
     if oc.get_model_config(arch) is None:
         hint = " (no such file either)" if os.sep in name or name.endswith((".pt", ".pth", ".bin")) else ""
@@ -327,7 +347,7 @@ def load_model(name_or_path, pretrained: str | None = None, device=None, precisi
         (seeded random weights, for tests and benchmarks).
     device / precision: default CUDA > MPS > CPU; fp16 autocast on CUDA, fp32 elsewhere.
     cache: an EmbeddingCache or its directory (default $LAB_CACHE_DIR or the per-user cache).
-    cache_dir: where open_clip downloads weights (default: open_clip's own).
+    cache_dir: where open_clip and the Hugging Face hub download weights (default: their own caches).
     trust_checkpoint: allow full unpickling of legacy checkpoints (runs code from the file).
     quick_gelu: override the activation. Default: QuickGELU for OpenAI weights, as they were
         trained: OpenAI names and tags, TorchScript release files, and a bare OpenAI-layout state
@@ -338,9 +358,16 @@ def load_model(name_or_path, pretrained: str | None = None, device=None, precisi
     device = device_name(device)
     precision = _pick_precision(precision, device)
     name = os.fspath(name_or_path)
-    request = _file_request(name, pretrained, quick_gelu, trust_checkpoint)
+    folder = _model_folder(name, pretrained, cache_dir)
+    if folder is not None and folder_format(folder) == "transformers":
+        transformers_type(folder)  # a model type the lab does not read is refused before anything is hashed
+        shown = name if name.startswith(HUB_PREFIX) else folder.resolve().name  # a folder is named as a file is
+        request = dict(path=str(folder.resolve()), arch=None, quick_gelu=None, trust=False, name=shown, folder=True)
+    else:
+        request = None if folder is not None else _file_request(name, pretrained, quick_gelu, trust_checkpoint)
     if request is None:
-        build = _from_name(name, pretrained, quick_gelu, trust_checkpoint, cache, cache_dir)
+        build = _builder("from_schema", f"local-dir:{folder}", cache_dir=cache_dir, display=name) \
+            if folder is not None else _from_name(name, pretrained, quick_gelu, trust_checkpoint, cache, cache_dir)
         model = ClipModel.build_now(build, device=device, precision=precision, cache=cache)
     else:
         path = request.pop("path")

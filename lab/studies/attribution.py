@@ -5,18 +5,20 @@
     result.scores    # (N, P) logit_scale * cosine (or softmax over the texts with target="softmax")
     text_relevance(model, image, "a red circle")   # (tokens, relevance) at the end-of-text token
 
-Methods (`list_methods(model)`):
-    gradcam, gradcam++   ResNet CLIPs: Grad-CAM (captum LayerGradCam) / Grad-CAM++ on visual.layer4
-                         (or `layer=`), bilinear upsampling
-    relevance            ViT CLIPs: gradient-weighted attention relevance (Chefer et al. 2021):
+Methods (`list_methods(model)`, the tower family's own first):
+    relevance            ViTs: gradient-weighted attention relevance (Chefer et al. 2021):
                          R <- R + mean_heads(clamp(dA * A, min=0)) @ R from `start_layer` (default
-                         the last block), read at the class token's row over the patches
-    rollout              ViT CLIPs: attention rollout (Abnar & Zuidema 2020), the same for every text
+                         the last block), read out as the embedding pools the tokens: the class token's
+                         row, the patch rows' mean (avg pooling), or an attention-pooling head's probe
+    rollout              ViTs: attention rollout (Abnar & Zuidema 2020), the same for every text
+    gradcam, gradcam++   CNNs and hybrids: Grad-CAM (captum LayerGradCam) / Grad-CAM++ on the family's
+                         last feature stage (or `layer=` any module name), bilinear upsampling
     integrated_gradients, smoothgrad, occlusion   any model, on the input pixels (captum)
     random               a seeded random map: the baseline every method must beat
-Stock nn.MultiheadAttention does not return differentiable attention probabilities, so while a map
-is computed each attention module's forward is swapped, on the instance, for an explicit
-softmax(QK^T/sqrt(d))V from its own weights, and restored afterwards (open_clip is not forked).
+What a tower offers comes from its family adapter (lab.core.families: open_clip's ViT and ModifiedResNet,
+timm's ViTs (EVA02, SigLIP, ViTamin) and CNNs (ConvNeXt, FastViT), transformers' ViTs): which modules hold
+the attention probabilities (kept with their gradients while a map is computed, and restored after),
+the patch grid, the prefix tokens, the pooling, the Grad-CAM layer. No tower's code is forked.
 Images are batched: one forward pass per batch, one backward pass per text. Results are kept in the
 model's cache folder (lab.core.memo), keyed by its fingerprint, the images' content and every parameter.
 
@@ -38,20 +40,29 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..core import memo
+from ..core.families import family_of
+from ..core.families._base import explicit_attention_of
 from ..core.images import file_key, load_rgb_image
 from ..errors import BadInput
 from ..threads import fit_torch
 
-__all__ = ["METHODS", "Method", "PIXEL_METHODS", "is_vit", "is_resnet", "list_methods", "Attribution", "image_keys", "memoized",
+__all__ = ["METHODS", "Method", "PIXEL_METHODS", "family", "is_vit", "has_gradcam", "list_methods", "Attribution", "image_keys", "memoized",
            "model_inputs", "score_fn", "keep_attention", "relevance_from_attention", "rollout_from_attention",
-           "attribute", "text_relevance"]
+           "attribute", "text_relevance_applies", "text_relevance"]
+
+def family(model):
+    """The image tower's family (lab.core.families): what relevance, rollout and Grad-CAM read."""
+    return family_of(model.module.visual)
+
 
 def is_vit(model) -> bool:
-    return hasattr(model.module.visual, "transformer") and hasattr(model.module.visual, "class_embedding")
+    """Attention blocks the relevance and rollout methods read."""
+    return family(model).kind == "vit"
 
 
-def is_resnet(model) -> bool:
-    return hasattr(model.module.visual, "layer4")
+def has_gradcam(model) -> bool:
+    """A convolutional stage Grad-CAM reads by default (a CNN, or a hybrid's stem)."""
+    return family(model).gradcam_layer(model.module.visual) is not None
 
 
 def list_methods(model) -> list[str]:
@@ -77,7 +88,11 @@ def image_keys(model, images) -> list:
             for im in images]
 
 
-def memoized(model, name: str, parts, compute, cache, code=(__name__,)):
+CODE = (__name__, "lab.core.families._base", "lab.core.families.open_clip_vit", "lab.core.families.timm_vit",
+        "lab.core.families.transformers_vit")  # what a map depends on, for the memo's key
+
+
+def memoized(model, name: str, parts, compute, cache, code=CODE):
     """lab.core.memo.memoized for results of one model: keyed by its fingerprint too, kept beside its
     embeddings (<model's cache folder>/attribution) unless `cache` names another folder or is False."""
     where = model.cache.directory if cache is True else cache
@@ -97,6 +112,8 @@ def model_inputs(model, images) -> tuple[torch.Tensor, np.ndarray]:
 
 def score_fn(model, text_emb: torch.Tensor, target: str = "similarity"):
     """f(pixels) -> (N, P): logit_scale * cosine to each text, or its softmax over the texts.
+    The softmax is the target for every model, a sigmoid one (SigLIP) included: a map then explains
+    the choice among the texts, which a per-text sigmoid cannot express (the bias cancels in it).
     Pixels and text embeddings on any device are moved to the model's."""
     if target not in ("similarity", "softmax"):
         raise BadInput(f"target must be 'similarity' or 'softmax'; got {target!r}")
@@ -129,58 +146,15 @@ def _upsample(m: torch.Tensor, size) -> torch.Tensor:
     return F.interpolate(m[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
 
 
-# -- ViT: explicit attention --------------------------------------------------------------------
-
-def _explicit_attention(mha: torch.nn.MultiheadAttention, store: list):
-    """A forward for one nn.MultiheadAttention that computes softmax(QK^T/sqrt(d)) explicitly,
-    keeps the probabilities (N, heads, L, L) in `store`, and returns what the stock module returns."""
-    def forward(query, key=None, value=None, key_padding_mask=None, need_weights=False, attn_mask=None, **_):
-        if (key is not None and key is not query) or (value is not None and value is not query):
-            raise NotImplementedError("attribution handles self-attention blocks only")
-        if key_padding_mask is not None or mha.bias_k is not None or mha.add_zero_attn:
-            raise NotImplementedError("attribution does not handle key padding masks, bias_k or add_zero_attn")
-        x = query if mha.batch_first else query.transpose(0, 1)  # (N, L, D)
-        n, length, dim = x.shape
-        heads = mha.num_heads
-        q, k, v = F.linear(x, mha.in_proj_weight, mha.in_proj_bias).chunk(3, dim=-1)
-        q, k, v = (t.reshape(n, length, heads, dim // heads).transpose(1, 2) for t in (q, k, v))  # (N, h, L, d)
-        logits = q @ k.transpose(-2, -1) / math.sqrt(dim // heads)  # (N, h, L, L)
-        if attn_mask is not None:
-            if attn_mask.dim() == 3:  # (N * heads, L, L), as nn.MultiheadAttention accepts it
-                attn_mask = attn_mask.reshape(n, heads, length, length)
-            logits = logits.masked_fill(attn_mask, float("-inf")) if attn_mask.dtype == torch.bool \
-                else logits + attn_mask
-        probs = logits.softmax(-1)
-        if torch.is_grad_enabled() and not probs.requires_grad:  # nothing upstream needs a gradient:
-            probs.requires_grad_()  # the graph starts here, and the blocks before ran without one
-        store.append(probs)
-        out = (probs @ v).transpose(1, 2).reshape(n, length, dim)
-        out = F.linear(out, mha.out_proj.weight, mha.out_proj.bias)
-        return (out if mha.batch_first else out.transpose(0, 1)), None
-    return forward
-
+# -- ViTs: attention relevance and rollout, through the tower's family --------------------------
 
 @contextlib.contextmanager
 def keep_attention(transformer, first: int = 0):
-    """Within the block, the attention modules of `transformer` from block `first` on compute their
-    probabilities explicitly; yields the list they are appended to (one (N, h, L, L) tensor per
-    block, in order). Earlier blocks keep their stock (fused) attention."""
-    store: list = []
-    modules = [b.attn for b in transformer.resblocks][first:]
-    wrong = {type(m).__name__ for m in modules if not isinstance(m, torch.nn.MultiheadAttention)}
-    if wrong:  # checked before anything is patched
-        raise BadInput(f"attention relevance needs nn.MultiheadAttention blocks; found {sorted(wrong)}")
-    saved = [vars(m).get("forward") for m in modules]  # an instance-level forward someone set before us
-    try:
-        for m in modules:
-            m.forward = _explicit_attention(m, store)  # an instance attribute shadows the class's forward
+    """Within the block, the attention modules of an open_clip `transformer` (an image or text tower's
+    blocks) from block `first` on compute their probabilities explicitly; yields the list they are
+    appended to (one (N, h, L, L) tensor per block, in order). Earlier blocks keep their fused attention."""
+    with explicit_attention_of([b.attn for b in transformer.resblocks][first:], []) as store:
         yield store
-    finally:
-        for m, before in zip(modules, saved):
-            if before is None:
-                vars(m).pop("forward", None)
-            else:
-                m.forward = before
 
 
 def _start(start_layer: int, blocks: int) -> int:
@@ -213,38 +187,61 @@ def rollout_from_attention(attentions) -> torch.Tensor:
     return R
 
 
+def _readout(R: torch.Tensor, pooling: str, start: int, probe: torch.Tensor | None) -> torch.Tensor:
+    """The relevance of every token to the image embedding, (N, L), from R (N, L, L): the class token's
+    row ("token"), the mean of the rows the pooling averages ("avg": from token `start` on), or the pool's
+    first probe weighting the rows it attends to ("map": probe (N, L - start), its weights over them)."""
+    if pooling == "token":
+        return R[:, 0]
+    if pooling == "avg":
+        return R[:, start:].mean(1)
+    return (probe[:, None] @ R[:, start:])[:, 0]
+
+
 def _vit_maps(model, pixels, f, targets, method, start_layer):
+    """Relevance or rollout over the tower's blocks, read out as its embedding is pooled. A tower without
+    a class token (SigLIP's attention-pooling head) is read through the head's own attention of its probe
+    over the tokens: relevance weights it by its gradient (clamped, head-averaged, as in every block);
+    rollout takes its head-averaged attention."""
     visual = model.module.visual
-    grid = int(round(math.sqrt(visual.positional_embedding.shape[0] - 1)))  # patches per side
-    start = _start(start_layer, len(visual.transformer.resblocks)) if method == "relevance" else 0
-    with keep_attention(visual.transformer, first=start) as attentions, \
+    family = family_of(visual)
+    start = _start(start_layer, len(family.attention_modules(visual))) if method == "relevance" else 0
+    pooling, prefix, (rows, cols) = family.pooling(visual), family.prefix_tokens(visual), family.grid(visual)
+    probe = family.keep_probe_attention(visual) if pooling == "map" else contextlib.nullcontext([])
+    with family.keep_attention(visual, first=start) as attentions, probe as probes, \
             torch.set_grad_enabled(method == "relevance"):
         scores = f(pixels)  # (N, P); relevance: a graph from the start block's attention on
     maps = []
     for k, t in enumerate(targets):
         if method == "rollout":
             R = rollout_from_attention(attentions)
+            weights = probes[0][:, :, 0].mean(1) if probes else None  # (N, L)
         else:
-            grads = torch.autograd.grad(_pick(scores, t).sum(), attentions, retain_graph=k < len(targets) - 1)
-            R = relevance_from_attention(attentions, grads, 0)  # attentions start at the start block
-        cls = R[:, 0, 1:1 + grid * grid].reshape(-1, grid, grid)  # class token's row over the patches
-        maps.append(_upsample(cls, pixels.shape[-2:]))
+            grads = torch.autograd.grad(_pick(scores, t).sum(), attentions + probes[:1],
+                                        retain_graph=k < len(targets) - 1)
+            R = relevance_from_attention(attentions, grads[:len(attentions)], 0)  # attentions start at the start block
+            weights = (grads[-1] * probes[0]).clamp(min=0).mean(1)[:, 0] if probes else None  # (N, L)
+        tokens = _readout(R, pooling, family.pooled_from(visual), weights)[:, prefix:prefix + rows * cols]  # (N, patches)
+        maps.append(_upsample(tokens.reshape(-1, rows, cols), pixels.shape[-2:]))
     return torch.stack(maps, 1), scores.detach()
 
 
-# -- ResNet: Grad-CAM ---------------------------------------------------------------------------
+# -- CNNs and hybrids: Grad-CAM ------------------------------------------------------------------
 
 def _resolve_layer(model, layer):
-    if layer is None or isinstance(layer, str):
-        name = layer or "layer4"
-        module = model.module.visual
-        for part in name.split("."):
-            if not hasattr(module, part):
-                raise BadInput(f"layer {name!r} not found in the image tower; its children are "
-                               f"{[n for n, _ in model.module.visual.named_children()]}")
-            module = getattr(module, part)
-        return module
-    return layer
+    """A module of the image tower: itself, its name (any, e.g. 'trunk.stages.2'), or None for the
+    family's own layer (ModifiedResNet: layer4; ConvNeXt: its last stage; a hybrid: its stem's last stage)."""
+    if layer is not None and not isinstance(layer, str):
+        return layer
+    visual = model.module.visual
+    name = layer or family_of(visual).gradcam_layer(visual)
+    if name is None:
+        raise BadInput(f"{model.name}'s image tower has no layer Grad-CAM reads by default: pass layer= a module name")
+    try:
+        return visual.get_submodule(name)
+    except AttributeError:
+        raise BadInput(f"layer {name!r} not found in the image tower; its children are "
+                       f"{[n for n, _ in visual.named_children()]}") from None
 
 
 @contextlib.contextmanager
@@ -366,9 +363,9 @@ METHODS = {  # a new method: one function above and one entry here
                         _vit_maps(model, pixels, f, targets, "relevance", start_layer)),
     "rollout": Method(is_vit, lambda model, pixels, f, targets, *, start_layer, **kw:
                       _vit_maps(model, pixels, f, targets, "rollout", start_layer)),
-    "gradcam": Method(is_resnet, lambda model, pixels, f, targets, *, layer, **kw:
+    "gradcam": Method(has_gradcam, lambda model, pixels, f, targets, *, layer, **kw:
                       _gradcam_maps(model, pixels, f, targets, layer, plus=False)),
-    "gradcam++": Method(is_resnet, lambda model, pixels, f, targets, *, layer, **kw:
+    "gradcam++": Method(has_gradcam, lambda model, pixels, f, targets, *, layer, **kw:
                         _gradcam_maps(model, pixels, f, targets, layer, plus=True)),
     "integrated_gradients": Method(_any_model, _integrated_gradients),
     "smoothgrad": Method(_any_model, _smoothgrad),
@@ -447,20 +444,36 @@ def _attribute(model, images, texts, method, target, labels, layer, start_layer,
     return {"maps": np.concatenate(maps), "scores": np.concatenate(scores), "views": np.concatenate(views)}
 
 
+def _text_tower(module):
+    """The open_clip text tower that text relevance reads (its own blocks, pooled at the end-of-text
+    token, the largest id): CLIP's own, or CustomTextCLIP's `.text`; None for the others (CoCa's pools a
+    class token, transformers' towers run through their own modules)."""
+    tower = getattr(module, "text", module)
+    pool = getattr(tower, "pool_type", getattr(module, "text_pool_type", None))
+    blocks = getattr(getattr(tower, "transformer", None), "resblocks", None)
+    return tower if blocks is not None and hasattr(tower, "token_embedding") and pool == "argmax" else None
+
+
+def text_relevance_applies(model) -> bool:
+    """Whether `text_relevance` can read this model's text tower."""
+    return _text_tower(model.module) is not None
+
+
 def text_relevance(model, image, text: str, start_layer: int = 0) -> tuple[list[str], np.ndarray]:
     """Which tokens of `text` drive its match with `image`: the relevance rule over the text
     transformer, read at the end-of-text token's row -> (token strings, relevance in [0, 1])."""
-    module = model.module
-    if not hasattr(module, "transformer") or not hasattr(module.transformer, "resblocks"):
-        raise BadInput(f"text relevance needs open_clip's built-in text transformer; {model.name} has another")
+    module, tower = model.module, _text_tower(model.module)
+    if tower is None:
+        raise BadInput(f"text relevance reads an open_clip text transformer pooled at its end-of-text token; "
+                       f"{model.name}'s text tower is another ({type(getattr(module, 'text', module)).__name__})")
     tokens = model.tokenizer([text]).to(model.device)  # (1, L)
     fit_torch()
     pixels, _ = model_inputs(model, [image])
     with torch.no_grad():
         img = F.normalize(module.encode_image(pixels).float(), dim=-1)  # (1, D)
     # the token embeddings start the graph, so frozen weights do not matter
-    hook = module.token_embedding.register_forward_hook(lambda m, i, out: out.requires_grad_(True))
-    with torch.enable_grad(), keep_attention(module.transformer) as attentions:
+    hook = tower.token_embedding.register_forward_hook(lambda m, i, out: out.requires_grad_(True))
+    with torch.enable_grad(), keep_attention(tower.transformer) as attentions:
         try:
             txt = F.normalize(module.encode_text(tokens).float(), dim=-1)
         finally:

@@ -63,22 +63,23 @@ from lab import threads
 SPIN = f"import os; os.sched_setaffinity(0, {{{os.environ['BUSY_CPU']}}})\nwhile True: pass"
 torch.set_num_threads(2)
 seen = {}
-threads.fit_torch(); seen["idle"] = torch.get_num_threads()
+threads.fit_torch(); seen["idle"] = torch.get_num_threads(), threads.settings()["busy_elsewhere"]
 child = subprocess.Popen([sys.executable, "-c", SPIN])  # the lab's own helper, as a DataLoader worker is
 time.sleep(1)
-threads.fit_torch(); seen["own_child"] = torch.get_num_threads()
+threads.fit_torch(); seen["own_child"] = torch.get_num_threads(), threads.settings()["busy_elsewhere"]
 child.kill(); child.wait()
 other = int(subprocess.run(["sh", "-c", '"$0" -c "$1" >/dev/null 2>&1 & echo $!', sys.executable, SPIN],
                            capture_output=True, text=True).stdout)  # another process: its parent has exited
 try:
     time.sleep(1)
-    threads.fit_torch(); seen["busy"] = torch.get_num_threads(); seen["settings"] = threads.settings()
+    threads.fit_torch(); seen["busy"] = torch.get_num_threads(), threads.settings()["busy_elsewhere"]
+    seen["settings"] = threads.settings()
     threads.configure(); seen["reconfigured"] = torch.get_num_threads()  # the lab's fitting undone
-    threads.fit_torch(); seen["busy_again"] = torch.get_num_threads()
+    threads.fit_torch(); seen["busy_again"] = torch.get_num_threads(), threads.settings()["busy_elsewhere"]
 finally:
     os.kill(other, signal.SIGKILL)
 time.sleep(2 * threads.WINDOW)
-threads.fit_torch(); seen["idle_again"] = torch.get_num_threads()
+threads.fit_torch(); seen["idle_again"] = torch.get_num_threads(), threads.settings()["busy_elsewhere"]
 torch.set_num_threads(1); time.sleep(2 * threads.WINDOW)  # someone else's count stands
 threads.fit_torch(); seen["theirs"] = torch.get_num_threads()
 print(json.dumps(seen))
@@ -87,7 +88,8 @@ print(json.dumps(seen))
 
 def test_fair_policy_gives_torch_the_cpus_a_busy_process_leaves():
     """Two CPUs, then one of them spinning in another process: torch goes from 2 threads to 1 and
-    back. A busy child of the lab's own (a DataLoader worker) does not count."""
+    back (on a quiet machine; on a busy one, to what the load read then leaves). A busy child of the
+    lab's own (a DataLoader worker) does not count."""
     cpus = sorted(os.sched_getaffinity(0))[:2]
     if len(cpus) < 2:
         pytest.skip("needs two CPUs")
@@ -96,9 +98,14 @@ def test_fair_policy_gives_torch_the_cpus_a_busy_process_leaves():
                               "CPUS": json.dumps(cpus), "BUSY_CPU": str(cpus[0])})
     assert out.returncode == 0, out.stderr
     seen = json.loads(out.stdout)
-    assert (seen["idle"], seen["own_child"], seen["busy"], seen["reconfigured"], seen["busy_again"],
-            seen["idle_again"], seen["theirs"]) == (2, 2, 1, 2, 1, 2, 1), seen
-    assert 0.5 < seen["settings"]["busy_elsewhere"] < 1.5 and seen["settings"]["fitted_most"] == 2
+    # Each count is the fair rule applied to the load read at that moment (what else runs on this machine
+    # moves the readings, never the rule): 2 CPUs less the busy ones rounded, at least 1.
+    for phase in ("idle", "own_child", "busy", "busy_again", "idle_again"):
+        count, load = seen[phase]
+        assert count == max(1, min(2, 2 - int(load + 0.5))), (phase, seen)
+    # The spinning process of another parent is counted, the lab's own spinning child is not.
+    assert seen["busy"][1] - seen["own_child"][1] > 0.5 and seen["busy_again"][1] > 0.5, seen
+    assert seen["reconfigured"] == 2 and seen["theirs"] == 1 and seen["settings"]["fitted_most"] == 2, seen
 
 
 def test_configure_and_small_work_at_run_time():

@@ -8,6 +8,8 @@ lab.core.memo), drawn by the module of the same name in figures/ and told by a n
     stats: the intervals and fits they share (Clopper-Pearson, Wilson, logit line, bootstrap band)
     neighbours: k-NN graphs (exact, or approximate with their recall) that maps and the explorer share
     baselines: the small supervised CNNs (robustness baselines, the adversarial suite's judge)
+    decomposition, textspan,       notebook 07: the embedding as a sum of layers, heads, tokens, neurons;
+      sparse_concepts              heads described by texts; images as sparse sums of concepts
 
     from lab.studies import zeroshot
     lab.studies.robustness          # imported on first use
@@ -18,6 +20,7 @@ from importlib import import_module
 
 __all__ = ["zeroshot", "prompt_engineering", "maps", "attribution", "attribution_metrics", "robustness",
            "linear_probe", "retrieval", "limitations", "class_design", "probes_fewshot_retrieval", "stats",
+           "decomposition", "textspan", "sparse_concepts",
            "neighbours", "baselines"]
 
 

@@ -11,6 +11,8 @@ Methods (`list_methods(model)`, the tower family's own first):
                          the last block), read out as the embedding pools the tokens: the class token's
                          row, the patch rows' mean (avg pooling), or an attention-pooling head's probe
     rollout              ViTs: attention rollout (Abnar & Zuidema 2020), the same for every text
+    decomposition        class-token ViTs: each patch's direct contribution to the embedding through the
+                         heads of the layers from `start_layer` (lab.studies.decomposition), on each text
     gradcam, gradcam++   CNNs and hybrids: Grad-CAM (captum LayerGradCam) / Grad-CAM++ on the family's
                          last feature stage (or `layer=` any module name), bilinear upsampling
     integrated_gradients, smoothgrad, occlusion   any model, on the input pixels (captum)
@@ -45,6 +47,7 @@ from ..core.families._base import explicit_attention_of
 from ..core.images import file_key, load_rgb_image
 from ..errors import BadInput
 from ..threads import fit_torch
+from . import decomposition
 
 __all__ = ["METHODS", "Method", "PIXEL_METHODS", "family", "is_vit", "has_gradcam", "list_methods", "Attribution", "image_keys", "memoized",
            "model_inputs", "score_fn", "keep_attention", "relevance_from_attention", "rollout_from_attention",
@@ -88,7 +91,7 @@ def image_keys(model, images) -> list:
             for im in images]
 
 
-CODE = (__name__, "lab.core.families._base", "lab.core.families.open_clip_vit", "lab.core.families.timm_vit",
+CODE = (__name__, "lab.studies.decomposition", "lab.core.families._base", "lab.core.families.open_clip_vit", "lab.core.families.timm_vit",
         "lab.core.families.transformers_vit")  # what a map depends on, for the memo's key
 
 
@@ -125,6 +128,7 @@ def score_fn(model, text_emb: torch.Tensor, target: str = "similarity"):
         img = F.normalize(model.module.encode_image(pixels.to(model.device)).float(), dim=-1)  # (N, D)
         logits = scale * img @ text_emb.T  # (N, P)
         return logits.softmax(-1) if target == "softmax" else logits
+    f.text_emb = text_emb  # what a method that reads the embedding directly (decomposition) projects on
     return f
 
 
@@ -224,6 +228,25 @@ def _vit_maps(model, pixels, f, targets, method, start_layer):
         tokens = _readout(R, pooling, family.pooled_from(visual), weights)[:, prefix:prefix + rows * cols]  # (N, patches)
         maps.append(_upsample(tokens.reshape(-1, rows, cols), pixels.shape[-2:]))
     return torch.stack(maps, 1), scores.detach()
+
+
+# -- class-token ViTs: the embedding's exact decomposition ------------------------------------------
+
+def _decomposition_maps(model, pixels, f, targets, start_layer):
+    """Each patch token's direct contribution to the image embedding through the heads of the last layers
+    (from `start_layer`), projected on each text's embedding (Gandelsman et al. 2024): a map per text."""
+    parts = decomposition.token_parts(model, pixels, start_layer)  # (N, T, D)
+    visual = model.module.visual
+    rows, cols = family_of(visual).grid(visual)
+    per_text = parts[:, 1:1 + rows * cols] @ f.text_emb.T.to(parts.dtype)  # (N, patches, P)
+    with torch.no_grad():
+        scores = f(pixels)
+    maps = []
+    for t in targets:
+        chosen = per_text[:, :, t] if isinstance(t, int) else per_text.gather(2, t.view(-1, 1, 1).expand(
+            -1, per_text.shape[1], 1))[:, :, 0]  # (N, patches)
+        maps.append(_upsample(chosen.reshape(-1, rows, cols).float(), pixels.shape[-2:]))
+    return torch.stack(maps, 1), scores
 
 
 # -- CNNs and hybrids: Grad-CAM ------------------------------------------------------------------
@@ -363,6 +386,8 @@ METHODS = {  # a new method: one function above and one entry here
                         _vit_maps(model, pixels, f, targets, "relevance", start_layer)),
     "rollout": Method(is_vit, lambda model, pixels, f, targets, *, start_layer, **kw:
                       _vit_maps(model, pixels, f, targets, "rollout", start_layer)),
+    "decomposition": Method(decomposition.decomposable, lambda model, pixels, f, targets, *, start_layer, **kw:
+                            _decomposition_maps(model, pixels, f, targets, start_layer)),
     "gradcam": Method(has_gradcam, lambda model, pixels, f, targets, *, layer, **kw:
                       _gradcam_maps(model, pixels, f, targets, layer, plus=False)),
     "gradcam++": Method(has_gradcam, lambda model, pixels, f, targets, *, layer, **kw:

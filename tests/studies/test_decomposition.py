@@ -1,0 +1,158 @@
+"""The embedding's decomposition (lab.studies.decomposition), TextSpan (textspan) and sparse concepts
+(sparse_concepts) held to their invariants: parts that sum to the embedding, mean ablations at both ends,
+TextSpan's monotone variance, orthogonal picks and exact reconstruction, the positive Lasso's optimality
+conditions and scikit-learn's solution, and the decomposition's spatial maps scored like any attribution.
+
+    pytest tests/studies/test_decomposition.py
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import lab
+from lab.data import prompts
+from lab.data.shapeworld import WorldDataset
+from lab.errors import BadInput
+from lab.studies import attribution as at, attribution_metrics as am, decomposition as dc, sparse_concepts as sc, \
+    textspan as ts, zeroshot
+
+
+@pytest.fixture(scope="module")
+def world():
+    return WorldDataset("test", 24, image_size=64)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    return lab.load_model("lab-vit-tiny", device="cpu")
+
+
+def images(world, n=None):
+    return [world.source(i) for i in range(n or len(world))]
+
+
+@pytest.mark.parametrize("name", ["lab-vit-tiny", "ViT-B-32", "transformers-clip"])
+def test_parts_sum_to_the_embedding_and_tokens_to_their_head(name, world, cache, tmp_path):
+    from _transformers_checkpoints import save_checkpoint
+    if name == "transformers-clip":
+        model = lab.load_model(save_checkpoint("clip", tmp_path), cache=cache, device="cpu")
+    else:
+        model = lab.load_model(name, pretrained="random" if name == "ViT-B-32" else None, cache=cache, device="cpu")
+    some = images(world, 6)
+    d = dc.decompose(model, some, tokens=True, batch_size=4)
+    assert d.parts.shape[1] == 1 + d.layers * (d.heads + 1) and d.labels[:3] == ["embed", "L0.H0", "L0.H1"]
+    assert np.abs(d.parts.sum(1) - model.encode_images(some, progress=False)).max() <= 1e-5
+    heads = np.stack([d.head(l, h) for l in range(d.layers) for h in range(d.heads)], 1)  # (N, L*H, D)
+    per_token = d.tokens.sum(3).reshape(len(some), -1, d.parts.shape[2])
+    assert np.abs(per_token - heads).max() <= 1e-5
+    texts = ["a photo of a red circle.", "two blue stars"]
+    t = dc.decompose_texts(model, texts)
+    assert np.abs(t.parts.sum(1) - model.encode_texts(texts, progress=False)).max() <= 1e-5
+
+
+def test_other_towers_are_refused_saying_why(cache):
+    model = lab.load_model("lab-rn-tiny", device="cpu", cache=cache)
+    assert not dc.decomposable(model) and "decomposition" not in at.list_methods(model)
+    with pytest.raises(BadInput, match="class-token ViT.*ModifiedResNet"):
+        dc.decompose(model, [np.zeros((32, 32, 3), np.uint8)])
+
+
+def test_mean_ablation_of_everything_is_one_vector_and_of_nothing_the_embedding(tiny, world):
+    d = dc.decompose(tiny, images(world))
+    everything = dc.mean_ablate(d.parts, range(d.parts.shape[1]))
+    assert np.abs(everything - everything[0]).max() <= 1e-6
+    np.testing.assert_allclose(dc.mean_ablate(d.parts, []), tiny.encode_images(images(world), progress=False),
+                               atol=1e-5)
+    w = zeroshot.class_weights(tiny, prompts.class_prompts(world.classes, ["a photo of a {}."]))
+    curve = dc.ablation_curve(d, w, world.labels["label"])
+    assert curve["layers_ablated"].tolist() == list(range(d.layers + 1))
+    assert curve["accuracy"].iloc[0] == pytest.approx(zeroshot.accuracy(d.parts.sum(1), w, world.labels["label"]))
+    constant = (everything[0] @ w.T).argmax()  # every part ablated: one prediction for every image
+    assert curve["accuracy"].iloc[-1] == pytest.approx(float((world.labels["label"] == constant).mean()))
+    single = dc.head_ablations(d, w, world.labels["label"])
+    assert len(single) == d.parts.shape[1] and np.isfinite(single["drop"]).all()
+
+
+def test_neuron_effects_and_the_output_bias_sum_to_the_mlp_part(tiny, world):
+    import torch
+    some = images(world, 4)
+    d = dc.decompose(tiny, some)
+    effects, layers = dc.neuron_effects(tiny, some)  # (N, layers, neurons, D)
+    visual = tiny.module.visual
+    ln, proj = visual.ln_post, visual.proj
+    with torch.no_grad():
+        pooled = visual.transformer(visual._embeds(torch.stack([tiny.preprocess(im) for im in some])))[:, 0]
+        scale = torch.sqrt(pooled.var(-1, unbiased=False) + ln.eps)[:, None]
+        norm = (ln(pooled) @ proj).norm(dim=-1)[:, None]
+        for l in layers:
+            b = visual.transformer.resblocks[l].mlp.c_proj.bias  # what no neuron writes
+            bias_part = (((b - b.mean()) / scale * ln.weight) @ proj + (ln.bias @ proj) / d.parts.shape[1]) / norm
+            np.testing.assert_allclose(effects[:, l].sum(1) + bias_part.numpy(), d.parts[:, d.index(f"L{l}.mlp")],
+                                       atol=1e-5)
+
+
+def test_textspan_explains_more_with_each_pick_orthogonally_and_exactly_at_full_rank():
+    rng = np.random.default_rng(0)
+    outputs = rng.normal(size=(40, 3)) @ rng.normal(size=(3, 16))  # a head writing in a 3-d subspace of 16
+    texts = [f"t{i}" for i in range(30)]
+    text_emb = rng.normal(size=(30, 16))  # rich enough: its projection spans the subspace
+    span = ts.text_span(outputs, text_emb, texts, m=3)
+    explained = span.table["variance_explained"].to_numpy()
+    assert (np.diff(explained) >= -1e-12).all() and len(span.subspace) == 3
+    gram = span.basis @ span.basis.T
+    assert np.abs(gram - np.eye(3)).max() <= 1e-6
+    np.testing.assert_allclose(span.reconstruct(outputs), outputs, atol=1e-8)
+    assert explained[-1] == pytest.approx(1.0)
+
+
+def test_describe_heads_names_texts_for_every_head_of_the_last_layers(tiny, world):
+    d = dc.decompose(tiny, images(world))
+    pool = ts.world_pool(10)
+    heads = ts.describe_heads(d, tiny.encode_texts(pool, progress=False), pool, last=1, m=3)
+    assert set(heads["layer"]) == {d.layers - 1} and len(heads) == d.heads * 3
+    assert heads["text"].isin(pool).all()
+
+
+def test_sparse_concepts_meet_the_positive_lasso_optimality_and_equal_scikit_learn():
+    from sklearn.linear_model import Lasso
+    rng = np.random.default_rng(1)
+    concepts = rng.normal(size=(25, 12))
+    images_emb = np.abs(rng.normal(size=(5, 25))) @ concepts + 0.1 * rng.normal(size=(5, 12))
+    fit = sc.sparse_concepts(images_emb, concepts, l1=0.01, tol=1e-12)
+    assert sc.kkt_violation(fit) <= 1e-4 and (fit.weights >= 0).all()
+    for i in range(5):
+        ref = Lasso(alpha=0.01, positive=True, fit_intercept=False, tol=1e-12, max_iter=100_000).fit(
+            fit.dictionary.T, fit.targets[i]).coef_
+        assert set(np.flatnonzero(ref > 1e-9)) == set(np.flatnonzero(fit.weights[i] > 1e-9))
+        np.testing.assert_allclose(fit.weights[i], ref, atol=1e-3)
+    top = sc.top_concepts(fit, [f"c{j}" for j in range(25)], k=2)
+    assert (top["weight"] > 0).all() and set(top["rank"]) <= {1, 2}
+
+
+def test_decomposition_maps_are_an_attribution_method_scored_by_the_same_metrics(tiny, world):
+    assert at.list_methods(tiny)[:3] == ["relevance", "rollout", "decomposition"]
+    some = images(world, 8)
+    labels = world.labels["label"].to_numpy()[:8]
+    texts = [f"a photo of a {c}." for c in world.classes]
+    r = at.attribute(tiny, some, texts, method="decomposition", labels=labels, progress=False, cache=False)
+    assert r.maps.shape == (8, 1, tiny.image_size, tiny.image_size) and np.isfinite(r.maps).all()
+    masks, boxes = am.world_targets(tiny, world, range(8))
+    assert np.isfinite(am.pointing_game(r.maps[:, 0], masks, 2)).all()
+    deletion, insertion = am.deletion_insertion(tiny, some, r.maps[:, 0], texts, labels, steps=4)
+    assert np.isfinite(deletion).all() and np.isfinite(insertion).all()
+
+
+def test_notebook_07_runs_through_papermill(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from lab.report import run_report
+    monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path / "cache"))
+    nb = Path(__file__).parents[2] / "notebooks" / "07_inside_the_embedding.ipynb"
+    params = {"n_images": 40, "n_metric": 8, "n_show": 2, "last_layers": 1, "m": 3, "device": "cpu"}
+    entry = run_report([nb], params, {}, tmp_path / "out", progress=False)["notebooks"][0]
+    assert entry["status"] == "ok", entry.get("error")
+    results = entry["run"]["results"]
+    assert results["max_sum_gap"] <= 1e-5 and 0 < results["sparse/mean_l0"]
+    assert {"spatial/decomposition/pointing_game", "spatial/random/pointing_game"} <= set(results)
+    assert any("textspan" in f for f in entry["figures"])

@@ -295,3 +295,74 @@ def test_attribution_viewer_recomputes_on_inputs_and_reblends_on_opacity():
     v.layer_box.value = "layer4"
     v.prompt.value, v.prompt2.value = "", ""
     assert v.status == "error: type a prompt"
+
+
+@pytest.fixture(scope="module")
+def heads(tmp_path_factory):
+    from widgets.head_explorer import HeadExplorer
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LAB_CACHE_DIR", str(tmp_path_factory.mktemp("heads-cache")))
+        return HeadExplorer(n=60, n_images=4)
+
+
+def clicked_cell(x: str, y: str) -> dict:
+    """The message the page sends for a click on a heat-map cell (plotly.js reports its [row, column])."""
+    return {"new": {"event_type": "plotly_click", "points": {"trace_indexes": [0], "point_indexes": [[0, 0]],
+                                                            "xs": [x], "ys": [y]}}}
+
+
+def test_head_explorer_click_shows_the_heads_texts_ablation_and_maps(heads):
+    import html
+    import pandas as pd
+    import lab
+    from lab.data import load_dataset, prompts
+    from lab.studies import decomposition as dc, textspan as ts, zeroshot
+    from widgets.head_explorer import head_maps
+    e = heads
+    cells = e.figure.data[0]
+    z = np.asarray(cells.z, dtype=float)
+    assert z.shape == (4, 4) and np.isfinite(z).all() and ((0 < z) & (z <= 1 + 1e-9)).all()  # one cell per head
+    assert list(cells.x) == ["H0", "H1", "H2", "H3"] and list(cells.y) == ["L0", "L1", "L2", "L3"]
+    assert e.detail.value == "" and e.maps is None  # nothing chosen yet
+
+    # what the widget must show, computed here from the library alone
+    model = lab.load_model("lab-vit-tiny")
+    data = load_dataset("shapeworld", "", "test", 60, 0)
+    d = dc.decompose_dataset(model, data, cache=False)
+    pool = ts.world_pool()
+    pool_emb = model.encode_texts(pool, progress=False)
+    weights = zeroshot.class_weights(model, prompts.class_prompts(data.classes, ["a photo of a {}."]))
+    ablations = dc.head_ablations(d, weights, data.labels["label"].to_numpy()).set_index("part")
+
+    for layer, head in ((2, 2), (3, 1)):
+        e.figure._handler_js2py_pointsCallback(clicked_cell(f"H{head}", f"L{layer}"))  # a click in the page
+        span = ts.text_span(d.head(layer, head), pool_emb, pool, m=5)
+        assert e.head == (layer, head)
+        pd.testing.assert_frame_equal(e.texts, span.table)
+        shown = e.detail.value
+        assert f"<b>L{layer}.H{head}</b>" in shown and shown.count("<tr>") == 1 + len(span.table)
+        positions = [shown.index(f">{html.escape(t)}</td>") for t in span.table["text"]]
+        assert positions == sorted(positions)  # in pick order
+        assert e.ablation["drop"] == ablations.loc[f"L{layer}.H{head}", "drop"]
+        assert f"drop {100 * ablations.loc[f'L{layer}.H{head}', 'drop']:.1f} points" in shown
+        assert e.maps.shape == (4, 64, 64) and np.isfinite(e.maps).all() and e.maps.min() == 0 and e.maps.max() == 1
+        assert e.view.value.count("<img") == 8 and html.escape(span.table["text"][0]) in e.view.value  # image + overlay
+        (box,) = e.figure.layout.shapes  # the clicked cell outlined
+        assert (box.x0 + box.x1) / 2 == head and (box.y0 + box.y1) / 2 == layer
+    # the maps: each patch's part of the head along the text; with the class token's, the head's whole part
+    u = pool_emb[pool.index(e.texts["text"][0])]
+    raw = head_maps(e.shown, 3, 1, u, (8, 8))
+    np.testing.assert_allclose(raw.sum((1, 2)) + e.shown.tokens[:, 3, 1, 0] @ u, e.shown.head(3, 1) @ u, atol=1e-5)
+    np.testing.assert_allclose(e.shown.parts, dc.decompose(model, [data.source(i) for i in range(4)]).parts, atol=1e-6)
+
+
+def test_head_explorer_cells_and_refusals(heads):
+    from lab.errors import BadInput
+    from widgets.head_explorer import HeadExplorer, cell_head, heat
+    assert cell_head("H2", "L3") == (3, 2)
+    maps = heat(np.arange(8, dtype=np.float32).reshape(2, 2, 2), (6, 4))
+    assert maps.shape == (2, 6, 4) and (maps.min((1, 2)) == 0).all() and (maps.max((1, 2)) == 1).all()
+    with pytest.raises(BadInput, match="no TextSpan for L7.H0"):
+        heads.select(7, 0)
+    with pytest.raises(BadInput, match="class-token ViT"):
+        HeadExplorer(model="lab-rn-tiny", n=8)

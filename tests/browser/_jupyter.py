@@ -42,6 +42,7 @@ WIDGET_CELLS = [
     "table, predictions = rb.run_suite(rb.world_classifiers(clips, cnn_baselines=[(8, 1), (8, 2)], n_train=300), sets)\n"
     "dashboard = RobustnessDashboard(results=dict(sets=sets, pairs=pairs, table=table, predictions=predictions))\n"
     "dashboard",
+    "from widgets.head_explorer import HeadExplorer\nheads = HeadExplorer(n=60, n_images=4)\nheads",
 ]
 
 
@@ -70,7 +71,7 @@ def _small_copy(source: Path, target: Path, values: dict):
 
 def _widgets_notebook(target: Path):
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_markdown_cell("# The four widgets")] + [nbformat.v4.new_code_cell(c) for c in WIDGET_CELLS]
+    nb.cells = [nbformat.v4.new_markdown_cell("# The widgets")] + [nbformat.v4.new_code_cell(c) for c in WIDGET_CELLS]
     nb.metadata["kernelspec"] = {"name": KERNEL, "display_name": "CLIP Lab (Python 3)", "language": "python"}
     nbformat.write(nb, target)
 

@@ -1,7 +1,8 @@
-"""The four widgets run from JupyterLab (Run All Cells) and driven by mouse and keyboard in the page,
+"""The five widgets run from JupyterLab (Run All Cells) and driven by mouse and keyboard in the page,
 each result checked in the page: playground (image slider, class list, file upload, model switch; its
 second display follows), explorer (lasso, box select, point click, typed query, colouring),
-attribution viewer (method, prompt, opacity) and robustness dashboard (point click); then the page
+attribution viewer (method, prompt, opacity), robustness dashboard (point click) and head explorer
+(a heat-map cell clicked: that head's TextSpan texts, as the library computes them here); then the page
 is re-opened on the running kernel (the widgets work) and the kernel restarted (each widget says to
 re-run its cell, also after another re-open). The tests run in file order on one page (each step
 starts from the state the last left)."""
@@ -17,7 +18,7 @@ from widgets._display import RERUN
 
 from . import _lab
 
-CELL = {"playground": 0, "again": 1, "explorer": 2, "viewer": 3, "dashboard": 4}  # code cells of widgets.ipynb
+CELL = {"playground": 0, "again": 1, "explorer": 2, "viewer": 3, "dashboard": 4, "heads": 5}  # code cells of widgets.ipynb
 INTERACTIONS = []  # (widget, what was done) for the summary line
 
 
@@ -54,6 +55,12 @@ POINT_XY = """([gd, pick]) => {  // page coordinates of a trace's point (first t
     const tr = gd._fullData[t], fl = gd._fullLayout, r = gd.getBoundingClientRect();
     const xa = fl[tr.xaxis.replace('x', 'xaxis')], ya = fl[tr.yaxis.replace('y', 'yaxis')];
     return [r.left + xa._offset + xa.d2p(tr.x[0]), r.top + ya._offset + ya.d2p(tr.y[0])];
+}"""
+
+
+CELL_XY = """([gd, x, y]) => {  // page coordinates of a heat-map cell's centre, by its axis labels
+    const fl = gd._fullLayout, r = gd.getBoundingClientRect();
+    return [r.left + fl.xaxis._offset + fl.xaxis.d2p(x), r.top + fl.yaxis._offset + fl.yaxis.d2p(y)];
 }"""
 
 
@@ -139,7 +146,7 @@ def test_all_widgets_render(lab, screenshots):
     _lab.check_no_widget_trouble(lab)
     for name in CELL:
         out(lab, name).locator(".jupyter-widgets").first.wait_for()
-    assert lab.locator(f"{_lab.PANEL} .js-plotly-plot").count() == 5  # playground x2, explorer, dashboard x2
+    assert lab.locator(f"{_lab.PANEL} .js-plotly-plot").count() == 6  # playground x2, explorer, dashboard x2, heads
     counts = lab.locator(f"{_lab.PANEL} .js-plotly-plot").evaluate_all("gds => gds.map(gd => gd._fullData.length)")
     assert all(counts), f"empty figures (traces per figure: {counts})"
     _lab.shot(lab, screenshots, "widgets-all")
@@ -287,6 +294,31 @@ def test_robustness_dashboard_click_shows_worst_classes(lab, screenshots):
     wait_text(detail, "worst-hit classes")
     assert "worst-hit classes" in detail.inner_text() and detail.locator("table").count() == 1
     did("robustness dashboard", "point clicked: worst classes shown", shot=(screenshots, "dashboard-click", area))
+    lab.problems.check()
+
+
+def test_head_explorer_cell_click_shows_the_heads_texts(lab, screenshots):
+    import lab as clip_lab
+    from lab.data import load_dataset
+    from lab.studies import decomposition as dc, textspan as ts
+    model = clip_lab.load_model("lab-vit-tiny")  # the head's texts as the library computes them, here
+    d = dc.decompose_dataset(model, load_dataset("shapeworld", "", "test", 60, 0), cache=False)
+    pool = ts.world_pool()
+    expected = list(ts.text_span(d.head(3, 1), model.encode_texts(pool, progress=False), pool, m=5).table["text"])
+
+    area = out(lab, "heads")
+    area.scroll_into_view_if_needed()
+    plot = area.locator(".js-plotly-plot").first
+    detail, view = parts(area).nth(1), parts(area).nth(2)
+    x, y = lab.evaluate(CELL_XY, [plot.element_handle(), "H1", "L3"])
+    lab.mouse.click(x, y)
+    wait_text(detail, r"^L3\.H1: mean-ablating it takes zero-shot accuracy from .* \(drop -?\d+\.\d points\)")
+    assert detail.locator("table.head-texts tbody td:nth-child(2)").all_inner_texts() == expected
+    wait_text(view, f"Where L3\\.H1 writes “{re.escape(expected[0])}”")
+    assert view.locator("img").count() == 8  # 4 images, each beside its map
+    lab.wait_for_function("gd => (gd.layout.shapes || []).some(s => s.name === 'selected')", arg=plot.element_handle())
+    did("head explorer", f"heat-map cell L3.H1 clicked: its texts ({', '.join(expected)}), ablation and maps",
+        shot=(screenshots, "heads-click", area))
     lab.problems.check()
 
 

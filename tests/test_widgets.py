@@ -317,7 +317,6 @@ def test_head_explorer_click_shows_the_heads_texts_ablation_and_maps(heads):
     import lab
     from lab.data import load_dataset, prompts
     from lab.studies import decomposition as dc, textspan as ts, zeroshot
-    from widgets.head_explorer import head_maps
     e = heads
     cells = e.figure.data[0]
     z = np.asarray(cells.z, dtype=float)
@@ -351,7 +350,7 @@ def test_head_explorer_click_shows_the_heads_texts_ablation_and_maps(heads):
         assert (box.x0 + box.x1) / 2 == head and (box.y0 + box.y1) / 2 == layer
     # the maps: each patch's part of the head along the text; with the class token's, the head's whole part
     u = pool_emb[pool.index(e.texts["text"][0])]
-    raw = head_maps(e.shown, 3, 1, u, (8, 8))
+    raw = e.shown.head_map(3, 1, u, (8, 8))
     np.testing.assert_allclose(raw.sum((1, 2)) + e.shown.tokens[:, 3, 1, 0] @ u, e.shown.head(3, 1) @ u, atol=1e-5)
     np.testing.assert_allclose(e.shown.parts, dc.decompose(model, [data.source(i) for i in range(4)]).parts, atol=1e-6)
 

@@ -11,7 +11,7 @@ The logic is `lab.studies.decomposition` (decompose_dataset, decompose with toke
 them. `select(layer, head)` is what a click on a cell calls; tests call it, or send the click message
 plotly's page sends, and read `texts`, `ablation`, `maps` and the rendered HTML.
 
-Per head: `head_maps` projects each image token's part of that head (Decomposition.tokens) on the
+Per head: `Decomposition.head_map` projects each image token's part of that head (Decomposition.tokens) on the
 head's first text's embedding, a patch-grid map per image; `heat` scales it to the picture for
 `figures.attribution.overlay`.
 """
@@ -37,23 +37,12 @@ from figures.decomposition import head_heatmap
 from ._display import LabWidget
 from ._figure import FigureWidget
 
-__all__ = ["HeadExplorer", "cell_head", "head_maps", "heat"]
+__all__ = ["HeadExplorer", "cell_head", "heat"]
 
 
 def cell_head(x: str, y: str) -> tuple[int, int]:
     """A heat-map cell's axis labels ("H2", "L3", as plotly reports a click) -> (layer, head)."""
     return int(str(y).lstrip("L")), int(str(x).lstrip("H"))
-
-
-def head_maps(d: dc.Decomposition, layer: int, head: int, direction: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
-    """What each patch token writes through layer `layer`'s head `head`, along `direction` (D,) (e.g. a text
-    embedding) -> (N, rows, cols). d: a Decomposition with tokens (decompose(..., tokens=True)), whose token
-    0 is the class token and tokens 1 .. rows*cols the patches in row order (open_clip's ViTs)."""
-    if d.tokens is None:
-        raise BadInput("head_maps reads each token's part: decompose the images with tokens=True")
-    rows, cols = grid
-    along = d.tokens[:, layer, head] @ np.asarray(direction, np.float32)  # (N, T)
-    return along[:, 1:1 + rows * cols].reshape(len(along), rows, cols)
 
 
 def heat(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -137,7 +126,7 @@ class HeadExplorer(LabWidget):
         self.ablation = self.ablations.loc[label]
         top = self.texts["text"][0]
         direction = self.pool_emb[self.pool.index(top)]  # (D,)
-        self.maps = heat(head_maps(self.shown, layer, head, direction, self.grid), self.views.shape[1:3])
+        self.maps = heat(self.shown.head_map(layer, head, direction, self.grid), self.views.shape[1:3])
         self.detail.value = (
             f"<b>{label}</b>: mean-ablating it takes zero-shot accuracy from {self.base:.1%} to "
             f"{self.ablation['accuracy']:.1%} (<b class='head-drop'>drop {100 * self.ablation['drop']:.1f} points</b>)"

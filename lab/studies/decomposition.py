@@ -58,6 +58,16 @@ class Decomposition:
         """(N, D) layer `layer`'s head `head`."""
         return self.parts[:, self.index(f"L{layer}.H{head}")]
 
+    def head_map(self, layer: int, head: int, direction: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+        """What each patch token writes through layer `layer`'s head `head` along `direction` (D,) (e.g. a
+        text embedding) -> (N, rows, cols); token 0 is the class token, 1 .. rows*cols the patches in row
+        order. Needs the per-token parts (decompose(..., tokens=True))."""
+        if self.tokens is None:
+            raise BadInput("a head's map reads each token's part: decompose the images with tokens=True")
+        rows, cols = grid
+        along = self.tokens[:, layer, head] @ np.asarray(direction, np.float32)  # (N, T)
+        return along[:, 1:1 + rows * cols].reshape(len(along), rows, cols)
+
 
 def _labels(layers: int, heads: int) -> list[str]:
     return ["embed"] + [f"L{l}.{p}" for l in range(layers) for p in [f"H{h}" for h in range(heads)] + ["mlp"]]

@@ -9,7 +9,9 @@
 Every exercise is a function the learner writes. `check` calls it on fresh random inputs (a new
 draw every call, several sizes), compares it with the lab's own function and, when it differs,
 says what looks wrong: the type, the shape, an invariant (unit norm, rows summing to one, no NaN)
-or a named common mistake (forgot to renormalise, missing logit scale, transposed matrix...).
+or a named common mistake (forgot to renormalise, missing logit scale, transposed matrix...); an
+exercise with `keeps_inputs` also says so when the right values come from a function that changed its
+input arrays in place (the caller's data would change with them).
 Hints hold no numbers computed by the reference. A stub that raises NotImplementedError is
 "not attempted". `catch_up` keeps the learner's attempt in `attempts[name]` and hands back the
 reference function when the attempt is missing or wrong, so a notebook always runs to the end.
@@ -132,6 +134,28 @@ def _er(id_acc, shift_acc, a, b):
     return effective_robustness(id_acc, shift_acc, a, b)
 
 
+def _mean_ablate(parts, ablated):
+    from ..studies.decomposition import mean_ablate
+    return mean_ablate(parts, ablated)
+
+
+def _ablated(parts, ablated, slip):
+    """A mean ablation gone wrong: slip="zero" (the parts set to 0), "raw" (no renormalising), "kept" (the
+    other parts ablated), "each" (every part normalised before the sum)."""
+    kept = parts.copy()
+    if slip == "zero":
+        kept[:, ablated] = 0
+    elif slip == "kept":
+        others = sorted(set(range(parts.shape[1])) - set(ablated))
+        kept[:, others] = parts[:, others].mean(0)
+    else:
+        kept[:, ablated] = parts[:, ablated].mean(0)
+    if slip == "each":
+        kept = _unit(kept)
+    total = kept.sum(1)
+    return total if slip == "raw" else _unit(total)
+
+
 # -- fresh random inputs --------------------------------------------------------------------------
 
 def _emb(rng, n, d, scale=True):
@@ -165,6 +189,14 @@ def _score_fn(rng, shape):
     return lambda im: float((np.asarray(im) * w).sum())
 
 
+def _parts(rng, n, k, d):
+    """N images' K parts of dimension D (each part a different size, as a network's parts are) and a
+    list of 1 .. K-1 part indices to ablate."""
+    parts = rng.normal(size=(n, k, d)) * rng.uniform(0.05, 1.0, size=(1, k, 1)) + rng.normal(size=(1, k, d))
+    ablated = sorted(int(i) for i in rng.choice(k, size=int(rng.integers(1, k)), replace=False))
+    return parts, ablated
+
+
 def _accs(rng, n):
     x = np.sort(rng.uniform(0.3, 0.95, n))
     return x, expit(rng.uniform(0.6, 1.1) * np.log(x / (1 - x)) - rng.uniform(0.5, 1.5) + rng.normal(0, 0.05, n))
@@ -180,6 +212,7 @@ class Exercise:
     invariants: list = field(default_factory=list)  # (test(out, args) -> bool, hint when it fails)
     trials: int = 3  # random draws per check (more for functions returning one bool)
     kind: str = "array"  # "array", "float" or "bool"
+    keeps_inputs: str = ""  # the hint when the right values come with an input array changed in place
 
 
 def _sizes(*options):
@@ -291,6 +324,26 @@ EXERCISES = {e.name: e for e in [
               "swapped row and column: np.unravel_index(argmax, shape) gives (row, column)":
                   lambda m, k: bool(k[np.unravel_index(np.argmax(m), m.shape)[::-1]])},
              trials=40, kind="bool"),
+    Exercise("m3.mean_ablate", "mean_ablate(parts (N, K, D), ablated: a list of part indices) -> (N, D) unit-norm "
+             "embeddings, each ablated part replaced by its mean over the N images",
+             lambda rng, s: _parts(rng, (12, 20, 9)[s % 3], (7, 5, 11)[s % 3], (8, 16, 6)[s % 3]),
+             _mean_ablate,
+             {"zeroed the ablated parts (or left them out of the sum): mean ablation replaces each one by its mean "
+              "over the images, so its average contribution stays": lambda p, a: _ablated(p, a, "zero"),
+              "forgot to renormalise: divide each image's sum of parts by its norm":
+                  lambda p, a: _ablated(p, a, "raw"),
+              "nothing changed: replace each ablated part by its mean over the images (axis 0); a mean over the "
+              "parts (axis 1) keeps their sum, so the embedding stays as it was":
+                  lambda p, a: _unit(p.sum(1)),
+              "ablated the other parts: `ablated` lists the parts to replace by their mean; keep every other part "
+              "as it is": lambda p, a: _ablated(p, a, "kept"),
+              "normalised each part before the sum: the parts are not embeddings of their own; sum them first, "
+              "then divide the sum by its norm": lambda p, a: _ablated(p, a, "each")},
+             [(lambda out, args: np.isfinite(out).all(), "NaN or inf: is a norm zero, or a mean over an empty axis?"),
+              (lambda out, args: np.allclose(np.linalg.norm(out, axis=-1), 1, atol=1e-4),
+               "each embedding (row) should have unit length (norm 1)")],
+             keeps_inputs="right values, but your function changed `parts` in place: the caller's parts are "
+                          "ablated too, and the next call starts from them; work on `parts.copy()`"),
     Exercise("m4.fit_line", "fit_line(id_acc (K,), shift_acc (K,)) -> (a, b) with logit(shift) ≈ a logit(id) + b",
              lambda rng, s: _accs(rng, (6, 4, 9)[s % 3]),
              _fit_line,
@@ -374,16 +427,19 @@ def _copy(args):
 
 def _diagnose(ex: Exercise, fn, rng) -> Result:
     """Run `fn` on fresh random inputs -> a Result (the reference's output never leaves here)."""
-    outs, refs, draws = [], [], []
+    outs, refs, draws, changed = [], [], [], False
     for t in range(ex.trials):
         args = ex.inputs(rng, t)
+        given = _copy(args)
         try:
-            out = fn(*_copy(args))
+            out = fn(*given)
         except NotImplementedError:
             return Result(ex.name, "not attempted", "not attempted yet: replace the `raise NotImplementedError` line")
         except Exception as e:  # the learner's code failed: name the error, not ours
             return Result(ex.name, "hint", f"your function raised {type(e).__name__}: {str(e)[:120]} "
                           f"(expected {ex.signature})")
+        changed = changed or any(isinstance(a, np.ndarray) and not np.array_equal(a, g, equal_nan=True)
+                                 for a, g in zip(args, given))
         ref = ex.reference(*_copy(args))
         if out is None:
             return Result(ex.name, "hint", "your function returned None: did you forget `return`?")
@@ -421,6 +477,8 @@ def _diagnose(ex: Exercise, fn, rng) -> Result:
     if wrong:
         return Result(ex.name, "hint", f"right type and shape, but the values differ from the lab's own function "
                       f"on {wrong} of {ex.trials} random inputs; re-read the steps above ({ex.signature})")
+    if changed and ex.keeps_inputs:
+        return Result(ex.name, "hint", ex.keeps_inputs)
     return Result(ex.name, "correct", "correct")
 
 

@@ -35,10 +35,12 @@ def _prompt(cell) -> str:
 
 
 def exercise_hints(name: str) -> tuple[list[str], list[str]] | None:
-    """(named mistakes, invariant hints) that `check` gives for one exercise; None if it has no check."""
+    """(named mistakes, invariant hints and the changed-in-place hint) that `check` gives for one exercise;
+    None if it has no check."""
     from .checks import EXERCISES
     ex = EXERCISES.get(name)
-    return None if ex is None else (list(ex.mistakes), [hint for _, hint in ex.invariants])
+    return None if ex is None else (list(ex.mistakes), [hint for _, hint in ex.invariants]
+                                    + ([ex.keeps_inputs] if ex.keeps_inputs else []))
 
 
 def answer_of(module: src.Module, question_cell) -> str | None:

@@ -282,6 +282,54 @@ def test_the_two_commonest_occlusion_bugs_are_named():
     assert "rows and columns swapped" in checks.check("m3.occlusion", swapped).message
 
 
+def test_mean_ablation_in_place_is_named_and_only_where_the_exercise_asks():
+    def in_place(parts, ablated):  # right values, but the caller's parts end up ablated
+        parts[:, ablated] = parts[:, ablated].mean(0)
+        total = parts.sum(1)
+        return total / np.linalg.norm(total, axis=1, keepdims=True)
+
+    def on_a_copy(parts, ablated):
+        kept = parts.copy()
+        kept[:, ablated] = parts[:, ablated].mean(0)
+        total = kept.sum(1)
+        return total / np.linalg.norm(total, axis=1, keepdims=True)
+    result = checks.check("m3.mean_ablate", in_place)
+    assert result.status == "hint" and "in place" in result.message and "parts.copy()" in result.message
+    assert checks.check("m3.mean_ablate", on_a_copy).ok
+    assert checks.catch_up("m3.mean_ablate", in_place) is checks.EXERCISES["m3.mean_ablate"].reference
+
+    def ensemble_in_place(p):  # exercises without keeps_inputs judge the values only, as before
+        p /= np.linalg.norm(p, axis=-1, keepdims=True)
+        mean = p.mean(0)
+        return mean / np.linalg.norm(mean)
+    assert checks.check("m1.ensemble", ensemble_in_place).ok
+
+
+def test_m3_bonus_inside_the_embedding_runs_beside_the_core_with_its_exercise():
+    from lab.workshop import guide
+    workshop = src.load()
+    [m3] = [m for m in workshop.modules if m.name == "M3"]
+    [bonus] = [s for s in m3.sections if s.title == "Bonus: inside the embedding"]
+    assert bonus.kind == "bonus" and bonus.teaching + bonus.exercises == bonus.minutes <= 5
+    [row] = [r for r in src.schedule(workshop) if r["section"] == bonus.title]
+    [core] = [r for r in src.schedule(workshop) if r["module"] == "M3" and r["section"] == row["beside"]]
+    assert core["kind"] == "core" and row["offset"] == core["offset"]
+    assert m3.minutes == sum(s.minutes for s in m3.sections if s.kind == "core")  # no minutes of its own
+    assert ("m3.mean_ablate", "bonus") in [(name, kind) for name, kind, _ in m3.prompts("exercise")]
+    cells, inside = m3.notebook.cells, False
+    code = []
+    for c in cells:
+        inside = src.meta(c).get("section", bonus.title if inside else "") == bonus.title
+        if inside and c.cell_type == "code":
+            code.append(c.source)
+    code = "\n".join(code)
+    assert "dc.decompose_dataset(clip, test)" in code and "ts.text_span(" in code and "mean_ablate(" in code
+    assert "**m3.mean_ablate · mean ablation** (bonus)" in wb.handout_markdown(workshop)
+    text = guide.guide_markdown(workshop)
+    assert "**m3.mean_ablate** (bonus)" in text and "changed `parts` in place" in text
+    assert "| Bonus: inside the embedding | bonus | 5 |" in text
+
+
 def test_busywork_exercises_are_gone_and_every_module_has_its_key_step():
     assert not {"m0.counts", "m3.normalize", "m4.logit"} & set(checks.EXERCISES)
     assert {"m0.clip_loss", "m5.per_class", "m5.attack"} <= set(checks.EXERCISES)

@@ -14,16 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from lab.studies import attribution as at
-from test_model_matrix import FAMILIES, load  # noqa: E402  the matrix's families and how they load
+from test_model_matrix import FAMILIES, folders, load  # noqa: E402,F401  the matrix's families, folders, loader
 
 TEXTS = ["a photo of a red circle.", "a photo of a blue square."]
-
-
-@pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    from _transformers_checkpoints import save_checkpoint
-    root = tmp_path_factory.mktemp("hf")
-    return {f: save_checkpoint(f, root) for loader, f in FAMILIES.values() if loader == "transformers"}
 
 
 @pytest.fixture(scope="module")

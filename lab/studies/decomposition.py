@@ -142,16 +142,16 @@ def _stream(blocks, x: torch.Tensor, rows: torch.Tensor, attn_mask, tokens: bool
                                                                                  if tokens else None)
 
 
-def _through_final(ln, proj, pooled, stack: torch.Tensor, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Residual-space parts (..., W) of a pooled vector (N, W) through the final LayerNorm with its mean and
-    scale frozen per image, its bias and the projection shared over `count` parts -> (parts (..., D),
-    the embedding's norm (N,)). stack's first axis is N."""
+def _through_final(ln, proj, pooled, stack: torch.Tensor, count: int) -> torch.Tensor:
+    """Residual-space parts (N, ..., W) of a pooled vector (N, W) through the final LayerNorm with its mean
+    and scale frozen per image, its bias and the projection shared over `count` parts, over the final
+    embedding's norm -> (N, ..., D)."""
     scale = torch.sqrt(pooled.var(-1, unbiased=False) + ln.eps)  # (N,)
     shape = (-1,) + (1,) * (stack.dim() - 1)
     centered = (stack - stack.mean(-1, keepdim=True)) / scale.view(shape) * ln.weight
     parts = centered @ proj + (ln.bias @ proj) / count  # (..., D)
     norm = (ln(pooled) @ proj).norm(dim=-1)  # (N,)
-    return parts / norm.view(shape), norm
+    return parts / norm.view(shape)
 
 
 def _decompose(blocks, x, rows, attn_mask, ln, proj, tokens: bool, labels_for) -> Decomposition:
@@ -161,13 +161,10 @@ def _decompose(blocks, x, rows, attn_mask, ln, proj, tokens: bool, labels_for) -
         n, layers, nheads, _ = heads.shape
         residual = torch.cat([embed[:, None], torch.cat([heads, mlps[:, :, None]], 2).flatten(1, 2)], 1)  # (N, K, W)
         count = residual.shape[1]
-        parts, _ = _through_final(ln, proj, pooled, residual, count)
+        parts = _through_final(ln, proj, pooled, residual, count)
         token_parts = None
-        if per_token is not None:  # each head's share of the bias and LayerNorm bias spread evenly over tokens
-            scale = torch.sqrt(pooled.var(-1, unbiased=False) + ln.eps).view(-1, 1, 1, 1, 1)
-            centered = (per_token - per_token.mean(-1, keepdim=True)) / scale * ln.weight
-            norm = (ln(pooled) @ proj).norm(dim=-1).view(-1, 1, 1, 1, 1)
-            token_parts = ((centered @ proj + (ln.bias @ proj) / count / per_token.shape[3]) / norm).float().numpy()
+        if per_token is not None:  # a head's share of the LayerNorm bias, spread evenly over its tokens
+            token_parts = _through_final(ln, proj, pooled, per_token, count * per_token.shape[3]).float().numpy()
     return Decomposition(parts.float().numpy(), labels_for(layers, nheads), layers, nheads, token_parts)
 
 

@@ -31,7 +31,6 @@ module is over 400 lines because the methods share its inputs, targets and atten
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 from dataclasses import dataclass
 from typing import Callable
@@ -91,8 +90,8 @@ def image_keys(model, images) -> list:
             for im in images]
 
 
-CODE = (__name__, "lab.studies.decomposition", "lab.core.families._base", "lab.core.families.open_clip_vit", "lab.core.families.timm_vit",
-        "lab.core.families.transformers_vit")  # what a map depends on, for the memo's key
+CODE = (__name__, "lab.studies.decomposition", "lab.studies._streams", "lab.core.families._base",
+        "lab.core.families.open_clip_vit", "lab.core.families.timm_vit", "lab.core.families.transformers_vit")  # what a map depends on, for the memo's key
 
 
 def memoized(model, name: str, parts, compute, cache, code=CODE):
@@ -237,8 +236,9 @@ def _decomposition_maps(model, pixels, f, targets, start_layer):
     (from `start_layer`), projected on each text's embedding (Gandelsman et al. 2024): a map per text."""
     parts = decomposition.token_parts(model, pixels, start_layer)  # (N, T, D)
     visual = model.module.visual
-    rows, cols = family_of(visual).grid(visual)
-    per_text = parts[:, 1:1 + rows * cols] @ f.text_emb.T.to(parts.dtype)  # (N, patches, P)
+    family = family_of(visual)
+    (rows, cols), prefix = family.grid(visual), family.prefix_tokens(visual)
+    per_text = parts[:, prefix:prefix + rows * cols] @ f.text_emb.T.to(parts.dtype)  # (N, patches, P)
     with torch.no_grad():
         scores = f(pixels)
     maps = []

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ..data.shapeworld import WorldDataset
 from ..data.studies import backgrounds_set, counting_set
-from ..data.world import COUNTS, POSITIONS, SIZES, SPLIT_SEEDS, item_rng, plural, task_prompts
+from ..data.world import COUNTS, POSITIONS, SIZES, SPLIT_SEEDS, plural, task_prompts
 from . import linear_probe as lp, zeroshot
 from .stats import clopper_pearson
 

@@ -1,8 +1,6 @@
 """`python -m lab workshop ...`: the instructor's commands (see lab.workshop)."""
 from __future__ import annotations
 
-import argparse
-
 __all__ = ["cmd_workshop", "add_parser"]
 
 

@@ -32,15 +32,30 @@ def images(world, n=None):
     return [world.source(i) for i in range(n or len(world))]
 
 
-@pytest.mark.parametrize("name", ["lab-vit-tiny", "ViT-B-32", "transformers-clip"])
+def _nonzero_vectors(model):
+    """Random biases, layer scales and norm gains (timm's start at 0 or 1): every share of them is tested."""
+    import torch
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in model.module.visual.parameters():
+            if p.dim() == 1:
+                p.add_(0.1 * torch.randn(p.shape, generator=gen))
+
+
+# open_clip's ViT (built-in, OpenAI's B/32, a remapped transformers CLIP); timm's ViT (class token, linear head
+# with a bias), EVA02 (fused qkv with q/v biases, rope, SwiGLU) and EVA02-CLIP's B/16 (inner LayerNorm, v_proj)
+@pytest.mark.parametrize("name", ["lab-vit-tiny", "ViT-B-32", "transformers-clip", "lab-test-timm-vit-nano",
+                                  "lab-test-eva02-nano", "EVA02-B-16"])
 def test_parts_sum_to_the_embedding_and_tokens_to_their_head(name, world, cache, tmp_path):
     from _transformers_checkpoints import save_checkpoint
     if name == "transformers-clip":
         model = lab.load_model(save_checkpoint("clip", tmp_path), cache=cache, device="cpu")
     else:
-        model = lab.load_model(name, pretrained="random" if name == "ViT-B-32" else None, cache=cache, device="cpu")
-    some = images(world, 6)
-    d = dc.decompose(model, some, tokens=True, batch_size=4)
+        model = lab.load_model(name, pretrained=None if name == "lab-vit-tiny" else "random", cache=cache, device="cpu")
+    if name.startswith(("lab-test", "EVA")):
+        _nonzero_vectors(model)
+    some = images(world, 6 if name != "EVA02-B-16" else 3)
+    d = dc.decompose(model, some, tokens=True, batch_size=4 if name != "EVA02-B-16" else 2)
     assert d.parts.shape[1] == 1 + d.layers * (d.heads + 1) and d.labels[:3] == ["embed", "L0.H0", "L0.H1"]
     assert np.abs(d.parts.sum(1) - model.encode_images(some, progress=False)).max() <= 1e-5
     heads = np.stack([d.head(l, h) for l in range(d.layers) for h in range(d.heads)], 1)  # (N, L*H, D)
@@ -51,11 +66,23 @@ def test_parts_sum_to_the_embedding_and_tokens_to_their_head(name, world, cache,
     assert np.abs(t.parts.sum(1) - model.encode_texts(texts, progress=False)).max() <= 1e-5
 
 
-def test_other_towers_are_refused_saying_why(cache):
+def test_other_towers_are_refused_saying_why(cache, tmp_path):
+    from _transformers_checkpoints import save_checkpoint
+    blank = [np.zeros((32, 32, 3), np.uint8)]
     model = lab.load_model("lab-rn-tiny", device="cpu", cache=cache)
     assert not dc.decomposable(model) and "decomposition" not in at.list_methods(model)
     with pytest.raises(BadInput, match="class-token ViT.*ModifiedResNet"):
-        dc.decompose(model, [np.zeros((32, 32, 3), np.uint8)])
+        dc.decompose(model, blank)
+    with pytest.raises(BadInput, match="class-token ViT.*ModifiedResNet"):
+        dc.neuron_effects(model, blank)
+    siglip_like = lab.load_model("lab-test-vit-map-nano", pretrained="random", device="cpu", cache=cache)
+    with pytest.raises(BadInput, match="pools with 'map', not a class token"):
+        dc.decompose(siglip_like, blank)
+    siglip = lab.load_model(save_checkpoint("siglip", tmp_path), device="cpu", cache=cache)
+    with pytest.raises(BadInput, match="transformers' own tower"):
+        dc.decompose(siglip, blank)
+    with pytest.raises(BadInput, match="causal text transformer"):
+        dc.decompose_texts(siglip, ["a red circle"])
 
 
 def test_mean_ablation_of_everything_is_one_vector_and_of_nothing_the_embedding(tiny, world):
@@ -90,6 +117,44 @@ def test_neuron_effects_and_the_output_bias_sum_to_the_mlp_part(tiny, world):
             bias_part = (((b - b.mean()) / scale * ln.weight) @ proj + (ln.bias @ proj) / d.parts.shape[1]) / norm
             np.testing.assert_allclose(effects[:, l].sum(1) + bias_part.numpy(), d.parts[:, d.index(f"L{l}.mlp")],
                                        atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["lab-test-timm-vit-nano", "EVA02-B-16"])
+def test_timm_neuron_writes_and_the_biases_sum_to_the_mlp_output(name, world, cache):
+    import torch
+
+    from lab.studies import _streams
+    model = lab.load_model(name, pretrained="random", cache=cache, device="cpu")
+    _nonzero_vectors(model)
+    visual = model.module.visual
+    blocks = visual.trunk.blocks
+    assert isinstance(blocks[0].mlp.norm, torch.nn.LayerNorm) == (name == "EVA02-B-16")  # both paths tested
+    outputs = {}
+    hooks = [b.mlp.register_forward_hook(lambda m, a, out, l=l: outputs.__setitem__(l, out[:, 0]))
+             for l, b in enumerate(blocks)]
+    pixels = torch.stack([model.preprocess(im) for im in images(world, 2)])
+    with torch.no_grad():
+        _, writes = _streams.neuron_writes(visual, pixels, [0, len(blocks) - 1])
+    for h in hooks:
+        h.remove()
+    for l, w in writes.items():  # (N, neurons, W)
+        mlp = blocks[l].mlp
+        gamma = getattr(blocks[l].ls2, "gamma", 1.0) if hasattr(blocks[l], "ls2") else 1.0
+        no_neuron = mlp.fc2.bias + (mlp.fc2.weight @ mlp.norm.bias if isinstance(mlp.norm, torch.nn.LayerNorm) else 0)
+        np.testing.assert_allclose((w.sum(1) + no_neuron * gamma).detach().numpy(),
+                                   (outputs[l] * gamma).detach().numpy(), atol=1e-5)
+
+
+def test_concept_neurons_rank_the_neurons_writing_along_each_concept(tiny, world, tmp_path):
+    table = dc.concept_neurons(tiny, world, ["red", "circle"], k=2, cache=tmp_path, batch_size=10)
+    effects, layers = dc.neuron_effects(tiny, images(world))  # (N, layers, neurons, D), every image at once
+    assert table["concept"].tolist() == ["red", "red", "circle", "circle"]
+    emb = tiny.encode_texts(["red", "circle"], progress=False)
+    for c, (concept, rows) in enumerate(table.groupby("concept", sort=False)):
+        score = (effects @ (emb[c] - emb.mean(0))).mean(0)  # (layers, neurons), along the centred direction
+        assert rows["direct_effect"].tolist() == pytest.approx(np.sort(score.ravel())[::-1][:2], abs=1e-5)
+        top = rows.iloc[0]
+        assert score[layers.index(top["layer"]), top["neuron"]] == pytest.approx(top["direct_effect"], abs=1e-5)
 
 
 def test_textspan_explains_more_with_each_pick_orthogonally_and_exactly_at_full_rank():

@@ -1,0 +1,296 @@
+"""The residual stream of a class-token transformer at its pooled token, split into what each part writes:
+the embedding stream, each attention head (with its share of the output bias), each MLP, and with
+tokens=True each head's part per token. lab.studies.decomposition carries these parts through the final
+LayerNorm and projection; this module only reads towers.
+
+    s = open_clip_stream(blocks, x, rows, attn_mask, tokens)   # open_clip's Transformer (image or text)
+    s = timm_stream(visual, pixels, tokens)                    # timm's ViT / EVA inside open_clip's TimmModel
+    s.embed (N, W), s.heads (N, layers, H, W), s.mlps (N, layers, W), s.tokens (N, layers, H, T, W)
+    pooled, writes = neuron_writes(visual, pixels, layers)    # writes[l] (N, neurons, W): each MLP neuron
+
+open_clip's blocks are recomputed from their own weights (nn.MultiheadAttention has nothing to hook
+inside). timm's run as they are, with hooks: each head's output before the output projection, its
+probabilities from the family adapter's unfused attention, and its values from the module's own weights.
+EVA's inner LayerNorm (after the heads are concatenated) has its mean and scale frozen per token, so each
+head's share of it stays a sum, the same rule as the final LayerNorm.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import BadInput
+
+__all__ = ["Stream", "final_of", "neuron_writes", "open_clip_stream", "timm_decomposable", "timm_stream"]
+
+
+@dataclass
+class Stream:
+    """pooled (N, W): the residual stream at the pooled token after the last block; its parts embed (N, W),
+    heads (N, layers, H, W), mlps (N, layers, W), tokens (N, layers, H, T, W) or None; the final LayerNorm
+    `ln` and the affine map after it: `proj` (W, D) and `bias` (D,)."""
+    pooled: torch.Tensor
+    embed: torch.Tensor
+    heads: torch.Tensor
+    mlps: torch.Tensor
+    tokens: torch.Tensor | None
+    ln: torch.nn.LayerNorm
+    proj: torch.Tensor
+    bias: torch.Tensor
+
+
+# -- open_clip: nn.MultiheadAttention blocks, recomputed ---------------------------------------------
+
+def _head_values(block, h: torch.Tensor, attn_mask):
+    """One block's attention at every query: probabilities (N, H, L, L) and each head's values through its
+    slice of the output projection (N, H, L, W), computed from the block's own weights."""
+    mha = block.attn
+    n, length, width = h.shape
+    heads, d = mha.num_heads, width // mha.num_heads
+    q, k, v = F.linear(h, mha.in_proj_weight, mha.in_proj_bias).chunk(3, dim=-1)
+    q, k, v = (t.reshape(n, length, heads, d).transpose(1, 2) for t in (q, k, v))  # (N, H, L, d)
+    logits = q @ k.transpose(-2, -1) / math.sqrt(d)
+    if attn_mask is not None:
+        logits = logits + attn_mask
+    probs = logits.softmax(-1)  # (N, H, L, L)
+    w_o = mha.out_proj.weight.reshape(width, heads, d).permute(1, 2, 0)  # (H, d, W)
+    return probs, v @ w_o  # (N, H, L, W): each token's value through each head's projection
+
+
+def _layer_scale(module, x):
+    return module(x) if not isinstance(module, torch.nn.Identity) else x
+
+
+def open_clip_stream(blocks, x: torch.Tensor, rows: torch.Tensor, attn_mask, tokens: bool, ln, proj) -> Stream:
+    """open_clip's residual blocks run on x (N, L, W), the parts kept at the pooled positions rows (N,);
+    ln: the final LayerNorm, proj: the projection after it (a matrix, an nn.Linear or None)."""
+    n = len(x)
+    pick = torch.arange(n)
+    embed, heads, mlps, per_token = x[pick, rows], [], [], []
+    for block in blocks:
+        probs, values = _head_values(block, block.ln_1(x), attn_mask)  # (N, H, L, L), (N, H, L, W)
+        bias = block.attn.out_proj.bias / probs.shape[1]  # (W,) each head's share
+        weights = probs[pick, :, rows]  # (N, H, L): the pooled row's attention
+        heads.append(_layer_scale(block.ls_1, torch.einsum("nht,nhtw->nhw", weights, values) + bias))
+        if tokens:
+            per_token.append(_layer_scale(block.ls_1, weights[..., None] * values + bias / probs.shape[-1]))
+        attended = torch.einsum("nhqt,nhtw->nqw", probs, values) + block.attn.out_proj.bias  # (N, L, W)
+        x = x + _layer_scale(block.ls_1, attended)
+        mlp = _layer_scale(block.ls_2, block.mlp(block.ln_2(x)))  # (N, L, W)
+        mlps.append(mlp[pick, rows])
+        x = x + mlp
+    proj, bias = _affine([_as_module(proj)], x.shape[-1], x)
+    return Stream(x[pick, rows], embed, torch.stack(heads, 1), torch.stack(mlps, 1),
+                  torch.stack(per_token, 1) if tokens else None, ln, proj, bias)
+
+
+def _as_module(proj):
+    """open_clip's projection: a (W, D) matrix, an nn.Linear, or None (no projection)."""
+    if proj is None:
+        return torch.nn.Identity()
+    if isinstance(proj, torch.nn.Module):
+        return proj
+    return lambda x: x @ proj
+
+
+# -- timm: ViT and EVA blocks, hooked ----------------------------------------------------------------
+
+def _timm_kinds():
+    from timm.layers import Attention
+    from timm.models.eva import EvaAttention, EvaBlock
+    from timm.models.vision_transformer import Block
+    return (Block, EvaBlock), (Attention, EvaAttention)
+
+
+def _final_modules(visual) -> list:
+    """The modules after the final LayerNorm: timm's head (and its dropout), open_clip's projection head."""
+    trunk = visual.trunk
+    return [trunk.head_drop, trunk.head, *visual.head.children()]
+
+
+def timm_decomposable(visual) -> str | None:
+    """Why a timm tower's embedding is not a sum of its blocks' parts at the class token; None: it is."""
+    trunk = getattr(visual, "trunk", None)
+    blocks, attentions = _timm_kinds()
+    if trunk is None or not hasattr(trunk, "blocks") or not all(type(b) in blocks for b in trunk.blocks):
+        return "its blocks are not timm's pre-norm ViT or EVA blocks"
+    if getattr(trunk, "global_pool", None) != "token" or getattr(trunk, "cls_token", None) is None:
+        return f"it pools with {getattr(trunk, 'global_pool', None)!r}, not a class token"
+    if any(type(b.attn) not in attentions or getattr(b.attn, "gate", None) is not None for b in trunk.blocks):
+        return "its attention is gated or not timm's Attention / EvaAttention"
+    norms = [m for m in (trunk.norm, trunk.fc_norm) if not isinstance(m, torch.nn.Identity)]
+    if len(norms) != 1 or not isinstance(norms[0], torch.nn.LayerNorm):
+        return "its final normalization is not one LayerNorm"
+    if any(not isinstance(m, (torch.nn.Linear, torch.nn.Dropout, torch.nn.Identity)) for m in _final_modules(visual)):
+        return "its projection head is not linear"
+    return None
+
+
+def _affine(modules, width: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Affine modules (linear, dropout in eval mode, identity) as x @ proj + bias: proj (W, D), bias (D,)."""
+    def run(x):
+        for m in modules:
+            x = m(x)
+        return x
+    bias = run(torch.zeros(1, width, dtype=like.dtype, device=like.device))[0]
+    return run(torch.eye(width, dtype=like.dtype, device=like.device)) - bias, bias
+
+
+def _values(attn, x: torch.Tensor) -> torch.Tensor:
+    """The values (N, H, T, d) the attention module computes from its input x (N, T, W), from its weights."""
+    n, length, _ = x.shape
+    if getattr(attn, "v_proj", None) is not None:  # EVA with separate projections
+        v = attn.v_proj(x)
+    else:
+        weight = attn.qkv.weight.chunk(3)[2]
+        bias = attn.qkv.bias.chunk(3)[2] if attn.qkv.bias is not None else getattr(attn, "v_bias", None)
+        v = F.linear(x, weight, bias)
+    return v.reshape(n, length, attn.num_heads, -1).transpose(1, 2)
+
+
+def _gamma(block) -> torch.Tensor | float:
+    """A block's attention layer scale: timm ViT's ls1, EVA's gamma_1, or 1."""
+    if hasattr(block, "ls1"):
+        return block.ls1.gamma if hasattr(block.ls1, "gamma") else 1.0
+    return block.gamma_1 if getattr(block, "gamma_1", None) is not None else 1.0
+
+
+def _through_heads(attn, z_row: torch.Tensor, u: torch.Tensor, share: float) -> torch.Tensor:
+    """Per-head pieces u (N, H, ..., d) of the heads' concatenated output, whose sum over the pieces is z_row
+    (N, H*d) at the pooled token, through the module's inner LayerNorm (if any; its mean and scale frozen at
+    z_row) and output projection -> (N, H, ..., W); the biases are shared out as `share` of each head's."""
+    heads, d = attn.num_heads, u.shape[-1]
+    weight = attn.proj.weight  # (W, H*d)
+    norm, extra = attn.norm, (slice(None),) + (None,) * (u.dim() - 2)
+    if isinstance(norm, torch.nn.LayerNorm):
+        scale = torch.sqrt(z_row.var(-1, unbiased=False) + norm.eps)[extra + (None,)]  # (N, 1.., 1)
+        gain = norm.weight if norm.weight is not None else torch.ones_like(weight[0])
+        bias = (norm.bias @ weight.T) if norm.bias is not None else 0.0
+        per_head = (gain[:, None] * weight.T).reshape(heads, d, -1)  # (H, d, W)
+        centre = (gain @ weight.T) / (heads * d)  # (W,): each channel's mean removal, through the projection
+        out = (torch.einsum("nh...d,hdw->nh...w", u, per_head) - u.sum(-1, keepdim=True) * centre) / scale
+    elif isinstance(norm, torch.nn.Identity):
+        out, bias = torch.einsum("nh...d,hdw->nh...w", u, weight.T.reshape(heads, d, -1)), 0.0
+    else:
+        raise BadInput(f"{type(norm).__name__} inside attention: only a LayerNorm or none keeps the heads a sum")
+    proj_bias = attn.proj.bias if attn.proj.bias is not None else 0.0
+    return out + (bias + proj_bias) / heads * share
+
+
+@contextlib.contextmanager
+def _hooks(trunk, seen: dict):
+    """Keep the first block's input, every block's output, every attention's input, output and heads'
+    concatenated output (the input of its inner norm)."""
+    def keep(key):
+        return lambda m, args, out=None: seen[key].append(args[0] if out is None else out)
+    handles = [trunk.blocks[0].register_forward_pre_hook(keep("embed"))]
+    for block in trunk.blocks:
+        handles += [block.register_forward_hook(keep("out")), block.attn.register_forward_pre_hook(keep("attn_in")),
+                    block.attn.register_forward_hook(keep("attn_out")),
+                    block.attn.norm.register_forward_pre_hook(keep("z"))]
+    try:
+        yield seen
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def timm_stream(visual, pixels: torch.Tensor, tokens: bool) -> Stream:
+    """timm's ViT or EVA (inside open_clip's TimmModel) run on pixels (N, 3, H, W), its parts kept at the
+    class token (token 0)."""
+    from ..core.families import TimmViT
+    why = timm_decomposable(visual)
+    if why:
+        raise BadInput(f"this timm tower's embedding is not a sum of parts at its class token: {why}")
+    trunk = visual.trunk
+    seen = {key: [] for key in ("embed", "out", "attn_in", "attn_out", "z")}
+    attention = TimmViT.keep_attention(visual) if tokens else contextlib.nullcontext([])
+    with _hooks(trunk, seen), attention as probs:
+        visual(pixels)
+    inputs = seen["embed"] + seen["out"][:-1]
+    heads, mlps, per_token = [], [], []
+    for l, block in enumerate(trunk.blocks):
+        attn, gamma = block.attn, _gamma(block)
+        z_row = seen["z"][l][:, 0]  # (N, H*d): the heads' concatenated output at the class token
+        u = z_row.reshape(len(z_row), attn.num_heads, -1)  # (N, H, d)
+        heads.append(_through_heads(attn, z_row, u, 1.0) * gamma)
+        if tokens:
+            weights = probs[l][:, :, 0]  # (N, H, T): the class token's attention
+            through = weights[..., None] * _values(attn, seen["attn_in"][l])  # (N, H, T, d)
+            per_token.append(_through_heads(attn, z_row, through, 1.0 / weights.shape[-1]) * gamma)
+        mlps.append(seen["out"][l][:, 0] - inputs[l][:, 0] - gamma * seen["attn_out"][l][:, 0])
+    ln = trunk.norm if isinstance(trunk.fc_norm, torch.nn.Identity) else trunk.fc_norm
+    pooled = seen["out"][-1][:, 0]
+    proj, bias = _affine(_final_modules(visual), pooled.shape[-1], pooled)
+    return Stream(pooled, seen["embed"][0][:, 0], torch.stack(heads, 1), torch.stack(mlps, 1),
+                  torch.stack(per_token, 1) if tokens else None, ln, proj, bias)
+
+
+# -- MLP neurons -------------------------------------------------------------------------------------
+
+def final_of(visual, like: torch.Tensor) -> tuple:
+    """The image tower's final LayerNorm and the affine map after it: (ln, proj (W, D), bias (D,))."""
+    if hasattr(visual, "trunk"):
+        trunk = visual.trunk
+        ln = trunk.norm if isinstance(trunk.fc_norm, torch.nn.Identity) else trunk.fc_norm
+        return (ln, *_affine(_final_modules(visual), like.shape[-1], like))
+    return (visual.ln_post, *_affine([_as_module(visual.proj)], like.shape[-1], like))
+
+
+def _mlp_gamma(block) -> torch.Tensor | float:
+    """A block's MLP layer scale: open_clip's ls_2, timm ViT's ls2, EVA's gamma_2, or 1."""
+    for name in ("ls_2", "ls2"):
+        if hasattr(block, name):
+            return getattr(getattr(block, name), "gamma", 1.0)
+    return block.gamma_2 if getattr(block, "gamma_2", None) is not None else 1.0
+
+
+def _out_layer(mlp):
+    """The MLP's output projection (what each neuron writes through) and the norm before it, if any."""
+    if hasattr(mlp, "c_proj"):  # open_clip
+        return mlp.c_proj, torch.nn.Identity()
+    return mlp.fc2, mlp.norm
+
+
+def neuron_writes(visual, pixels: torch.Tensor, layers: list[int]) -> tuple[torch.Tensor, dict]:
+    """Run the tower on pixels (N, 3, H, W): the residual stream at the class token after the last block
+    (N, W) and, per layer of `layers`, what each MLP neuron writes into it (N, neurons, W): its activation
+    times its column of the output projection and the layer scale. A norm before the projection (EVA02's
+    SwiGLU) has its mean and scale frozen at the class token, so the writes still sum to the MLP's output
+    less what no neuron writes (the biases)."""
+    blocks = visual.trunk.blocks if hasattr(visual, "trunk") else visual.transformer.resblocks
+    seen = {("pooled", 0): None}
+    handles = [blocks[-1].register_forward_hook(lambda m, args, out: seen.__setitem__(("pooled", 0), out[:, 0]))]
+    for l in layers:
+        fc, norm = _out_layer(blocks[l].mlp)
+        handles += [fc.register_forward_pre_hook(lambda m, args, l=l: seen.__setitem__(("act", l), args[0][:, 0])),
+                    norm.register_forward_pre_hook(lambda m, args, l=l: seen.__setitem__(("pre", l), args[0][:, 0]))]
+    try:
+        if hasattr(visual, "trunk"):
+            visual(pixels)
+        else:
+            x = visual._embeds(pixels)  # (N, L, W)
+            for block in blocks:
+                x = block(x)
+    finally:
+        for h in handles:
+            h.remove()
+    writes = {}
+    for l in layers:
+        fc, norm = _out_layer(blocks[l].mlp)
+        gamma = _mlp_gamma(blocks[l])
+        if isinstance(norm, torch.nn.LayerNorm):
+            pre = seen[("pre", l)]  # (N, neurons): the norm's input
+            scale = torch.sqrt(pre.var(-1, unbiased=False) + norm.eps)[:, None, None]
+            gain = norm.weight if norm.weight is not None else torch.ones_like(pre[0])
+            column = gain[:, None] * fc.weight.T - (fc.weight @ gain / pre.shape[-1])[None]  # (neurons, W)
+            writes[l] = pre[:, :, None] * column / scale * gamma
+        elif isinstance(norm, torch.nn.Identity):
+            writes[l] = seen[("act", l)][:, :, None] * fc.weight.T * gamma  # (N, neurons, W)
+        else:
+            raise BadInput(f"{type(norm).__name__} before an MLP's output: only a LayerNorm or none keeps it a sum")
+    return seen[("pooled", 0)], writes

@@ -6,7 +6,7 @@ LayerNorm and projection; this module only reads towers.
     s = open_clip_stream(blocks, x, rows, attn_mask, tokens)   # open_clip's Transformer (image or text)
     s = timm_stream(visual, pixels, tokens)                    # timm's ViT / EVA inside open_clip's TimmModel
     s.embed (N, W), s.heads (N, layers, H, W), s.mlps (N, layers, W), s.tokens (N, layers, H, T, W)
-    pooled, writes = neuron_writes(visual, pixels, layers)    # writes[l] (N, neurons, W): each MLP neuron
+    final_of(visual, pooled)                                   # (ln, proj, bias): what follows the stream
 
 open_clip's blocks are recomputed from their own weights (nn.MultiheadAttention has nothing to hook
 inside). timm's run as they are, with hooks: each head's output before the output projection, its
@@ -25,7 +25,8 @@ import torch.nn.functional as F
 
 from ..errors import BadInput
 
-__all__ = ["Stream", "final_of", "neuron_writes", "open_clip_stream", "timm_decomposable", "timm_stream"]
+__all__ = ["Stream", "attention_scale", "final_of", "inner_scale", "open_clip_stream", "output_maps",
+           "timm_decomposable", "timm_stream"]
 
 
 @dataclass
@@ -152,33 +153,51 @@ def _values(attn, x: torch.Tensor) -> torch.Tensor:
     return v.reshape(n, length, attn.num_heads, -1).transpose(1, 2)
 
 
-def _gamma(block) -> torch.Tensor | float:
-    """A block's attention layer scale: timm ViT's ls1, EVA's gamma_1, or 1."""
-    if hasattr(block, "ls1"):
-        return block.ls1.gamma if hasattr(block.ls1, "gamma") else 1.0
+def attention_scale(block) -> torch.Tensor | float:
+    """A block's attention layer scale: open_clip's ls_1, timm ViT's ls1, EVA's gamma_1, or 1."""
+    for name in ("ls_1", "ls1"):
+        if hasattr(block, name):
+            return getattr(getattr(block, name), "gamma", 1.0)
     return block.gamma_1 if getattr(block, "gamma_1", None) is not None else 1.0
+
+
+def output_maps(attn) -> tuple[torch.Tensor, torch.Tensor]:
+    """An attention module's output per head: (H, d, W) maps from a head's d channels to the residual, the
+    inner LayerNorm's gain folded in, and what that norm's centring removes per unit of any channel, through
+    the projection (W,) (zeros: no inner norm). nn.MultiheadAttention (open_clip) or timm's modules."""
+    if isinstance(attn, torch.nn.MultiheadAttention):
+        weight, norm = attn.out_proj.weight, torch.nn.Identity()
+    else:
+        weight, norm = attn.proj.weight, attn.norm  # (W, H*d)
+    heads, d = attn.num_heads, weight.shape[1] // attn.num_heads
+    if isinstance(norm, torch.nn.LayerNorm):
+        gain = norm.weight if norm.weight is not None else torch.ones_like(weight[0])
+        return (gain[:, None] * weight.T).reshape(heads, d, -1), (gain @ weight.T) / (heads * d)
+    if isinstance(norm, torch.nn.Identity):
+        return weight.T.reshape(heads, d, -1), torch.zeros_like(weight[:, 0])
+    raise BadInput(f"{type(norm).__name__} inside attention: only a LayerNorm or none keeps the heads a sum")
+
+
+def inner_scale(attn, z_row: torch.Tensor) -> torch.Tensor:
+    """The inner LayerNorm's scale at the pooled token (N,), frozen; ones without one."""
+    norm = getattr(attn, "norm", None)
+    if isinstance(norm, torch.nn.LayerNorm):
+        return torch.sqrt(z_row.var(-1, unbiased=False) + norm.eps)
+    return torch.ones_like(z_row[:, 0])
 
 
 def _through_heads(attn, z_row: torch.Tensor, u: torch.Tensor, share: float) -> torch.Tensor:
     """Per-head pieces u (N, H, ..., d) of the heads' concatenated output, whose sum over the pieces is z_row
     (N, H*d) at the pooled token, through the module's inner LayerNorm (if any; its mean and scale frozen at
     z_row) and output projection -> (N, H, ..., W); the biases are shared out as `share` of each head's."""
-    heads, d = attn.num_heads, u.shape[-1]
-    weight = attn.proj.weight  # (W, H*d)
-    norm, extra = attn.norm, (slice(None),) + (None,) * (u.dim() - 2)
-    if isinstance(norm, torch.nn.LayerNorm):
-        scale = torch.sqrt(z_row.var(-1, unbiased=False) + norm.eps)[extra + (None,)]  # (N, 1.., 1)
-        gain = norm.weight if norm.weight is not None else torch.ones_like(weight[0])
-        bias = (norm.bias @ weight.T) if norm.bias is not None else 0.0
-        per_head = (gain[:, None] * weight.T).reshape(heads, d, -1)  # (H, d, W)
-        centre = (gain @ weight.T) / (heads * d)  # (W,): each channel's mean removal, through the projection
-        out = (torch.einsum("nh...d,hdw->nh...w", u, per_head) - u.sum(-1, keepdim=True) * centre) / scale
-    elif isinstance(norm, torch.nn.Identity):
-        out, bias = torch.einsum("nh...d,hdw->nh...w", u, weight.T.reshape(heads, d, -1)), 0.0
-    else:
-        raise BadInput(f"{type(norm).__name__} inside attention: only a LayerNorm or none keeps the heads a sum")
+    per_head, centre = output_maps(attn)
+    extra = (slice(None),) + (None,) * (u.dim() - 1)
+    out = (torch.einsum("nh...d,hdw->nh...w", u, per_head) - u.sum(-1, keepdim=True) * centre) / \
+        inner_scale(attn, z_row)[extra]
+    norm_bias = attn.norm.bias @ attn.proj.weight.T if isinstance(attn.norm, torch.nn.LayerNorm) and \
+        attn.norm.bias is not None else 0.0
     proj_bias = attn.proj.bias if attn.proj.bias is not None else 0.0
-    return out + (bias + proj_bias) / heads * share
+    return out + (norm_bias + proj_bias) / attn.num_heads * share
 
 
 @contextlib.contextmanager
@@ -214,7 +233,7 @@ def timm_stream(visual, pixels: torch.Tensor, tokens: bool) -> Stream:
     inputs = seen["embed"] + seen["out"][:-1]
     heads, mlps, per_token = [], [], []
     for l, block in enumerate(trunk.blocks):
-        attn, gamma = block.attn, _gamma(block)
+        attn, gamma = block.attn, attention_scale(block)
         z_row = seen["z"][l][:, 0]  # (N, H*d): the heads' concatenated output at the class token
         u = z_row.reshape(len(z_row), attn.num_heads, -1)  # (N, H, d)
         heads.append(_through_heads(attn, z_row, u, 1.0) * gamma)
@@ -223,14 +242,13 @@ def timm_stream(visual, pixels: torch.Tensor, tokens: bool) -> Stream:
             through = weights[..., None] * _values(attn, seen["attn_in"][l])  # (N, H, T, d)
             per_token.append(_through_heads(attn, z_row, through, 1.0 / weights.shape[-1]) * gamma)
         mlps.append(seen["out"][l][:, 0] - inputs[l][:, 0] - gamma * seen["attn_out"][l][:, 0])
-    ln = trunk.norm if isinstance(trunk.fc_norm, torch.nn.Identity) else trunk.fc_norm
     pooled = seen["out"][-1][:, 0]
-    proj, bias = _affine(_final_modules(visual), pooled.shape[-1], pooled)
+    ln, proj, bias = final_of(visual, pooled)
     return Stream(pooled, seen["embed"][0][:, 0], torch.stack(heads, 1), torch.stack(mlps, 1),
                   torch.stack(per_token, 1) if tokens else None, ln, proj, bias)
 
 
-# -- MLP neurons -------------------------------------------------------------------------------------
+# -- the final LayerNorm and what follows it ---------------------------------------------------------
 
 def final_of(visual, like: torch.Tensor) -> tuple:
     """The image tower's final LayerNorm and the affine map after it: (ln, proj (W, D), bias (D,))."""
@@ -239,58 +257,3 @@ def final_of(visual, like: torch.Tensor) -> tuple:
         ln = trunk.norm if isinstance(trunk.fc_norm, torch.nn.Identity) else trunk.fc_norm
         return (ln, *_affine(_final_modules(visual), like.shape[-1], like))
     return (visual.ln_post, *_affine([_as_module(visual.proj)], like.shape[-1], like))
-
-
-def _mlp_gamma(block) -> torch.Tensor | float:
-    """A block's MLP layer scale: open_clip's ls_2, timm ViT's ls2, EVA's gamma_2, or 1."""
-    for name in ("ls_2", "ls2"):
-        if hasattr(block, name):
-            return getattr(getattr(block, name), "gamma", 1.0)
-    return block.gamma_2 if getattr(block, "gamma_2", None) is not None else 1.0
-
-
-def _out_layer(mlp):
-    """The MLP's output projection (what each neuron writes through) and the norm before it, if any."""
-    if hasattr(mlp, "c_proj"):  # open_clip
-        return mlp.c_proj, torch.nn.Identity()
-    return mlp.fc2, mlp.norm
-
-
-def neuron_writes(visual, pixels: torch.Tensor, layers: list[int]) -> tuple[torch.Tensor, dict]:
-    """Run the tower on pixels (N, 3, H, W): the residual stream at the class token after the last block
-    (N, W) and, per layer of `layers`, what each MLP neuron writes into it (N, neurons, W): its activation
-    times its column of the output projection and the layer scale. A norm before the projection (EVA02's
-    SwiGLU) has its mean and scale frozen at the class token, so the writes still sum to the MLP's output
-    less what no neuron writes (the biases)."""
-    blocks = visual.trunk.blocks if hasattr(visual, "trunk") else visual.transformer.resblocks
-    seen = {("pooled", 0): None}
-    handles = [blocks[-1].register_forward_hook(lambda m, args, out: seen.__setitem__(("pooled", 0), out[:, 0]))]
-    for l in layers:
-        fc, norm = _out_layer(blocks[l].mlp)
-        handles += [fc.register_forward_pre_hook(lambda m, args, l=l: seen.__setitem__(("act", l), args[0][:, 0])),
-                    norm.register_forward_pre_hook(lambda m, args, l=l: seen.__setitem__(("pre", l), args[0][:, 0]))]
-    try:
-        if hasattr(visual, "trunk"):
-            visual(pixels)
-        else:
-            x = visual._embeds(pixels)  # (N, L, W)
-            for block in blocks:
-                x = block(x)
-    finally:
-        for h in handles:
-            h.remove()
-    writes = {}
-    for l in layers:
-        fc, norm = _out_layer(blocks[l].mlp)
-        gamma = _mlp_gamma(blocks[l])
-        if isinstance(norm, torch.nn.LayerNorm):
-            pre = seen[("pre", l)]  # (N, neurons): the norm's input
-            scale = torch.sqrt(pre.var(-1, unbiased=False) + norm.eps)[:, None, None]
-            gain = norm.weight if norm.weight is not None else torch.ones_like(pre[0])
-            column = gain[:, None] * fc.weight.T - (fc.weight @ gain / pre.shape[-1])[None]  # (neurons, W)
-            writes[l] = pre[:, :, None] * column / scale * gamma
-        elif isinstance(norm, torch.nn.Identity):
-            writes[l] = seen[("act", l)][:, :, None] * fc.weight.T * gamma  # (N, neurons, W)
-        else:
-            raise BadInput(f"{type(norm).__name__} before an MLP's output: only a LayerNorm or none keeps it a sum")
-    return seen[("pooled", 0)], writes

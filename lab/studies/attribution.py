@@ -90,8 +90,9 @@ def image_keys(model, images) -> list:
             for im in images]
 
 
+# what a map depends on, for the memo's key
 CODE = (__name__, "lab.studies.decomposition", "lab.studies._streams", "lab.core.families._base",
-        "lab.core.families.open_clip_vit", "lab.core.families.timm_vit", "lab.core.families.transformers_vit")  # what a map depends on, for the memo's key
+        "lab.core.families.open_clip_vit", "lab.core.families.timm_vit", "lab.core.families.transformers_vit")
 
 
 def memoized(model, name: str, parts, compute, cache, code=CODE):

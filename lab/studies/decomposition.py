@@ -11,6 +11,7 @@ direct effect of MLP neurons.
     neuron_effects(model, images)            # (N, layers, neurons, D) direct effects of every MLP neuron
     class_neurons(model, dataset, W)         # the neurons that write each class most
     concept_neurons(model, dataset, ["red", "circle"])   # ... and each concept's text direction
+    neuron_effects(model, images, order=2)   # second-order: each neuron's writes carried by the later heads
 
 How the sum is exact. The residual stream at the pooled token is the embedding stream plus, for every
 block, its attention output (a sum over heads: each head's attention-weighted values through its
@@ -36,11 +37,12 @@ import torch
 from ..core.images import load_rgb_image
 from ..errors import BadInput
 from ..threads import fit_torch
-from . import _streams
-from ._streams import final_of, neuron_writes, open_clip_stream, timm_decomposable, timm_stream
+from . import _neurons, _streams
+from ._neurons import read_neurons, second_order
+from ._streams import final_of, open_clip_stream, timm_decomposable, timm_stream
 
-__all__ = ["Decomposition", "decomposable", "decompose", "decompose_dataset", "decompose_texts", "token_parts", "mean_ablate",
-           "ablation_curve", "head_ablations", "neuron_effects", "class_neurons", "concept_neurons"]
+__all__ = ["Decomposition", "decomposable", "decompose", "decompose_dataset", "decompose_texts", "token_parts",
+           "mean_ablate", "ablation_curve", "head_ablations", "neuron_effects", "class_neurons", "concept_neurons"]
 
 
 @dataclass
@@ -65,7 +67,8 @@ class Decomposition:
 
     def head_map(self, layer: int, head: int, direction: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
         """What each patch token writes through layer `layer`'s head `head` along `direction` (D,) (e.g. a
-        text embedding) -> (N, rows, cols), the patches in row order after the prefix tokens. Needs the per-token parts (decompose(..., tokens=True))."""
+        text embedding) -> (N, rows, cols), the patches in row order after the prefix tokens. Needs the
+        per-token parts (decompose(..., tokens=True))."""
         if self.tokens is None:
             raise BadInput("a head's map reads each token's part: decompose the images with tokens=True")
         rows, cols = grid
@@ -140,7 +143,8 @@ def _decompose(read, prefix: int) -> Decomposition:
     with torch.no_grad():
         s = read()
         n, layers, nheads, _ = s.heads.shape
-        residual = torch.cat([s.embed[:, None], torch.cat([s.heads, s.mlps[:, :, None]], 2).flatten(1, 2)], 1)  # (N, K, W)
+        stacked = torch.cat([s.heads, s.mlps[:, :, None]], 2).flatten(1, 2)  # (N, layers * (H + 1), W)
+        residual = torch.cat([s.embed[:, None], stacked], 1)  # (N, K, W)
         count = residual.shape[1]
         parts = _through_final(s.ln, s.proj, s.bias, s.pooled, residual, count)
         token_parts = None
@@ -262,39 +266,50 @@ def head_ablations(d: Decomposition, weights: np.ndarray, labels) -> "pd.DataFra
     return frame.assign(drop=base - frame["accuracy"])
 
 
-def neuron_effects(model, images, layers=None) -> tuple[np.ndarray, list[int]]:
-    """The direct effect of every MLP neuron on each image's embedding: its activation times its output
-    weights (`_streams.neuron_writes`), through the final LayerNorm (mean and scale frozen per image) and the
-    projection, over the final embedding's norm -> ((N, len(layers), neurons, D), the layers). layers:
-    default every layer. What no neuron writes (the output bias) is left out: the effects of a layer plus
-    that bias's part sum to the layer's MLP part."""
+def neuron_effects(model, images, layers=None, order: int = 1) -> tuple[np.ndarray, list[int]]:
+    """The effect of every MLP neuron on each image's embedding, through the final LayerNorm (mean and
+    scale frozen per image) and the projection, over the final embedding's norm -> ((N, len(layers),
+    neurons, D), the layers).
+    order=1: the direct effect, what the neuron writes at the class token (its activation times its output
+    weights); the effects of a layer plus its output bias's part sum to the layer's MLP part.
+    order=2: the second-order effect (Gandelsman et al. 2025), what it writes at every token carried by the
+    later layers' heads to the class token (`_neurons.second_order`).
+    layers: default every layer (order 2: every layer but the last, which no head reads after)."""
+    if order not in (1, 2):
+        raise BadInput(f"order={order!r}: 1 (direct effect) or 2 (through the later heads)")
     visual = _check_vit(model)
     depth = len(visual.trunk.blocks if hasattr(visual, "trunk") else visual.transformer.resblocks)
-    layers = list(range(depth)) if layers is None else [int(l) for l in layers]
+    layers = list(range(depth - order + 1)) if layers is None else [int(l) for l in layers]
     pixels = _pixels(model, list(images))
     fit_torch()
     with torch.no_grad():
-        pooled, writes = neuron_writes(visual, pixels, layers)
-        ln, proj, bias = final_of(visual, pooled)
-        effects = [_through_final(ln, proj, bias, pooled, writes[l], None) for l in layers]
+        neurons = read_neurons(visual, pixels, layers)
+        ln, proj, bias = final_of(visual, neurons.pooled)
+        effects = [_through_final(ln, proj, bias, neurons.pooled,
+                                  neurons.writes(l) if order == 1 else second_order(visual, neurons, l), None)
+                   for l in layers]
     return torch.stack(effects, 1).float().numpy(), layers
 
 
-def _top_neurons(model, dataset, kind: str, key: list, groups, k: int, cache, batch_size: int = 32) -> "pd.DataFrame":
-    """The k neurons with the largest mean direct effect (`neuron_effects` over the dataset's images) along
-    each group's direction, over the group's images: groups(labels) -> [(name, direction (D,), images (N,)
-    bool)]. -> `kind`, layer, neuron, direct_effect; memoized in the model's cache folder under `key`."""
+def _top_neurons(model, dataset, kind: str, key: list, groups, k: int, cache, batch_size: int,
+                 order: int) -> "pd.DataFrame":
+    """The k neurons with the largest mean effect (`neuron_effects` of that order over the dataset's images)
+    along each group's direction, over the group's images: groups(labels) -> [(name, direction (D,), images
+    (N,) bool)]. -> `kind`, layer, neuron, direct_effect (order 1) or second_order_effect; memoized in the
+    model's cache folder under `key`."""
     import pandas as pd
 
     from ..core import memo
     from ..data import dataset_identity
+
+    column = "direct_effect" if order == 1 else "second_order_effect"
 
     def compute() -> list:
         chosen_groups = groups(dataset.labels["label"].to_numpy())
         sums = [0.0] * len(chosen_groups)
         for start in range(0, len(dataset), batch_size):  # (n, layers, neurons, D) a batch at a time
             stop = min(start + batch_size, len(dataset))
-            effects, layers = neuron_effects(model, [dataset.source(i) for i in range(start, stop)])
+            effects, layers = neuron_effects(model, [dataset.source(i) for i in range(start, stop)], order=order)
             for g, (_, direction, chosen) in enumerate(chosen_groups):
                 sums[g] = sums[g] + (effects[chosen[start:stop]] @ direction).sum(0)  # (layers, neurons)
         rows = []
@@ -305,32 +320,36 @@ def _top_neurons(model, dataset, kind: str, key: list, groups, k: int, cache, ba
             for flat in np.argsort(-score, axis=None)[:k]:
                 layer, neuron = np.unravel_index(flat, score.shape)
                 rows.append({kind: name, "layer": layers[layer], "neuron": int(neuron),
-                             "direct_effect": float(score[layer, neuron])})
+                             column: float(score[layer, neuron])})
         return rows
     where = model.cache.directory if cache is True else cache
-    return pd.DataFrame(memo.memoized(f"{kind}_neurons", [model.fingerprint, dataset_identity(dataset), *key, k],
-                                      compute, where, code=(__name__, _streams.__name__), packages=("torch",)))
+    return pd.DataFrame(memo.memoized(f"{kind}_neurons", [model.fingerprint, dataset_identity(dataset), *key, k, order],
+                                      compute, where, code=(__name__, _streams.__name__, _neurons.__name__),
+                                      packages=("torch", "timm")))
 
 
-def class_neurons(model, dataset, weights: np.ndarray, k: int = 3, cache=True, batch_size: int = 32) -> "pd.DataFrame":
-    """For each class of a lab dataset, the k MLP neurons whose direct effect (`neuron_effects`) on the
-    class's classifier direction weights[c] is largest on average over that class's images -> class, layer,
-    neuron, direct_effect. Memoized in the model's cache folder."""
+def class_neurons(model, dataset, weights: np.ndarray, k: int = 3, cache=True, batch_size: int = 32,
+                  order: int = 1) -> "pd.DataFrame":
+    """For each class of a lab dataset, the k MLP neurons whose direct effect (`neuron_effects`; order=2:
+    second-order effect) on the class's classifier direction weights[c] is largest on average over that
+    class's images -> class, layer, neuron, direct_effect (or second_order_effect). Memoized in the model's
+    cache folder."""
     weights = np.asarray(weights)
     return _top_neurons(model, dataset, "class", [weights], lambda labels: [
-        (name, weights[c], labels == c) for c, name in enumerate(dataset.classes)], k, cache, batch_size)
+        (name, weights[c], labels == c) for c, name in enumerate(dataset.classes)], k, cache, batch_size, order)
 
 
-def concept_neurons(model, dataset, concepts: list[str], k: int = 3, cache=True,
-                    batch_size: int = 32) -> "pd.DataFrame":
+def concept_neurons(model, dataset, concepts: list[str], k: int = 3, cache=True, batch_size: int = 32,
+                    order: int = 1) -> "pd.DataFrame":
     """For each concept (a text: "red", "circle", "a striped texture"), the k MLP neurons whose direct effect
-    along the concept's direction is largest on average over the dataset's images -> concept, layer,
-    neuron, direct_effect. A concept's direction is its text embedding less the mean of the concepts' (with
-    more than one), so a neuron that writes what every text shares does not top every list. Memoized in
-    the model's cache folder."""
+    (order=2: second-order effect) along the concept's direction is largest on average over the dataset's
+    images -> concept, layer, neuron, direct_effect (or second_order_effect). A concept's direction is its
+    text embedding less the mean of the concepts' (with more than one), so a neuron that writes what every
+    text shares does not top every list. Memoized in the model's cache folder."""
     concepts = list(concepts)
     directions = model.encode_texts(concepts, progress=False)  # (C, D)
     if len(concepts) > 1:
         directions = directions - directions.mean(0)
     return _top_neurons(model, dataset, "concept", [concepts], lambda labels: [
-        (name, directions[c], np.ones(len(labels), bool)) for c, name in enumerate(concepts)], k, cache, batch_size)
+        (name, directions[c], np.ones(len(labels), bool)) for c, name in enumerate(concepts)], k, cache, batch_size,
+        order)

@@ -123,7 +123,7 @@ def test_neuron_effects_and_the_output_bias_sum_to_the_mlp_part(tiny, world):
 def test_timm_neuron_writes_and_the_biases_sum_to_the_mlp_output(name, world, cache):
     import torch
 
-    from lab.studies import _streams
+    from lab.studies import _neurons
     model = lab.load_model(name, pretrained="random", cache=cache, device="cpu")
     _nonzero_vectors(model)
     visual = model.module.visual
@@ -134,15 +134,79 @@ def test_timm_neuron_writes_and_the_biases_sum_to_the_mlp_output(name, world, ca
              for l, b in enumerate(blocks)]
     pixels = torch.stack([model.preprocess(im) for im in images(world, 2)])
     with torch.no_grad():
-        _, writes = _streams.neuron_writes(visual, pixels, [0, len(blocks) - 1])
+        neurons = _neurons.read_neurons(visual, pixels, [0, len(blocks) - 1])
     for h in hooks:
         h.remove()
-    for l, w in writes.items():  # (N, neurons, W)
+    for l in neurons.scalars:
+        w = neurons.writes(l)  # (N, neurons, W)
         mlp = blocks[l].mlp
         gamma = getattr(blocks[l].ls2, "gamma", 1.0) if hasattr(blocks[l], "ls2") else 1.0
         no_neuron = mlp.fc2.bias + (mlp.fc2.weight @ mlp.norm.bias if isinstance(mlp.norm, torch.nn.LayerNorm) else 0)
         np.testing.assert_allclose((w.sum(1) + no_neuron * gamma).detach().numpy(),
                                    (outputs[l] * gamma).detach().numpy(), atol=1e-5)
+
+
+def _carried(visual, inputs, probs, z_rows, later_layers, r):
+    """A per-token residual write r (N, T, W) carried to the class token by the heads of later_layers, written
+    out as the blocks compute it (concatenated heads, then the output projection), every LayerNorm's mean and
+    scale frozen at the values the run had, the biases left out -> (N, W)."""
+    import torch
+
+    from lab.studies import _neurons, _streams
+    blocks = _neurons.blocks_of(visual)
+    total = 0
+    for l in later_layers:
+        block = blocks[l]
+        attn, ln = block.attn, block.ln_1 if hasattr(block, "ln_1") else block.norm1
+        x = inputs[l]
+        y = (r - r.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + ln.eps) * ln.weight
+        v = (y @ _neurons.value_weight(attn).T).reshape(*y.shape[:2], attn.num_heads, -1).transpose(1, 2)
+        z = torch.einsum("nht,nhtd->nhd", probs[l], v).flatten(1)  # (N, H*d): the heads, concatenated
+        if isinstance(attn, torch.nn.MultiheadAttention):
+            out = z @ attn.out_proj.weight.T
+        else:
+            if isinstance(attn.norm, torch.nn.LayerNorm):
+                z_row = z_rows[l]
+                z = (z - z.mean(-1, keepdim=True)) / torch.sqrt(z_row.var(-1, unbiased=False, keepdim=True) +
+                                                                attn.norm.eps) * attn.norm.weight
+            out = z @ attn.proj.weight.T
+        total = total + out * _streams.attention_scale(block)
+    return total
+
+
+@pytest.mark.parametrize("name", ["lab-vit-tiny", "EVA02-B-16"])
+def test_second_order_effects_of_a_layers_neurons_and_its_bias_carry_its_mlp_output(name, world, cache):
+    """Summed over the neurons (plus the output bias, which no neuron writes), the second-order effects are
+    the MLP's whole output at every token carried by the later heads, computed the way the blocks do."""
+    import torch
+
+    from lab.studies import _neurons
+    model = lab.load_model(name, pretrained=None if name == "lab-vit-tiny" else "random", cache=cache, device="cpu")
+    if name == "EVA02-B-16":
+        _nonzero_vectors(model)
+    visual = model.module.visual
+    blocks = _neurons.blocks_of(visual)
+    layer = len(blocks) - 3  # two later layers carry it
+    outputs = {}
+    hook = blocks[layer].mlp.register_forward_hook(lambda m, a, out: outputs.__setitem__("mlp", out))
+    pixels = torch.stack([model.preprocess(im) for im in images(world, 2)])
+    with torch.no_grad():
+        neurons = _neurons.read_neurons(visual, pixels, [layer])
+        effects = _neurons.second_order(visual, neurons, layer)  # (N, neurons, W)
+    hook.remove()
+    mlp = blocks[layer].mlp
+    fc, norm = _neurons.mlp_output(mlp)
+    no_neuron = fc.bias + (fc.weight @ norm.bias if isinstance(norm, torch.nn.LayerNorm) else 0)
+    gamma = _neurons.mlp_scale(blocks[layer])
+    later = range(layer + 1, len(blocks))
+    with torch.no_grad():
+        whole = _carried(visual, neurons.inputs, neurons.probs, neurons.z_rows, later, outputs["mlp"] * gamma)
+        bias = _carried(visual, neurons.inputs, neurons.probs, neurons.z_rows, later,
+                        (no_neuron * gamma).expand_as(outputs["mlp"]))
+    assert whole.abs().max() > 1e-3  # something is carried
+    np.testing.assert_allclose((effects.sum(1) + bias).numpy(), whole.numpy(), atol=1e-4 * whole.abs().max().item())
+    table, layers = dc.neuron_effects(model, images(world, 2), order=2)  # (N, layers, neurons, D)
+    assert layers == list(range(len(blocks) - 1)) and np.isfinite(table).all()
 
 
 def test_concept_neurons_rank_the_neurons_writing_along_each_concept(tiny, world, tmp_path):

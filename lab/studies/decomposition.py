@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..core.families import family_of
 from ..core.images import load_rgb_image
 from ..errors import BadInput
 from ..threads import fit_torch
@@ -103,8 +104,10 @@ def decomposable(model) -> bool:
     return _not_decomposable(model.module.visual) is None
 
 
-def _prefix(visual) -> int:
-    return int(visual.trunk.num_prefix_tokens) if hasattr(visual, "trunk") else 1
+def _prefix(model) -> int:
+    """Tokens before the patches (the class token, any registers), checking the tower decomposes."""
+    visual = _check_vit(model)
+    return family_of(visual).prefix_tokens(visual)
 
 
 def _pixels(model, images) -> torch.Tensor:
@@ -170,7 +173,7 @@ def _image_stream(model, pixels: torch.Tensor, tokens: bool):
 def decompose(model, images, tokens: bool = False, batch_size: int = 32) -> Decomposition:
     """The image embeddings of `images` (paths, PIL images, arrays) as sums of parts (module docstring).
     tokens=True adds each head's part per image token (N, L, H, T, D), computed batch by batch."""
-    prefix = _prefix(_check_vit(model))
+    prefix = _prefix(model)
     images = list(images)
     if not images:
         raise BadInput("decompose needs at least one image")
@@ -196,7 +199,7 @@ def decompose_dataset(model, dataset, batch_size: int = 32, cache=True) -> Decom
                           kind="npz")
     layers, heads = (int(v) for v in found["shape"])
     return Decomposition(found["parts"], _labels(layers, heads), layers, heads,
-                         prefix=_prefix(model.module.visual))
+                         prefix=_prefix(model))
 
 
 def decompose_texts(model, texts: list[str]) -> Decomposition:
@@ -222,7 +225,7 @@ def token_parts(model, pixels: torch.Tensor, first_layer: int = -1) -> torch.Ten
     """What each image token writes into the embedding through the heads of layers first_layer.. (negative:
     from the end), summed over those layers and heads -> (N, T, D); a spatial map is its dot product with a
     text embedding over the patch tokens."""
-    d = _decompose(_image_stream(model, pixels, True), _prefix(_check_vit(model)))
+    d = _decompose(_image_stream(model, pixels, True), _prefix(model))
     first = first_layer % d.layers
     return torch.from_numpy(d.tokens[:, first:].sum((1, 2))).to(pixels.device)  # (N, T, D)
 

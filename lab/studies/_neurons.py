@@ -131,7 +131,7 @@ def second_order(visual, neurons: Neurons, layer: int) -> torch.Tensor:
         v = (y @ value_weight(attn).T).reshape(len(y), attn.num_heads, -1).transpose(0, 1)  # (H, k, d)
         per_head, centre = output_maps(attn)
         out = (torch.einsum("hkd,hdw->hkw", v, per_head) - v.sum(-1, keepdim=True) * centre) * attention_scale(block)
-        z_scale = inner_scale(attn, neurons.z_rows[later]) if neurons.z_rows else torch.ones(len(x))
+        z_scale = inner_scale(attn, neurons.z_rows[later]) if neurons.z_rows else x.new_ones(len(x))
         weights = torch.einsum("nht,ntk->nhk", neurons.probs[later], scalars / token_scale[..., None])  # (N, H, k)
         total += torch.einsum("nhk,hkw->nkw", weights / z_scale[:, None, None], out)
     return total

@@ -70,7 +70,7 @@ def open_clip_stream(blocks, x: torch.Tensor, rows: torch.Tensor, attn_mask, tok
     """open_clip's residual blocks run on x (N, L, W), the parts kept at the pooled positions rows (N,);
     ln: the final LayerNorm, proj: the projection after it (a matrix, an nn.Linear or None)."""
     n = len(x)
-    pick = torch.arange(n)
+    pick, rows = torch.arange(n, device=x.device), rows.to(x.device)
     embed, heads, mlps, per_token = x[pick, rows], [], [], []
     for block in blocks:
         probs, values = _head_values(block, block.ln_1(x), attn_mask)  # (N, H, L, L), (N, H, L, W)

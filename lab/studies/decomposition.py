@@ -153,8 +153,8 @@ def _decompose(read, prefix: int) -> Decomposition:
         token_parts = None
         if s.tokens is not None:  # a head's share of the LayerNorm bias, spread evenly over its tokens
             token_parts = _through_final(s.ln, s.proj, s.bias, s.pooled, s.tokens, count * s.tokens.shape[3])
-            token_parts = token_parts.float().numpy()
-    return Decomposition(parts.float().numpy(), _labels(layers, nheads), layers, nheads, token_parts, prefix)
+            token_parts = token_parts.float().cpu().numpy()
+    return Decomposition(parts.float().cpu().numpy(), _labels(layers, nheads), layers, nheads, token_parts, prefix)
 
 
 def _image_stream(model, pixels: torch.Tensor, tokens: bool):
@@ -165,7 +165,7 @@ def _image_stream(model, pixels: torch.Tensor, tokens: bool):
 
     def read():
         x = visual._embeds(pixels)  # (N, L, W): patches, class token, positions, ln_pre
-        rows = torch.zeros(len(x), dtype=torch.long)  # the class token
+        rows = torch.zeros(len(x), dtype=torch.long, device=x.device)  # the class token
         return open_clip_stream(visual.transformer.resblocks, x, rows, None, tokens, visual.ln_post, visual.proj)
     return read
 
@@ -291,7 +291,7 @@ def neuron_effects(model, images, layers=None, order: int = 1) -> tuple[np.ndarr
         effects = [_through_final(ln, proj, bias, neurons.pooled,
                                   neurons.writes(l) if order == 1 else second_order(visual, neurons, l), None)
                    for l in layers]
-    return torch.stack(effects, 1).float().numpy(), layers
+    return torch.stack(effects, 1).float().cpu().numpy(), layers
 
 
 def _top_neurons(model, dataset, kind: str, key: list, groups, k: int, cache, batch_size: int,

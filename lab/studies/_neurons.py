@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import BadInput
-from ._streams import attention_scale, inner_scale, output_maps
+from ._streams import attention_scale, inner_scale, output_maps, value_weight
 
-__all__ = ["Neurons", "blocks_of", "mlp_output", "mlp_scale", "read_neurons", "second_order", "value_weight"]
+__all__ = ["Neurons", "blocks_of", "mlp_output", "mlp_scale", "read_neurons", "second_order"]
 
 
 def mlp_scale(block) -> torch.Tensor | float:
@@ -104,15 +104,6 @@ def read_neurons(visual, pixels: torch.Tensor, layers: list[int]) -> Neurons:
         else:
             raise BadInput(f"{type(norm).__name__} before an MLP's output: only a LayerNorm or none keeps it a sum")
     return Neurons(seen["pooled"], scalars, columns, seen["inputs"], [p[:, :, 0] for p in probs], seen["z"])
-
-
-def value_weight(attn) -> torch.Tensor:
-    """The value projection's weight (H*d, W) (its bias writes the same for every neuron: left out)."""
-    if isinstance(attn, torch.nn.MultiheadAttention):
-        return attn.in_proj_weight.chunk(3)[2]
-    if getattr(attn, "v_proj", None) is not None:
-        return attn.v_proj.weight
-    return attn.qkv.weight.chunk(3)[2]
 
 
 def second_order(visual, neurons: Neurons, layer: int) -> torch.Tensor:

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from ..errors import BadInput
 
 __all__ = ["Stream", "attention_scale", "final_of", "inner_scale", "open_clip_stream", "output_maps",
-           "timm_decomposable", "timm_stream"]
+           "timm_decomposable", "timm_stream", "value_weight"]
 
 
 @dataclass
@@ -141,15 +141,23 @@ def _affine(modules, width: int, like: torch.Tensor) -> tuple[torch.Tensor, torc
     return run(torch.eye(width, dtype=like.dtype, device=like.device)) - bias, bias
 
 
+def value_weight(attn) -> torch.Tensor:
+    """The value projection's weight (H*d, W): nn.MultiheadAttention's, timm's fused qkv or EVA's v_proj."""
+    if isinstance(attn, torch.nn.MultiheadAttention):
+        return attn.in_proj_weight.chunk(3)[2]
+    if getattr(attn, "v_proj", None) is not None:
+        return attn.v_proj.weight
+    return attn.qkv.weight.chunk(3)[2]
+
+
 def _values(attn, x: torch.Tensor) -> torch.Tensor:
-    """The values (N, H, T, d) the attention module computes from its input x (N, T, W), from its weights."""
+    """The values (N, H, T, d) a timm attention module computes from its input x (N, T, W), from its weights."""
     n, length, _ = x.shape
     if getattr(attn, "v_proj", None) is not None:  # EVA with separate projections
-        v = attn.v_proj(x)
+        bias = attn.v_proj.bias
     else:
-        weight = attn.qkv.weight.chunk(3)[2]
         bias = attn.qkv.bias.chunk(3)[2] if attn.qkv.bias is not None else getattr(attn, "v_bias", None)
-        v = F.linear(x, weight, bias)
+    v = F.linear(x, value_weight(attn), bias)
     return v.reshape(n, length, attn.num_heads, -1).transpose(1, 2)
 
 

@@ -160,7 +160,7 @@ def _carried(visual, inputs, probs, z_rows, later_layers, r):
         attn, ln = block.attn, block.ln_1 if hasattr(block, "ln_1") else block.norm1
         x = inputs[l]
         y = (r - r.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, unbiased=False, keepdim=True) + ln.eps) * ln.weight
-        v = (y @ _neurons.value_weight(attn).T).reshape(*y.shape[:2], attn.num_heads, -1).transpose(1, 2)
+        v = (y @ _streams.value_weight(attn).T).reshape(*y.shape[:2], attn.num_heads, -1).transpose(1, 2)
         z = torch.einsum("nht,nhtd->nhd", probs[l], v).flatten(1)  # (N, H*d): the heads, concatenated
         if isinstance(attn, torch.nn.MultiheadAttention):
             out = z @ attn.out_proj.weight.T

@@ -3,6 +3,7 @@ carried there from every token by the later layers' heads (the second-order effe
 ICLR 2025). lab.studies.decomposition carries the writes through the final LayerNorm and projection.
 
     n = read_neurons(visual, pixels, layers)   # one run: n.writes(l) (N, neurons, W) at the class token
+    n = read_neurons(visual, pixels, layers, carried=True)   # + what the later heads read
     second_order(visual, n, l)                 # (N, neurons, W): layer l's neurons through the later heads
 
 A neuron writes its activation times its column of the MLP's output projection (and layer scale). A norm
@@ -12,10 +13,12 @@ first LayerNorm per token, its attention probabilities and its inner norm, as `_
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import torch
 
+from ..core.families import family_of
 from ..errors import BadInput
 from ._streams import attention_scale, inner_scale, output_maps, value_weight
 
@@ -61,15 +64,15 @@ def blocks_of(visual) -> list:
     return list(visual.trunk.blocks if hasattr(visual, "trunk") else visual.transformer.resblocks)
 
 
-def read_neurons(visual, pixels: torch.Tensor, layers: list[int]) -> Neurons:
-    """Run the image tower on pixels (N, 3, H, W) once, keeping what `Neurons` holds (its class-token
-    attention through the family adapter, the fused path off)."""
-    from ..core.families import family_of
+def read_neurons(visual, pixels: torch.Tensor, layers: list[int], carried: bool = False) -> Neurons:
+    """Run the image tower on pixels (N, 3, H, W) once, keeping what `Neurons` holds; inputs, probs and
+    z_rows (what `second_order` reads: the class-token attention through the family adapter, its fused
+    path off) only with carried=True, empty otherwise."""
     blocks = blocks_of(visual)
     seen = {key: [] for key in ("inputs", "z")}
     acts = {}
     handles = []
-    for block in blocks:
+    for block in blocks if carried else []:
         handles.append(block.register_forward_pre_hook(lambda m, args: seen["inputs"].append(args[0])))
         if not isinstance(block.attn, torch.nn.MultiheadAttention):
             handles.append(block.attn.norm.register_forward_pre_hook(lambda m, args: seen["z"].append(args[0][:, 0])))
@@ -78,9 +81,9 @@ def read_neurons(visual, pixels: torch.Tensor, layers: list[int]) -> Neurons:
         fc, norm = mlp_output(blocks[l].mlp)
         handles += [fc.register_forward_pre_hook(lambda m, args, l=l: acts.__setitem__(("act", l), args[0])),
                     norm.register_forward_pre_hook(lambda m, args, l=l: acts.__setitem__(("pre", l), args[0]))]
-    family = family_of(visual)
+    attention = family_of(visual).keep_attention(visual) if carried else contextlib.nullcontext([])
     try:
-        with family.keep_attention(visual) as probs:
+        with attention as probs:
             if hasattr(visual, "trunk"):
                 visual(pixels)
             else:
@@ -109,7 +112,8 @@ def read_neurons(visual, pixels: torch.Tensor, layers: list[int]) -> Neurons:
 def second_order(visual, neurons: Neurons, layer: int) -> torch.Tensor:
     """What each neuron of `layer` writes at every token, carried by every later layer's heads to the class
     token (Gandelsman et al. 2025's second-order effect): each later block's first LayerNorm frozen per
-    token, its attention probabilities and inner norm frozen, the biases left out -> (N, neurons, W)."""
+    token, its attention probabilities and inner norm frozen, the biases left out -> (N, neurons, W).
+    `neurons`: read_neurons(..., carried=True)."""
     blocks = blocks_of(visual)
     scalars, column = neurons.scalars[layer], neurons.columns[layer]  # (N, T, k), (k, W)
     total = torch.zeros(*scalars.shape[::2], column.shape[-1], dtype=column.dtype, device=column.device)

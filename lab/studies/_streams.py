@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..core.families import TimmViT
 from ..errors import BadInput
 
 __all__ = ["Stream", "attention_scale", "final_of", "inner_scale", "open_clip_stream", "output_maps",
@@ -229,7 +230,6 @@ def _hooks(trunk, seen: dict):
 def timm_stream(visual, pixels: torch.Tensor, tokens: bool) -> Stream:
     """timm's ViT or EVA (inside open_clip's TimmModel) run on pixels (N, 3, H, W), its parts kept at the
     class token (token 0)."""
-    from ..core.families import TimmViT
     why = timm_decomposable(visual)
     if why:
         raise BadInput(f"this timm tower's embedding is not a sum of parts at its class token: {why}")

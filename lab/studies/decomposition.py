@@ -286,7 +286,7 @@ def neuron_effects(model, images, layers=None, order: int = 1) -> tuple[np.ndarr
     pixels = _pixels(model, list(images))
     fit_torch()
     with torch.no_grad():
-        neurons = read_neurons(visual, pixels, layers)
+        neurons = read_neurons(visual, pixels, layers, carried=order == 2)
         ln, proj, bias = final_of(visual, neurons.pooled)
         effects = [_through_final(ln, proj, bias, neurons.pooled,
                                   neurons.writes(l) if order == 1 else second_order(visual, neurons, l), None)

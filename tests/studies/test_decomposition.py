@@ -191,7 +191,7 @@ def test_second_order_effects_of_a_layers_neurons_and_its_bias_carry_its_mlp_out
     hook = blocks[layer].mlp.register_forward_hook(lambda m, a, out: outputs.__setitem__("mlp", out))
     pixels = torch.stack([model.preprocess(im) for im in images(world, 2)])
     with torch.no_grad():
-        neurons = _neurons.read_neurons(visual, pixels, [layer])
+        neurons = _neurons.read_neurons(visual, pixels, [layer], carried=True)
         effects = _neurons.second_order(visual, neurons, layer)  # (N, neurons, W)
     hook.remove()
     mlp = blocks[layer].mlp

@@ -12,6 +12,9 @@ re-run the cell. Plain HTML and CSS, so it works in any JupyterLab without a fro
 """
 from __future__ import annotations
 
+import base64
+import io
+
 RERUN = "This widget lost its kernel (restarted or shut down): re-run this cell to use it again."
 # The output just above a widget whose views are disconnected, or whose renderer found no model (it
 # then holds only that error text and carries the class jupyter-widgets itself).
@@ -29,3 +32,11 @@ class LabWidget:
         from IPython.display import HTML, display
         display(HTML(RERUN_HTML))
         display(self.ui)
+
+
+def png_data_url(array) -> str:
+    """An (H, W, 3) uint8 image as a data: URL, for an <img> in a widget's HTML."""
+    from PIL import Image
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()

@@ -9,27 +9,19 @@ values and read `result`, `status` and the rendered HTML.
 """
 from __future__ import annotations
 
-import base64
 import html
-import io
 
 import ipywidgets as w
-from PIL import Image
 
 from lab.studies import attribution as at
 from lab.errors import LabError
 
 from figures.attribution import overlay
 
+from ._display import png_data_url
 from ._picker import ImagePicker
 
 __all__ = ["AttributionViewer"]
-
-
-def _png(array) -> str:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 class AttributionViewer(ImagePicker):
@@ -99,6 +91,6 @@ class AttributionViewer(ImagePicker):
         panels = [("image", view)] + [(f"{p} ({s:.2f})", overlay(view, m, self.opacity.value))
                                       for p, s, m in zip(self.result.texts, self.result.scores[0], self.result.maps[0])]
         self.view.value = "<div style='display:flex;gap:8px'>" + "".join(
-            f"<figure style='margin:0;text-align:center'><img src='{_png(a)}' width=192 "
+            f"<figure style='margin:0;text-align:center'><img src='{png_data_url(a)}' width=192 "
             f"style='image-rendering:pixelated'><figcaption>{html.escape(c)}</figcaption></figure>"
             for c, a in panels) + "</div>"

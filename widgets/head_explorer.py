@@ -17,9 +17,7 @@ head's first text's embedding, a patch-grid map per image; `heat` scales it to t
 """
 from __future__ import annotations
 
-import base64
 import html
-import io
 
 import ipywidgets as w
 import numpy as np
@@ -27,6 +25,7 @@ import pandas as pd
 from PIL import Image
 
 import lab
+from lab.core.families import family_of
 from lab.data import load_dataset, prompts
 from lab.errors import BadInput
 from lab.studies import attribution as at, decomposition as dc, textspan as ts, zeroshot
@@ -34,7 +33,7 @@ from lab.studies import attribution as at, decomposition as dc, textspan as ts, 
 from figures.attribution import overlay
 from figures.decomposition import head_heatmap
 
-from ._display import LabWidget
+from ._display import LabWidget, png_data_url
 from ._figure import FigureWidget
 
 __all__ = ["HeadExplorer", "cell_head", "heat"]
@@ -54,12 +53,6 @@ def heat(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
         lo, hi = big.min(), big.max()
         out.append((big - lo) / max(hi - lo, 1e-12))
     return np.stack(out) if out else np.zeros((0, *size), np.float32)
-
-
-def _png(array: np.ndarray) -> str:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 _CELL = "style='text-align:left;padding:1px 12px 1px 0'"
@@ -94,7 +87,8 @@ class HeadExplorer(LabWidget):
         shown = [self.data.source(i) for i in range(min(n_images, len(self.data)))]
         self.shown = dc.decompose(self.model, shown, tokens=True)  # + tokens (n_images, L, H, T, D)
         _, self.views = at.model_inputs(self.model, shown)  # (n_images, H, W, 3) uint8, as the model sees them
-        self.grid = tuple(self.model.module.visual.grid_size)
+        visual = self.model.module.visual
+        self.grid = family_of(visual).grid(visual)  # (rows, cols) of patch tokens, for any decomposable tower
         self.alpha = alpha
         self.head = self.texts = self.ablation = self.maps = None
 
@@ -133,8 +127,8 @@ class HeadExplorer(LabWidget):
             f"<br><b>Its texts (TextSpan)</b>{_table(self.texts)}")
         captions = [self.data.classes[c] for c in self.labels[:len(self.maps)]]
         cells = "".join(
-            f"<figure style='margin:2px;text-align:center;font-size:11px'><img src='{_png(v)}' width=96 "
-            f"style='image-rendering:pixelated'><img src='{_png(overlay(v, h, self.alpha))}' width=96 "
+            f"<figure style='margin:2px;text-align:center;font-size:11px'><img src='{png_data_url(v)}' width=96 "
+            f"style='image-rendering:pixelated'><img src='{png_data_url(overlay(v, h, self.alpha))}' width=96 "
             f"style='image-rendering:pixelated'><figcaption>{html.escape(c)}</figcaption></figure>"
             for v, h, c in zip(self.views, self.maps, captions))
         self.view.value = (f"<b>Where {label} writes “{html.escape(top)}”</b> (each patch's part of the head on the "

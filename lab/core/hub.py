@@ -189,8 +189,9 @@ def resolve_folder(name: str, cache_dir: str | None = None) -> Path:
         raise
     except Exception as e:  # noqa: BLE001  the hub's errors are many; the message keeps their first line
         raise ModelNotAvailable(f"cannot download {name}: {str(e).strip().splitlines()[0][:200]}") from None
-    if _missing(folder):
-        raise ModelNotAvailable(f"{name} on the hub lacks {'; '.join(_missing(folder))}")
+    missing = _missing(folder)
+    if missing:
+        raise ModelNotAvailable(f"{name} on the hub lacks {'; '.join(missing)}")
     return folder
 
 

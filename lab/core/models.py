@@ -210,7 +210,7 @@ class ClipModel:
         with torch.no_grad():
             for p in module.parameters():
                 if p.is_floating_point() and p.numel() > 1:
-                    p.copy_(torch.randn(p.shape, generator=g) * p.float().std() + p.float().mean())
+                    p.copy_(torch.randn(p.shape, generator=g).to(p.device) * p.float().std() + p.float().mean())
         parts = dict(module=module, name=f"{self.name} (random weights)", model_cfg=self.model_cfg,
                      preprocess_cfg=self.preprocess_cfg, tokenizer=self.tokenizer,
                      weights_digest=tensor_digest(module.state_dict()), source=f"{self.source}, weights redrawn (seed {seed})")
@@ -322,7 +322,7 @@ def _from_name(name: str, pretrained: str | None, quick_gelu, trust: bool, cache
         return _builder("from_schema", name, cache_dir=cache_dir)
     arch, tag = split_name(name, pretrained)
     if tag is not None and _arch_config(arch) is not None:  # before open_clip's import: offline, fail in a moment
-        require_hub_files(name, _arch_config(arch), cache_dir)
+        require_hub_files(name, _arch_config(arch))  # the default hub cache: where open_clip's tokenizer looks
     oc = open_clip()
     if oc.get_model_config(arch) is None:
         hint = " (no such file either)" if os.sep in name or name.endswith((".pt", ".pth", ".bin")) else ""

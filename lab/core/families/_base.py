@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from ...errors import BadInput
 
-__all__ = ["TowerFamily", "explicit_attention", "explicit_attention_of"]
+__all__ = ["TowerFamily", "explicit_attention", "explicit_attention_of", "keep_probabilities"]
 
 
 class TowerFamily:
@@ -87,6 +87,15 @@ def _projections(mha: torch.nn.MultiheadAttention, query, key, value):
     return F.linear(query, w_q, b_q), F.linear(key, w_k, b_k), F.linear(value, w_v, b_v)
 
 
+def keep_probabilities(store: list, probs: torch.Tensor) -> torch.Tensor:
+    """Append attention probabilities to `store` and return them; when nothing upstream needs a gradient
+    (the blocks before ran without one), the graph starts here."""
+    if torch.is_grad_enabled() and not probs.requires_grad:
+        probs.requires_grad_()
+    store.append(probs)
+    return probs
+
+
 def explicit_attention(mha: torch.nn.MultiheadAttention, store: list):
     """A forward for one nn.MultiheadAttention (self- or cross-attention) that computes
     softmax(QK^T/sqrt(d)) explicitly from its own weights, keeps the probabilities (N, heads, Lq, Lk) in
@@ -110,10 +119,7 @@ def explicit_attention(mha: torch.nn.MultiheadAttention, store: list):
                 attn_mask = attn_mask.reshape(n, heads, length_q, length_k)
             logits = logits.masked_fill(attn_mask, float("-inf")) if attn_mask.dtype == torch.bool \
                 else logits + attn_mask
-        probs = logits.softmax(-1)
-        if torch.is_grad_enabled() and not probs.requires_grad:  # nothing upstream needs a gradient:
-            probs.requires_grad_()  # the graph starts here, and the blocks before ran without one
-        store.append(probs)
+        probs = keep_probabilities(store, logits.softmax(-1))
         out = (probs @ v).transpose(1, 2).reshape(n, length_q, dim)
         out = F.linear(out, mha.out_proj.weight, mha.out_proj.bias)
         return (out if mha.batch_first else out.transpose(0, 1)), None

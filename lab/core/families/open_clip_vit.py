@@ -3,8 +3,6 @@ which the lab remaps into it): a class token, nn.MultiheadAttention blocks, and 
 or an attentional pooler (CoCa) as the embedding."""
 from __future__ import annotations
 
-import contextlib
-
 from ._base import TowerFamily, explicit_attention_of
 
 __all__ = ["OpenClipViT"]
@@ -42,11 +40,9 @@ class OpenClipViT(TowerFamily):
         return 0  # CoCa's attentional pooler attends over every token, the class token included
 
     @classmethod
-    @contextlib.contextmanager
     def keep_probe_attention(cls, visual):
         """CoCa: the embedding is the attentional pooler's first query (open_clip's 'tok' pooling of its
         output); its cross-attention runs explicitly and its (N, heads, queries, L) is kept."""
         pool = visual.attn_pool_contrastive if getattr(visual, "attn_pool_contrastive", None) is not None \
             else visual.attn_pool
-        with explicit_attention_of([pool.attn], []) as store:
-            yield store
+        return explicit_attention_of([pool.attn], [])

@@ -12,26 +12,16 @@ from __future__ import annotations
 
 import contextlib
 
-import torch
-
-from ._base import TowerFamily
+from ._base import TowerFamily, keep_probabilities
 
 __all__ = ["TimmViT"]
-
-
-def _keep_output(store: list):
-    def hook(module, inputs, probs):
-        if torch.is_grad_enabled() and not probs.requires_grad:  # the graph starts here
-            probs.requires_grad_()
-        store.append(probs)
-        return probs
-    return hook
 
 
 @contextlib.contextmanager
 def _unfused(modules: list, store: list):
     fused = [m.fused_attn for m in modules]
-    handles = [m.attn_drop.register_forward_hook(_keep_output(store)) for m in modules]
+    handles = [m.attn_drop.register_forward_hook(
+        lambda module, inputs, probs: keep_probabilities(store, probs)) for m in modules]
     try:
         for m in modules:
             m.fused_attn = False
@@ -55,7 +45,7 @@ def _latent_forward(pool, store: list):
         logits = (q * pool.scale) @ k.transpose(-2, -1)  # (N, h, Q, L)
         if attn_mask is not None:
             logits = logits + attn_mask
-        probs = _keep_output(store)(pool, None, logits.softmax(-1))
+        probs = keep_probabilities(store, logits.softmax(-1))
         out = pool.proj_drop(pool.proj((probs @ v).transpose(1, 2).reshape(n, pool.latent_len, dim)))
         if pool.mlp is not None:
             out = out + pool.mlp(pool.norm(out))

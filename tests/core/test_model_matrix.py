@@ -75,8 +75,9 @@ def matrix_row(family: str, model, world) -> dict:
         np.testing.assert_allclose(probs.sum(1), 1, rtol=1e-5)
     else:  # an independent sigmoid per class, the checkpoint's bias included
         np.testing.assert_allclose(probs, 1 / (1 + np.exp(-(model.logit_scale * cos + model.logit_bias))), rtol=1e-5)
-    np.testing.assert_allclose(result.predictions["confidence"], probs[result.predictions["item"], result.predictions[
-        "pred"]], rtol=1e-6)
+    confidence = result.predictions["confidence"].to_numpy()
+    np.testing.assert_allclose(confidence, probs[result.predictions["item"], result.predictions["pred"]], rtol=1e-6)
+    assert ((confidence > 0) & (confidence <= 1)).all()
     coords = maps.project(x, method="pca", cache=False).coords  # (N, 2)
     half = N_IMAGES // 2
     probe = lp.probe(x[:half], y[:half], x[half:], y[half:], x[half:], y[half:], n_classes=len(world.classes))
@@ -92,7 +93,12 @@ def test_family_loads_offline_encodes_and_runs_the_studies_and_reruns_from_the_c
                                                                                     no_network):
     model = load(family, folders, cache)
     row = matrix_row(family, model, world)
-    assert row["zero-shot link"] == ("sigmoid" if "SigLIP" in family else "softmax")
+    siglip = "SigLIP" in family
+    assert row["zero-shot link"] == ("sigmoid" if siglip else "softmax")
+    # the values the checkpoints were made with: SigLIP's scale 10 and bias -10 (tests/_transformers_checkpoints),
+    # every CLIP's initial temperature 1/0.07 and no bias
+    assert (model.logit_scale, model.logit_bias) == (pytest.approx(10.0 if siglip else 1 / 0.07, rel=1e-4),
+                                                      pytest.approx(-10.0 if siglip else 0.0, abs=1e-6))
     first = model.encode_images(world, progress=False)
     again = load(family, folders, cache)
     np.testing.assert_array_equal(again.encode_images(world, progress=False), first)

@@ -20,17 +20,9 @@ import torch
 
 from ..core.families import family_of
 from ..errors import BadInput
-from ._streams import attention_scale, inner_scale, output_maps, value_weight
+from ._streams import branch_scale, inner_scale, output_maps, value_weight
 
-__all__ = ["Neurons", "blocks_of", "mlp_output", "mlp_scale", "read_neurons", "second_order"]
-
-
-def mlp_scale(block) -> torch.Tensor | float:
-    """A block's MLP layer scale: open_clip's ls_2, timm ViT's ls2, EVA's gamma_2, or 1."""
-    for name in ("ls_2", "ls2"):
-        if hasattr(block, name):
-            return getattr(getattr(block, name), "gamma", 1.0)
-    return block.gamma_2 if getattr(block, "gamma_2", None) is not None else 1.0
+__all__ = ["Neurons", "blocks_of", "mlp_output", "read_neurons", "second_order"]
 
 
 def mlp_output(mlp):
@@ -96,7 +88,7 @@ def read_neurons(visual, pixels: torch.Tensor, layers: list[int], carried: bool 
     scalars, columns = {}, {}
     for l in layers:
         fc, norm = mlp_output(blocks[l].mlp)
-        gamma = mlp_scale(blocks[l])
+        gamma = branch_scale(blocks[l], 2)
         if isinstance(norm, torch.nn.LayerNorm):  # frozen per token: each neuron's share of it is a sum
             pre = acts[("pre", l)]  # (N, T, neurons): the norm's input
             gain = norm.weight if norm.weight is not None else torch.ones_like(pre[0, 0])
@@ -125,7 +117,7 @@ def second_order(visual, neurons: Neurons, layer: int) -> torch.Tensor:
         y = (column - column.mean(-1, keepdim=True)) * ln.weight  # (k, W): a unit write through the LayerNorm
         v = (y @ value_weight(attn).T).reshape(len(y), attn.num_heads, -1).transpose(0, 1)  # (H, k, d)
         per_head, centre = output_maps(attn)
-        out = (torch.einsum("hkd,hdw->hkw", v, per_head) - v.sum(-1, keepdim=True) * centre) * attention_scale(block)
+        out = (torch.einsum("hkd,hdw->hkw", v, per_head) - v.sum(-1, keepdim=True) * centre) * branch_scale(block, 1)
         z_scale = inner_scale(attn, neurons.z_rows[later]) if neurons.z_rows else x.new_ones(len(x))
         weights = torch.einsum("nht,ntk->nhk", neurons.probs[later], scalars / token_scale[..., None])  # (N, H, k)
         total += torch.einsum("nhk,hkw->nkw", weights / z_scale[:, None, None], out)

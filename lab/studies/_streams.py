@@ -1,11 +1,11 @@
 """The residual stream of a class-token transformer at its pooled token, split into what each part writes:
 the embedding stream, each attention head (with its share of the output bias), each MLP, and with
-tokens=True each head's part per token. lab.studies.decomposition carries these parts through the final
-LayerNorm and projection; this module only reads towers.
+tokens_from=l each head's part per token in layers l onwards. lab.studies.decomposition carries these
+parts through the final LayerNorm and projection; this module only reads towers.
 
-    s = open_clip_stream(blocks, x, rows, attn_mask, tokens)   # open_clip's Transformer (image or text)
-    s = timm_stream(visual, pixels, tokens)                    # timm's ViT / EVA inside open_clip's TimmModel
-    s.embed (N, W), s.heads (N, layers, H, W), s.mlps (N, layers, W), s.tokens (N, layers, H, T, W)
+    s = open_clip_stream(blocks, x, rows, attn_mask, tokens_from)   # open_clip's Transformer (image or text)
+    s = timm_stream(visual, pixels, tokens_from)                    # timm's ViT / EVA inside open_clip's TimmModel
+    s.embed (N, W), s.heads (N, layers, H, W), s.mlps (N, layers, W), s.tokens (N, layers - l, H, T, W)
     final_of(visual, pooled)                                   # (ln, proj, bias): what follows the stream
 
 open_clip's blocks are recomputed from their own weights (nn.MultiheadAttention has nothing to hook
@@ -26,15 +26,15 @@ import torch.nn.functional as F
 from ..core.families import TimmViT
 from ..errors import BadInput
 
-__all__ = ["Stream", "attention_scale", "final_of", "inner_scale", "open_clip_stream", "output_maps",
+__all__ = ["Stream", "branch_scale", "final_of", "inner_scale", "open_clip_stream", "output_maps", "text_tower",
            "timm_decomposable", "timm_stream", "value_weight"]
 
 
 @dataclass
 class Stream:
     """pooled (N, W): the residual stream at the pooled token after the last block; its parts embed (N, W),
-    heads (N, layers, H, W), mlps (N, layers, W), tokens (N, layers, H, T, W) or None; the final LayerNorm
-    `ln` and the affine map after it: `proj` (W, D) and `bias` (D,)."""
+    heads (N, layers, H, W), mlps (N, layers, W), tokens (N, layers - tokens_from, H, T, W) or None; the final
+    LayerNorm `ln` and the affine map after it: `proj` (W, D) and `bias` (D,)."""
     pooled: torch.Tensor
     embed: torch.Tensor
     heads: torch.Tensor
@@ -43,6 +43,16 @@ class Stream:
     ln: torch.nn.LayerNorm
     proj: torch.Tensor
     bias: torch.Tensor
+
+
+def text_tower(module):
+    """open_clip's causal text tower, pooled at the end-of-text token (the largest id), that text relevance
+    and the text decomposition read: CLIP's own, or CustomTextCLIP's `.text`; None for the others (CoCa's
+    pools a class token, transformers' towers run through their own modules)."""
+    tower = getattr(module, "text", module)
+    pool = getattr(tower, "pool_type", getattr(module, "text_pool_type", None))
+    blocks = getattr(getattr(tower, "transformer", None), "resblocks", None)
+    return tower if blocks is not None and hasattr(tower, "token_embedding") and pool == "argmax" else None
 
 
 # -- open_clip: nn.MultiheadAttention blocks, recomputed ---------------------------------------------
@@ -63,31 +73,28 @@ def _head_values(block, h: torch.Tensor, attn_mask):
     return probs, v @ w_o  # (N, H, L, W): each token's value through each head's projection
 
 
-def _layer_scale(module, x):
-    return module(x) if not isinstance(module, torch.nn.Identity) else x
-
-
-def open_clip_stream(blocks, x: torch.Tensor, rows: torch.Tensor, attn_mask, tokens: bool, ln, proj) -> Stream:
+def open_clip_stream(blocks, x: torch.Tensor, rows: torch.Tensor, attn_mask, tokens_from: int | None, ln,
+                     proj) -> Stream:
     """open_clip's residual blocks run on x (N, L, W), the parts kept at the pooled positions rows (N,);
     ln: the final LayerNorm, proj: the projection after it (a matrix, an nn.Linear or None)."""
     n = len(x)
     pick, rows = torch.arange(n, device=x.device), rows.to(x.device)
     embed, heads, mlps, per_token = x[pick, rows], [], [], []
-    for block in blocks:
+    for l, block in enumerate(blocks):
         probs, values = _head_values(block, block.ln_1(x), attn_mask)  # (N, H, L, L), (N, H, L, W)
         bias = block.attn.out_proj.bias / probs.shape[1]  # (W,) each head's share
         weights = probs[pick, :, rows]  # (N, H, L): the pooled row's attention
-        heads.append(_layer_scale(block.ls_1, torch.einsum("nht,nhtw->nhw", weights, values) + bias))
-        if tokens:
-            per_token.append(_layer_scale(block.ls_1, weights[..., None] * values + bias / probs.shape[-1]))
+        heads.append((torch.einsum("nht,nhtw->nhw", weights, values) + bias) * branch_scale(block, 1))
+        if tokens_from is not None and l >= tokens_from:
+            per_token.append((weights[..., None] * values + bias / probs.shape[-1]) * branch_scale(block, 1))
         attended = torch.einsum("nhqt,nhtw->nqw", probs, values) + block.attn.out_proj.bias  # (N, L, W)
-        x = x + _layer_scale(block.ls_1, attended)
-        mlp = _layer_scale(block.ls_2, block.mlp(block.ln_2(x)))  # (N, L, W)
+        x = x + attended * branch_scale(block, 1)
+        mlp = block.mlp(block.ln_2(x)) * branch_scale(block, 2)  # (N, L, W)
         mlps.append(mlp[pick, rows])
         x = x + mlp
     proj, bias = _affine([_as_module(proj)], x.shape[-1], x)
     return Stream(x[pick, rows], embed, torch.stack(heads, 1), torch.stack(mlps, 1),
-                  torch.stack(per_token, 1) if tokens else None, ln, proj, bias)
+                  torch.stack(per_token, 1) if per_token else None, ln, proj, bias)
 
 
 def _as_module(proj):
@@ -162,12 +169,14 @@ def _values(attn, x: torch.Tensor) -> torch.Tensor:
     return v.reshape(n, length, attn.num_heads, -1).transpose(1, 2)
 
 
-def attention_scale(block) -> torch.Tensor | float:
-    """A block's attention layer scale: open_clip's ls_1, timm ViT's ls1, EVA's gamma_1, or 1."""
-    for name in ("ls_1", "ls1"):
+def branch_scale(block, branch: int) -> torch.Tensor | float:
+    """A block's layer scale on its attention (branch 1) or MLP (branch 2) output: open_clip's ls_1 / ls_2,
+    timm ViT's ls1 / ls2, EVA's gamma_1 / gamma_2, or 1."""
+    for name in (f"ls_{branch}", f"ls{branch}"):
         if hasattr(block, name):
             return getattr(getattr(block, name), "gamma", 1.0)
-    return block.gamma_1 if getattr(block, "gamma_1", None) is not None else 1.0
+    gamma = getattr(block, f"gamma_{branch}", None)
+    return gamma if gamma is not None else 1.0
 
 
 def output_maps(attn) -> tuple[torch.Tensor, torch.Tensor]:
@@ -227,7 +236,7 @@ def _hooks(trunk, seen: dict):
             h.remove()
 
 
-def timm_stream(visual, pixels: torch.Tensor, tokens: bool) -> Stream:
+def timm_stream(visual, pixels: torch.Tensor, tokens_from: int | None) -> Stream:
     """timm's ViT or EVA (inside open_clip's TimmModel) run on pixels (N, 3, H, W), its parts kept at the
     class token (token 0)."""
     why = timm_decomposable(visual)
@@ -235,25 +244,25 @@ def timm_stream(visual, pixels: torch.Tensor, tokens: bool) -> Stream:
         raise BadInput(f"this timm tower's embedding is not a sum of parts at its class token: {why}")
     trunk = visual.trunk
     seen = {key: [] for key in ("embed", "out", "attn_in", "attn_out", "z")}
-    attention = TimmViT.keep_attention(visual) if tokens else contextlib.nullcontext([])
+    attention = TimmViT.keep_attention(visual, tokens_from) if tokens_from is not None else contextlib.nullcontext([])
     with _hooks(trunk, seen), attention as probs:
         visual(pixels)
     inputs = seen["embed"] + seen["out"][:-1]
     heads, mlps, per_token = [], [], []
     for l, block in enumerate(trunk.blocks):
-        attn, gamma = block.attn, attention_scale(block)
+        attn, gamma = block.attn, branch_scale(block, 1)
         z_row = seen["z"][l][:, 0]  # (N, H*d): the heads' concatenated output at the class token
         u = z_row.reshape(len(z_row), attn.num_heads, -1)  # (N, H, d)
         heads.append(_through_heads(attn, z_row, u, 1.0) * gamma)
-        if tokens:
-            weights = probs[l][:, :, 0]  # (N, H, T): the class token's attention
+        if tokens_from is not None and l >= tokens_from:
+            weights = probs[l - tokens_from][:, :, 0]  # (N, H, T): the class token's attention
             through = weights[..., None] * _values(attn, seen["attn_in"][l])  # (N, H, T, d)
             per_token.append(_through_heads(attn, z_row, through, 1.0 / weights.shape[-1]) * gamma)
         mlps.append(seen["out"][l][:, 0] - inputs[l][:, 0] - gamma * seen["attn_out"][l][:, 0])
     pooled = seen["out"][-1][:, 0]
     ln, proj, bias = final_of(visual, pooled)
     return Stream(pooled, seen["embed"][0][:, 0], torch.stack(heads, 1), torch.stack(mlps, 1),
-                  torch.stack(per_token, 1) if tokens else None, ln, proj, bias)
+                  torch.stack(per_token, 1) if per_token else None, ln, proj, bias)
 
 
 # -- the final LayerNorm and what follows it ---------------------------------------------------------

@@ -47,6 +47,7 @@ from ..core.images import file_key, load_rgb_image
 from ..errors import BadInput
 from ..threads import fit_torch
 from . import decomposition
+from ._streams import text_tower
 
 __all__ = ["METHODS", "Method", "PIXEL_METHODS", "family", "is_vit", "has_gradcam", "list_methods", "Attribution", "image_keys", "memoized",
            "model_inputs", "score_fn", "keep_attention", "relevance_from_attention", "rollout_from_attention",
@@ -470,25 +471,15 @@ def _attribute(model, images, texts, method, target, labels, layer, start_layer,
     return {"maps": np.concatenate(maps), "scores": np.concatenate(scores), "views": np.concatenate(views)}
 
 
-def _text_tower(module):
-    """The open_clip text tower that text relevance reads (its own blocks, pooled at the end-of-text
-    token, the largest id): CLIP's own, or CustomTextCLIP's `.text`; None for the others (CoCa's pools a
-    class token, transformers' towers run through their own modules)."""
-    tower = getattr(module, "text", module)
-    pool = getattr(tower, "pool_type", getattr(module, "text_pool_type", None))
-    blocks = getattr(getattr(tower, "transformer", None), "resblocks", None)
-    return tower if blocks is not None and hasattr(tower, "token_embedding") and pool == "argmax" else None
-
-
 def text_relevance_applies(model) -> bool:
     """Whether `text_relevance` can read this model's text tower."""
-    return _text_tower(model.module) is not None
+    return text_tower(model.module) is not None
 
 
 def text_relevance(model, image, text: str, start_layer: int = 0) -> tuple[list[str], np.ndarray]:
     """Which tokens of `text` drive its match with `image`: the relevance rule over the text
     transformer, read at the end-of-text token's row -> (token strings, relevance in [0, 1])."""
-    module, tower = model.module, _text_tower(model.module)
+    module, tower = model.module, text_tower(model.module)
     if tower is None:
         raise BadInput(f"text relevance reads an open_clip text transformer pooled at its end-of-text token; "
                        f"{model.name}'s text tower is another ({type(getattr(module, 'text', module)).__name__})")

@@ -39,8 +39,8 @@ from ..core.images import load_rgb_image
 from ..errors import BadInput
 from ..threads import fit_torch
 from . import _neurons, _streams
-from ._neurons import read_neurons, second_order
-from ._streams import final_of, open_clip_stream, timm_decomposable, timm_stream
+from ._neurons import blocks_of, read_neurons, second_order
+from ._streams import final_of, open_clip_stream, text_tower, timm_decomposable, timm_stream
 
 __all__ = ["Decomposition", "decomposable", "decompose", "decompose_dataset", "decompose_texts", "token_parts",
            "mean_ablate", "ablation_curve", "head_ablations", "neuron_effects", "class_neurons", "concept_neurons"]
@@ -145,7 +145,7 @@ def _decompose(read, prefix: int) -> Decomposition:
     fit_torch()
     with torch.no_grad():
         s = read()
-        n, layers, nheads, _ = s.heads.shape
+        layers, nheads = s.heads.shape[1:3]
         stacked = torch.cat([s.heads, s.mlps[:, :, None]], 2).flatten(1, 2)  # (N, layers * (H + 1), W)
         residual = torch.cat([s.embed[:, None], stacked], 1)  # (N, K, W)
         count = residual.shape[1]
@@ -157,16 +157,18 @@ def _decompose(read, prefix: int) -> Decomposition:
     return Decomposition(parts.float().cpu().numpy(), _labels(layers, nheads), layers, nheads, token_parts, prefix)
 
 
-def _image_stream(model, pixels: torch.Tensor, tokens: bool):
-    """A reader of the image tower's Stream on pixels (N, 3, H, W)."""
+def _image_stream(model, pixels: torch.Tensor, tokens_from: int | None):
+    """A reader of the image tower's Stream on pixels (N, 3, H, W), with per-token parts from layer
+    tokens_from on (None: none)."""
     visual = _check_vit(model)
     if hasattr(visual, "trunk"):
-        return lambda: timm_stream(visual, pixels, tokens)
+        return lambda: timm_stream(visual, pixels, tokens_from)
 
     def read():
         x = visual._embeds(pixels)  # (N, L, W): patches, class token, positions, ln_pre
         rows = torch.zeros(len(x), dtype=torch.long, device=x.device)  # the class token
-        return open_clip_stream(visual.transformer.resblocks, x, rows, None, tokens, visual.ln_post, visual.proj)
+        return open_clip_stream(visual.transformer.resblocks, x, rows, None, tokens_from, visual.ln_post,
+                                visual.proj)
     return read
 
 
@@ -177,7 +179,7 @@ def decompose(model, images, tokens: bool = False, batch_size: int = 32) -> Deco
     images = list(images)
     if not images:
         raise BadInput("decompose needs at least one image")
-    out = [_decompose(_image_stream(model, _pixels(model, images[s:s + batch_size]), tokens), prefix)
+    out = [_decompose(_image_stream(model, _pixels(model, images[s:s + batch_size]), 0 if tokens else None), prefix)
            for s in range(0, len(images), batch_size)]
     first = out[0]
     return Decomposition(np.concatenate([d.parts for d in out]), first.labels, first.layers, first.heads,
@@ -205,18 +207,16 @@ def decompose_dataset(model, dataset, batch_size: int = 32, cache=True) -> Decom
 def decompose_texts(model, texts: list[str]) -> Decomposition:
     """The text embeddings as sums of parts at the end-of-text token (the largest id), for open_clip's
     causal text transformer (CLIP's, or a CustomTextCLIP's `text`: EVA02, ConvNeXt, MobileCLIP, ViTamin)."""
-    module = model.module
-    text = getattr(module, "text", module)
-    pool = getattr(text, "pool_type", getattr(module, "text_pool_type", None))
-    if not (hasattr(text, "transformer") and hasattr(text, "token_embedding")) or pool != "argmax" or \
-            getattr(text, "cls_emb", None) is not None or getattr(text, "use_pad_mask", False):
+    text = text_tower(model.module)
+    if text is None or getattr(text, "cls_emb", None) is not None or getattr(text, "use_pad_mask", False):
+        tower = getattr(model.module, "text", model.module)
         raise BadInput(f"decompose_texts reads open_clip's causal text transformer pooled at its end-of-text token; "
-                       f"{model.name}'s text tower is {type(text).__name__} pooled by {pool!r}")
+                       f"{model.name}'s text tower is {type(tower).__name__}")
     ids = model.tokenizer(list(texts)).to(model.device)  # (N, L)
 
     def read():
         x = text.token_embedding(ids) + text.positional_embedding  # (N, L, W)
-        return open_clip_stream(text.transformer.resblocks, x, ids.argmax(-1), text.attn_mask, False,
+        return open_clip_stream(text.transformer.resblocks, x, ids.argmax(-1), text.attn_mask, None,
                                 text.ln_final, text.text_projection)
     return _decompose(read, 0)
 
@@ -225,9 +225,17 @@ def token_parts(model, pixels: torch.Tensor, first_layer: int = -1) -> torch.Ten
     """What each image token writes into the embedding through the heads of layers first_layer.. (negative:
     from the end), summed over those layers and heads -> (N, T, D); a spatial map is its dot product with a
     text embedding over the patch tokens."""
-    d = _decompose(_image_stream(model, pixels, True), _prefix(model))
-    first = first_layer % d.layers
-    return torch.from_numpy(d.tokens[:, first:].sum((1, 2))).to(pixels.device)  # (N, T, D)
+    visual = _check_vit(model)
+    depth = len(blocks_of(visual))
+    if not -depth <= first_layer < depth:
+        raise BadInput(f"first_layer={first_layer}: {model.name} has layers 0 .. {depth - 1} (or -1 .. -{depth} "
+                       "counted from the end)")
+    fit_torch()
+    with torch.no_grad():
+        s = _image_stream(model, pixels, first_layer % depth)()
+        count = 1 + s.heads.shape[1] * (s.heads.shape[2] + 1)  # the parts a decomposition has
+        tokens = _through_final(s.ln, s.proj, s.bias, s.pooled, s.tokens, count * s.tokens.shape[3])
+    return tokens.sum((1, 2))  # (N, T, D), on the model's device
 
 
 def mean_ablate(parts: np.ndarray, ablated, reference: np.ndarray | None = None) -> np.ndarray:
@@ -269,7 +277,7 @@ def head_ablations(d: Decomposition, weights: np.ndarray, labels) -> "pd.DataFra
     return frame.assign(drop=base - frame["accuracy"])
 
 
-def neuron_effects(model, images, layers=None, order: int = 1) -> tuple[np.ndarray, list[int]]:
+def neuron_effects(model, images, layers=None, order: int = 1, along=None) -> tuple[np.ndarray, list[int]]:
     """The effect of every MLP neuron on each image's embedding, through the final LayerNorm (mean and
     scale frozen per image) and the projection, over the final embedding's norm -> ((N, len(layers),
     neurons, D), the layers).
@@ -277,11 +285,13 @@ def neuron_effects(model, images, layers=None, order: int = 1) -> tuple[np.ndarr
     weights); the effects of a layer plus its output bias's part sum to the layer's MLP part.
     order=2: the second-order effect (Gandelsman et al. 2025), what it writes at every token carried by the
     later layers' heads to the class token (`_neurons.second_order`).
-    layers: default every layer (order 2: every layer but the last, which no head reads after)."""
+    layers: default every layer (order 2: every layer but the last, which no head reads after).
+    along: directions (G, D) to project the effects on before they leave the device -> (N, len(layers),
+    neurons, G)."""
     if order not in (1, 2):
         raise BadInput(f"order={order!r}: 1 (direct effect) or 2 (through the later heads)")
     visual = _check_vit(model)
-    depth = len(visual.trunk.blocks if hasattr(visual, "trunk") else visual.transformer.resblocks)
+    depth = len(blocks_of(visual))
     layers = list(range(depth - order + 1)) if layers is None else [int(l) for l in layers]
     pixels = _pixels(model, list(images))
     fit_torch()
@@ -290,7 +300,10 @@ def neuron_effects(model, images, layers=None, order: int = 1) -> tuple[np.ndarr
         ln, proj, bias = final_of(visual, neurons.pooled)
         effects = [_through_final(ln, proj, bias, neurons.pooled,
                                   neurons.writes(l) if order == 1 else second_order(visual, neurons, l), None)
-                   for l in layers]
+                   for l in layers]  # (N, neurons, D) each
+        if along is not None:
+            directions = torch.as_tensor(np.asarray(along), dtype=effects[0].dtype, device=effects[0].device)
+            effects = [e @ directions.T for e in effects]  # (N, neurons, G) each
     return torch.stack(effects, 1).float().cpu().numpy(), layers
 
 
@@ -309,12 +322,14 @@ def _top_neurons(model, dataset, kind: str, key: list, groups, k: int, cache, ba
 
     def compute() -> list:
         chosen_groups = groups(dataset.labels["label"].to_numpy())
+        directions = np.stack([direction for _, direction, _ in chosen_groups])  # (G, D)
         sums = [0.0] * len(chosen_groups)
-        for start in range(0, len(dataset), batch_size):  # (n, layers, neurons, D) a batch at a time
+        for start in range(0, len(dataset), batch_size):  # a batch at a time, projected on the device
             stop = min(start + batch_size, len(dataset))
-            effects, layers = neuron_effects(model, [dataset.source(i) for i in range(start, stop)], order=order)
-            for g, (_, direction, chosen) in enumerate(chosen_groups):
-                sums[g] = sums[g] + (effects[chosen[start:stop]] @ direction).sum(0)  # (layers, neurons)
+            effects, layers = neuron_effects(model, [dataset.source(i) for i in range(start, stop)], order=order,
+                                             along=directions)  # (n, layers, neurons, G)
+            for g, (_, _, chosen) in enumerate(chosen_groups):
+                sums[g] = sums[g] + effects[chosen[start:stop], ..., g].sum(0)  # (layers, neurons)
         rows = []
         for (name, _, chosen), total in zip(chosen_groups, sums):
             if not chosen.any():

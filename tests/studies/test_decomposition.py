@@ -170,7 +170,7 @@ def _carried(visual, inputs, probs, z_rows, later_layers, r):
                 z = (z - z.mean(-1, keepdim=True)) / torch.sqrt(z_row.var(-1, unbiased=False, keepdim=True) +
                                                                 attn.norm.eps) * attn.norm.weight
             out = z @ attn.proj.weight.T
-        total = total + out * _streams.attention_scale(block)
+        total = total + out * _streams.branch_scale(block, 1)
     return total
 
 
@@ -180,7 +180,7 @@ def test_second_order_effects_of_a_layers_neurons_and_its_bias_carry_its_mlp_out
     the MLP's whole output at every token carried by the later heads, computed the way the blocks do."""
     import torch
 
-    from lab.studies import _neurons
+    from lab.studies import _neurons, _streams
     model = lab.load_model(name, pretrained=None if name == "lab-vit-tiny" else "random", cache=cache, device="cpu")
     if name == "EVA02-B-16":
         _nonzero_vectors(model)
@@ -197,7 +197,7 @@ def test_second_order_effects_of_a_layers_neurons_and_its_bias_carry_its_mlp_out
     mlp = blocks[layer].mlp
     fc, norm = _neurons.mlp_output(mlp)
     no_neuron = fc.bias + (fc.weight @ norm.bias if isinstance(norm, torch.nn.LayerNorm) else 0)
-    gamma = _neurons.mlp_scale(blocks[layer])
+    gamma = _streams.branch_scale(blocks[layer], 2)
     later = range(layer + 1, len(blocks))
     with torch.no_grad():
         whole = _carried(visual, neurons.inputs, neurons.probs, neurons.z_rows, later, outputs["mlp"] * gamma)
@@ -257,6 +257,18 @@ def test_sparse_concepts_meet_the_positive_lasso_optimality_and_equal_scikit_lea
         np.testing.assert_allclose(fit.weights[i], ref, atol=1e-3)
     top = sc.top_concepts(fit, [f"c{j}" for j in range(25)], k=2)
     assert (top["weight"] > 0).all() and set(top["rank"]) <= {1, 2}
+
+
+def test_token_parts_from_a_layer_are_the_decompositions_per_token_parts_of_those_layers(tiny, world):
+    import torch
+    some = images(world, 3)
+    full = dc.decompose(tiny, some, tokens=True)  # (N, L, H, T, D)
+    pixels = torch.stack([tiny.preprocess(im) for im in some])
+    for first in (-1, 1, 0):
+        np.testing.assert_allclose(dc.token_parts(tiny, pixels, first).numpy(),
+                                   full.tokens[:, first % full.layers:].sum((1, 2)), atol=1e-6)
+    with pytest.raises(BadInput, match=f"first_layer={full.layers}: .* has layers 0 .. {full.layers - 1}"):
+        dc.token_parts(tiny, pixels, full.layers)
 
 
 def test_decomposition_maps_are_an_attribution_method_scored_by_the_same_metrics(tiny, world):

@@ -355,6 +355,18 @@ def test_head_explorer_click_shows_the_heads_texts_ablation_and_maps(heads):
     np.testing.assert_allclose(e.shown.parts, dc.decompose(model, [data.source(i) for i in range(4)]).parts, atol=1e-6)
 
 
+def test_head_explorer_reads_a_timm_towers_grid(tmp_path, monkeypatch):
+    """EVA02 (timm, patch 14 at 224: a 16 x 16 grid) decomposes, so the widget maps its heads too."""
+    import lab
+    from widgets.head_explorer import HeadExplorer
+    monkeypatch.setenv("LAB_CACHE_DIR", str(tmp_path))
+    eva = lab.load_model("lab-test-eva02-nano", pretrained="random", device="cpu")
+    e = HeadExplorer(model=eva, n=8, n_images=2, last=1, m=2)
+    assert e.grid == (16, 16)
+    e.select(e.d.layers - 1, 0)
+    assert e.maps.shape == (2, 224, 224) and np.isfinite(e.maps).all()
+
+
 def test_head_explorer_cells_and_refusals(heads):
     from lab.errors import BadInput
     from widgets.head_explorer import HeadExplorer, cell_head, heat
